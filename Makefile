@@ -1,0 +1,52 @@
+# The two commands: `make run` and `make test`. Everything else supports them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export FLASK_APP := wsgi
+
+.PHONY: run test test-sqlite test-postgres install system-run system-test bench clean
+
+run: system-run $(STAMP)
+	@mkdir -p instance
+	$(BIN)/flask db upgrade
+	$(BIN)/flask seed-demo
+	@echo
+	@echo "  BeatMatchMe is starting on http://127.0.0.1:5000"
+	@echo "  Demo logins (password beatmatch-demo): dj@example.com venue@example.com admin@example.com fan@example.com"
+	@echo "  Ctrl-C stops web, worker and Redis."
+	@echo
+	exec $(BIN)/honcho start -f Procfile
+
+test: system-test $(STAMP)
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgres
+
+test-sqlite: $(STAMP)
+	@echo "== test suite on SQLite =="
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-postgres: $(STAMP)
+	@echo "== test suite on PostgreSQL =="
+	TEST_DATABASE_URL="$$(scripts/test-postgres.sh)" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+# The virtualenv, rebuilt when a requirements file changes.
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	touch $(STAMP)
+
+system-run:
+	@scripts/ensure-system.sh run
+
+system-test:
+	@scripts/ensure-system.sh test
+
+bench: $(STAMP)
+	@for b in bench/*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(BIN)/python "$$b"; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache

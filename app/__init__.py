@@ -1,0 +1,109 @@
+"""The application factory: the only place where things are wired together."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .config import BaseConfig, config_from_env
+from .extensions import csrf, db, limiter, login_manager, migrate, redis_store, sock
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: BaseConfig | type[BaseConfig] | None = None) -> Flask:
+    """Build an app from `config` (a class or instance), or from APP_ENV."""
+    if config is None:
+        config = config_from_env()
+    elif isinstance(config, type):
+        config = config()
+    config.validate()
+
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(ROOT / "instance"),
+    )
+    app.config.from_object(config)
+    app.config["ENV_NAME"] = config.ENV_NAME
+    app.config["DEMO_DATA_ALLOWED"] = getattr(config, "DEMO_DATA_ALLOWED", False)
+
+    _configure_logging(app)
+    _init_extensions(app)
+    _register_blueprints(app)
+
+    from .core import cli, errors, http, templating
+    from .services import devices
+
+    templating.register(app)
+    errors.register(app)
+    http.register(app)
+    devices.register(app)
+    cli.register(app)
+    return app
+
+
+def _configure_logging(app: Flask) -> None:
+    from .core.logging import configure
+
+    configure(app)
+
+
+def _init_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    limiter.init_app(app)
+    sock.init_app(app)
+    redis_store.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+
+    from .services.accounts import load_user_from_session_id
+
+    login_manager.user_loader(load_user_from_session_id)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from .admin import bp as admin_bp
+    from .api import bp as api_bp
+    from .auth import bp as auth_bp
+    from .core import bp as core_bp
+    from .dj import bp as dj_bp
+    from .fan import bp as fan_bp
+    from .live import bp as live_bp
+    from .sandbox import bp as sandbox_bp
+    from .venue import bp as venue_bp
+    from .webhooks import bp as webhooks_bp
+
+    for bp in (core_bp, auth_bp, fan_bp, dj_bp, venue_bp, admin_bp, api_bp, live_bp, webhooks_bp):
+        app.register_blueprint(bp)
+    if app.config["PAYMENT_PROVIDER"] == "sandbox":
+        # Config validation guarantees this never happens in production.
+        app.register_blueprint(sandbox_bp)
+    # Webhooks authenticate by signature, not by session.
+    csrf.exempt(webhooks_bp)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:  # pragma: no cover - trivial
+    """Foreign keys on, WAL and a busy timeout so concurrent writers wait."""
+    module = type(dbapi_connection).__module__
+    if not module.startswith("sqlite3"):
+        return
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)

@@ -1,0 +1,9 @@
+"""Admins: money, safety and platform figures (desktop)."""
+from flask import Blueprint
+
+from ..auth.roles import guard_blueprint
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+guard_blueprint(bp, "admin")
+
+from . import routes  # noqa: E402,F401

@@ -1,0 +1,122 @@
+"""Sign in (throttled per account and per address), sign out, register as a fan."""
+from __future__ import annotations
+
+import math
+import time
+from urllib.parse import urlsplit
+
+from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask_limiter import RequestLimit
+from flask_login import current_user, login_user, logout_user
+from marshmallow import ValidationError
+
+from ..extensions import client_ip, limiter
+from ..services import accounts
+from ..services.devices import current_device
+from ..services.errors import DomainError
+from ..services.text import normalise_email
+from . import bp
+from .schemas import LoginSchema, RegisterSchema, form_data
+
+HOME_BY_ROLE = {"dj": "dj.dashboard", "venue": "venue.home", "admin": "admin.overview", "fan": "fan.home"}
+
+
+def _login_limit() -> str:
+    cfg = current_app.config
+    return f"{cfg['LOGIN_ATTEMPTS']} per {cfg['LOGIN_WINDOW_MINUTES']} minutes"
+
+
+def _account_key() -> str:
+    return "account:" + normalise_email(request.form.get("email", ""))[:254]
+
+
+def _ip_key() -> str:
+    return "ip:" + client_ip()
+
+
+def _failed(response) -> bool:
+    """Only failed attempts count towards the throttle."""
+    return response.status_code != 303
+
+
+def _throttled(limit: RequestLimit):
+    # reset_at is rounded up to the next whole second; take that second back.
+    minutes = max(1, math.ceil((limit.reset_at - 1 - time.time()) / 60))
+    message = (
+        f"Too many sign-in attempts. For your security, sign-in is paused: "
+        f"try again in {minutes} minute{'s' if minutes != 1 else ''}."
+    )
+    values = {"email": request.form.get("email", "")}
+    return current_app.make_response(
+        (render_template("auth/login.html", errors={"_form": [message]}, values=values, throttled=True), 429)
+    )
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only same-site paths: never bounce a user to another host after login."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+def _home_for(user) -> str:
+    return url_for(HOME_BY_ROLE.get(user.role, "fan.home"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, key_func=_ip_key, methods=["POST"], deduct_when=_failed,
+               on_breach=_throttled, scope="login-ip")
+@limiter.limit(_login_limit, key_func=_account_key, methods=["POST"], deduct_when=_failed,
+               on_breach=_throttled, scope="login-account")
+def login():
+    """Email and password sign-in for every role."""
+    if request.method == "GET":
+        if current_user.is_authenticated:
+            return redirect(_home_for(current_user))
+        return render_template("auth/login.html", errors={}, values={"next": request.args.get("next", "")})
+    try:
+        data = LoginSchema().load(form_data(request.form))
+    except ValidationError as err:
+        return render_template("auth/login.html", errors=err.messages, values=request.form), 422
+    try:
+        user = accounts.authenticate(data["email"], data["password"])
+    except DomainError as err:
+        return render_template("auth/login.html", errors={"_form": [err.message]}, values=request.form), err.status
+    session.clear()  # no fixation: a fresh session for the signed-in user
+    session.permanent = True
+    login_user(user)
+    return redirect(_safe_next(data.get("next")) or _home_for(user), code=303)
+
+
+@bp.post("/logout")
+def logout():
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "info")
+    response = redirect(url_for("fan.home"), code=303)
+    # Pages cached for offline use may hold this account's data (shared phones).
+    response.headers["Clear-Site-Data"] = '"cache"'
+    return response
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register():
+    """A guest fan creates an account to keep their history across devices."""
+    if request.method == "GET":
+        return render_template("auth/register.html", errors={}, values={})
+    try:
+        data = RegisterSchema().load(form_data(request.form))
+    except ValidationError as err:
+        return render_template("auth/register.html", errors=err.messages, values=request.form), 422
+    try:
+        user = accounts.register_fan(data["email"], data["password"], data["display_name"], current_device())
+    except DomainError as err:
+        return render_template("auth/register.html", errors={"email": [err.message]}, values=request.form), 422
+    session.clear()
+    session.permanent = True
+    login_user(user)
+    flash("Welcome! Your requests on this device are now part of your account.", "success")
+    return redirect(url_for("fan.home"), code=303)

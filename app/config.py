@@ -1,0 +1,170 @@
+"""Settings read from the environment and validated at start-up.
+
+`create_app()` picks a class from `APP_ENV` (development, test, production).
+Every class reads the same variables; production refuses to start without a
+real `SECRET_KEY` or with the payment sandbox.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+PAYMENT_PROVIDERS = ("sandbox", "yoco")
+WEAK_SECRETS = {"", "dev", "change-me", "changeme", "secret", "development"}
+
+
+class ConfigError(RuntimeError):
+    """Raised when the environment does not describe a runnable app."""
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _dev_secret_key() -> str:
+    """A random key kept in instance/ so that sessions survive restarts."""
+    INSTANCE_DIR.mkdir(exist_ok=True)
+    path = INSTANCE_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class BaseConfig:
+    ENV_NAME = "base"
+    TESTING = False
+    DEBUG = False
+
+    def __init__(self) -> None:
+        env = os.environ
+        self.SECRET_KEY = env.get("SECRET_KEY", "")
+        self.SQLALCHEMY_DATABASE_URI = env.get("DATABASE_URL") or self.default_database_url()
+        self.REDIS_URL = env.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+        self.PAYMENT_PROVIDER = env.get("PAYMENT_PROVIDER", "sandbox").strip().lower()
+        self.YOCO_SECRET_KEY = env.get("YOCO_SECRET_KEY", "")
+        self.YOCO_WEBHOOK_SECRET = env.get("YOCO_WEBHOOK_SECRET", "")
+        self.YOCO_API_BASE = env.get("YOCO_API_BASE", "https://payments.yoco.com")
+        self.SENTRY_DSN = env.get("SENTRY_DSN", "")
+        self.PUBLIC_BASE_URL = env.get("PUBLIC_BASE_URL", "")
+        self.SESSION_HOURS = _env_int("SESSION_HOURS", 12)
+        self.LOGIN_ATTEMPTS = _env_int("LOGIN_ATTEMPTS", 5)
+        self.LOGIN_WINDOW_MINUTES = _env_int("LOGIN_WINDOW_MINUTES", 15)
+
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        self.PERMANENT_SESSION_LIFETIME = timedelta(hours=self.SESSION_HOURS)
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_NAME = "bmm_session"
+        self.DEVICE_COOKIE_NAME = "bmm_device"
+        self.DEVICE_COOKIE_DAYS = 365
+        self.WTF_CSRF_TIME_LIMIT = None  # token lives as long as the session
+        self.WTF_CSRF_SSL_STRICT = False
+        self.RATELIMIT_STORAGE_URI = self.REDIS_URL
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+        self.RATELIMIT_HEADERS_ENABLED = True
+        self.RATELIMIT_APPLICATION = "300 per minute"  # any one address, all routes
+        self.RATELIMIT_KEY_PREFIX = "bmm"
+        self.MAX_CONTENT_LENGTH = 12 * 1024 * 1024
+
+    def default_database_url(self) -> str:
+        INSTANCE_DIR.mkdir(exist_ok=True)
+        return f"sqlite:///{INSTANCE_DIR / 'beatmatchme.db'}"
+
+    def validate(self) -> None:
+        """Refuse a configuration that cannot run safely."""
+        if self.PAYMENT_PROVIDER not in PAYMENT_PROVIDERS:
+            raise ConfigError(
+                f"PAYMENT_PROVIDER must be one of {', '.join(PAYMENT_PROVIDERS)}, "
+                f"got {self.PAYMENT_PROVIDER!r}"
+            )
+        if not self.SQLALCHEMY_DATABASE_URI.startswith(("sqlite", "postgresql")):
+            raise ConfigError("DATABASE_URL must be a sqlite:// or postgresql:// URL")
+        if not self.REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("REDIS_URL must be a redis:// URL")
+        if self.SESSION_HOURS <= 0:
+            raise ConfigError("SESSION_HOURS must be positive")
+        if self.PAYMENT_PROVIDER == "yoco" and not (
+            self.YOCO_SECRET_KEY and self.YOCO_WEBHOOK_SECRET.startswith("whsec_")
+        ):
+            raise ConfigError(
+                "PAYMENT_PROVIDER=yoco needs YOCO_SECRET_KEY and a YOCO_WEBHOOK_SECRET "
+                "starting with whsec_"
+            )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.SQLALCHEMY_DATABASE_URI.startswith("sqlite")
+
+
+class DevelopmentConfig(BaseConfig):
+    ENV_NAME = "development"
+    DEMO_DATA_ALLOWED = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        if not self.SECRET_KEY:
+            self.SECRET_KEY = _dev_secret_key()
+
+
+class TestConfig(BaseConfig):
+    __test__ = False  # not a pytest test class
+
+    ENV_NAME = "test"
+    TESTING = True
+    DEMO_DATA_ALLOWED = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.SECRET_KEY = self.SECRET_KEY or secrets.token_urlsafe(32)
+        self.SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", "sqlite://")
+        self.PAYMENT_PROVIDER = "sandbox"
+
+    def default_database_url(self) -> str:
+        return "sqlite://"
+
+
+class ProductionConfig(BaseConfig):
+    ENV_NAME = "production"
+    DEMO_DATA_ALLOWED = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.SESSION_COOKIE_SECURE = True
+        self.PAYMENT_PROVIDER = os.environ.get("PAYMENT_PROVIDER", "yoco").strip().lower()
+
+    def validate(self) -> None:
+        if len(self.SECRET_KEY) < 32 or self.SECRET_KEY.lower() in WEAK_SECRETS:
+            raise ConfigError(
+                "SECRET_KEY must be set to a random value of at least 32 characters in production"
+            )
+        if self.PAYMENT_PROVIDER == "sandbox":
+            raise ConfigError("The payment sandbox cannot run in production: set PAYMENT_PROVIDER=yoco")
+        if not os.environ.get("DATABASE_URL"):
+            raise ConfigError("DATABASE_URL must be set in production")
+        super().validate()
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "test": TestConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_from_env() -> BaseConfig:
+    name = os.environ.get("APP_ENV", "development").strip().lower()
+    if name not in CONFIGS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(CONFIGS)}, got {name!r}")
+    return CONFIGS[name]()

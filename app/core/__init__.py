@@ -1,0 +1,6 @@
+"""Platform routes: health, readiness, the service worker and the offline page."""
+from flask import Blueprint
+
+bp = Blueprint("core", __name__)
+
+from . import routes  # noqa: E402,F401

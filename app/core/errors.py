@@ -1,0 +1,76 @@
+"""Every error renders the same way: a page, an htmx fragment, or JSON for the API."""
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from ..extensions import db
+from ..services.errors import DomainError
+
+TITLES = {
+    400: "Bad request",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Too large",
+    422: "Please check the form",
+    429: "Slow down",
+    500: "Something went wrong",
+    503: "Temporarily unavailable",
+}
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/") or request.path.startswith("/webhooks/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and not request.headers.get("HX-Request")
+
+
+def render_error(status: int, message: str, code: str | None = None, retry_after: int | None = None):
+    code = code or TITLES.get(status, "Error").upper().replace(" ", "_")
+    if wants_json():
+        body: dict[str, object] = {"code": code, "message": message}
+        if retry_after is not None:
+            body["retry_after"] = retry_after
+        response = jsonify(error=body)
+    else:
+        template = "errors/_error.html" if request.headers.get("HX-Request") else "errors/error.html"
+        response = render_template(
+            template, status=status, title=TITLES.get(status, "Error"), message=message,
+            code=code, retry_after=retry_after,
+        )
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    return response, status, headers
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def _csrf(error: CSRFError):
+        return render_error(
+            400,
+            "Your form expired or came from somewhere else. Reload the page and try again.",
+            code="CSRF_FAILED",
+        )
+
+    @app.errorhandler(DomainError)
+    def _domain(error: DomainError):
+        db.session.rollback()
+        return render_error(error.status, error.message, code=error.code, retry_after=error.retry_after)
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException):
+        if getattr(error, "response", None) is not None:
+            # The raiser already built the page (e.g. the login throttle's form).
+            return error.response
+        if error.code == 429:
+            retry = getattr(error, "retry_after", None)
+            return render_error(429, "Too many requests. Please wait a moment and try again.", retry_after=retry)
+        return render_error(error.code or 500, error.description or TITLES.get(error.code or 500, "Error"))
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        db.session.rollback()
+        app.logger.exception("unhandled error")
+        return render_error(500, "Something went wrong on our side. It has been logged; please try again.")

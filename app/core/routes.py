@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from flask import current_app, jsonify, render_template, send_from_directory
+from sqlalchemy import text
+
+from ..extensions import db, limiter, redis_store
+from . import bp
+
+
+@bp.get("/healthz")
+@limiter.exempt
+def healthz():
+    """Alive: answers while the process runs, touching nothing else."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+@limiter.exempt
+def readyz():
+    """Ready: the database and Redis both answer; 503 names the failing part."""
+    checks: dict[str, str] = {}
+    try:
+        db.session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        db.session.rollback()
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        redis_store.client.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["redis"] = f"error: {type(exc).__name__}"
+    failing = [name for name, state in checks.items() if state != "ok"]
+    body = {"status": "ok" if not failing else "unavailable", "checks": checks, "failing": failing}
+    return jsonify(body), (200 if not failing else 503)
+
+
+@bp.get("/sw.js")
+def service_worker():
+    """Served from the root so that its scope covers the whole site."""
+    response = send_from_directory(current_app.static_folder, "sw.js", max_age=0)
+    response.headers["Service-Worker-Allowed"] = "/"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/manifest.webmanifest")
+def manifest():
+    response = send_from_directory(current_app.static_folder, "manifest.webmanifest")
+    response.mimetype = "application/manifest+json"
+    return response
+
+
+@bp.get("/offline")
+def offline():
+    return render_template("core/offline.html")

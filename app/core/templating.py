@@ -1,0 +1,36 @@
+"""Jinja filters and globals: money in rand, times in the event's zone."""
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+
+from ..models.events import DEFAULT_TIMEZONE
+
+
+def rands(cents: int | None) -> str:
+    """2000 -> 'R20', 2050 -> 'R20.50'."""
+    if cents is None:
+        return "–"
+    whole, part = divmod(int(cents), 100)
+    return f"R{whole:,}".replace(",", " ") + (f".{part:02d}" if part else "")
+
+
+def local_time(value: datetime | None, zone: str = DEFAULT_TIMEZONE, fmt: str = "%a %d %b, %H:%M") -> str:
+    if value is None:
+        return ""
+    return value.astimezone(ZoneInfo(zone)).strftime(fmt)
+
+
+def duration(seconds: int | None) -> str:
+    if not seconds:
+        return ""
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def register(app: Flask) -> None:
+    app.add_template_filter(rands)
+    app.add_template_filter(local_time)
+    app.add_template_filter(duration)

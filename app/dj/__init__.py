@@ -1,0 +1,9 @@
+"""DJs: the tablet dashboard (library, events, sets, live requests)."""
+from flask import Blueprint
+
+from ..auth.roles import guard_blueprint
+
+bp = Blueprint("dj", __name__, url_prefix="/dj")
+guard_blueprint(bp, "dj")
+
+from . import routes  # noqa: E402,F401

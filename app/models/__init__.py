@@ -1,0 +1,19 @@
+"""Every model, importable from one place (Alembic reads the metadata here)."""
+from .base import CURRENCY, utcnow  # noqa: F401
+from .bookings import AvailabilityException, AvailabilityRule, Booking, BookingSlot
+from .events import DJSet, Event
+from .library import Track
+from .notifications import Notification, PushSubscription
+from .payments import IdempotencyKey, Payment, PaymentTransition, Tip, WebhookEvent
+from .profiles import DJProfile, VenueProfile
+from .requests import SongRequest, Vote
+from .safety import AuditLog, Ban, BlockedKeyword, Dispute, FraudAlert, Report
+from .users import GuestDevice, User
+from .vouchers import Voucher
+
+__all__ = [
+    "AuditLog", "AvailabilityException", "AvailabilityRule", "Ban", "BlockedKeyword", "Booking",
+    "BookingSlot", "DJProfile", "DJSet", "Dispute", "Event", "FraudAlert", "GuestDevice",
+    "IdempotencyKey", "Notification", "Payment", "PaymentTransition", "PushSubscription", "Report",
+    "SongRequest", "Tip", "Track", "User", "VenueProfile", "Vote", "Voucher", "WebhookEvent",
+]

@@ -1,0 +1,133 @@
+"""Community safety and oversight: reports, disputes, bans, fraud alerts,
+the shout-out keyword filter and the audit log."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from .base import UTCDateTime, created_at_column, enum_type, id_column, public_id_column
+
+REPORT_REASONS = ("offensive_shoutout", "harassment", "fraud", "wrong_song", "not_played", "other")
+REPORT_STATUSES = ("open", "actioned", "dismissed")
+DISPUTE_STATUSES = ("open", "refunded", "rejected")
+BAN_KINDS = ("warning", "suspension", "ban")
+FRAUD_KINDS = ("declines", "refund_abuse", "velocity")
+ALERT_STATUSES = ("open", "actioned", "dismissed")
+
+
+class Report(db.Model):
+    __tablename__ = "reports"
+    __table_args__ = (
+        sa.CheckConstraint("reporter_device_id IS NOT NULL OR reporter_user_id IS NOT NULL", name="has_reporter"),
+        sa.Index("ix_reports_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = id_column()
+    public_id: Mapped[str] = public_id_column()
+    reporter_device_id: Mapped[int | None] = mapped_column(sa.ForeignKey("guest_devices.id", ondelete="SET NULL"))
+    reporter_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    target_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    request_id: Mapped[int | None] = mapped_column(sa.ForeignKey("song_requests.id", ondelete="SET NULL"))
+    event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("events.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(enum_type("report_reason", REPORT_REASONS))
+    details: Mapped[str] = mapped_column(sa.Text, default="")
+    status: Mapped[str] = mapped_column(enum_type("report_status", REPORT_STATUSES), default="open")
+    resolution: Mapped[str | None] = mapped_column(sa.String(300))
+    handled_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class Dispute(db.Model):
+    """A fan disputes a charge; an admin refunds or rejects it with a reason."""
+
+    __tablename__ = "disputes"
+    __table_args__ = (
+        sa.Index(
+            "uq_disputes_one_open_per_payment", "payment_id", unique=True,
+            sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'"),
+        ),
+        sa.CheckConstraint("status = 'open' OR resolution_note IS NOT NULL", name="resolved_with_reason"),
+    )
+
+    id: Mapped[int] = id_column()
+    public_id: Mapped[str] = public_id_column()
+    payment_id: Mapped[int] = mapped_column(sa.ForeignKey("payments.id", ondelete="RESTRICT"))
+    device_id: Mapped[int | None] = mapped_column(sa.ForeignKey("guest_devices.id", ondelete="SET NULL"))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(enum_type("dispute_status", DISPUTE_STATUSES), default="open")
+    resolution_note: Mapped[str | None] = mapped_column(sa.String(500))
+    resolved_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class Ban(db.Model):
+    """A warning, suspension or ban of an account, a device or an address."""
+
+    __tablename__ = "bans"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "user_id IS NOT NULL OR device_id IS NOT NULL OR ip IS NOT NULL", name="has_target"
+        ),
+        sa.CheckConstraint("expires_at IS NULL OR expires_at > created_at", name="expires_after_created"),
+    )
+
+    id: Mapped[int] = id_column()
+    kind: Mapped[str] = mapped_column(enum_type("ban_kind", BAN_KINDS))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    device_id: Mapped[int | None] = mapped_column(sa.ForeignKey("guest_devices.id", ondelete="CASCADE"), index=True)
+    ip: Mapped[str | None] = mapped_column(sa.String(45), index=True)
+    reason: Mapped[str] = mapped_column(sa.String(300))
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = created_at_column()
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class FraudAlert(db.Model):
+    __tablename__ = "fraud_alerts"
+
+    id: Mapped[int] = id_column()
+    kind: Mapped[str] = mapped_column(enum_type("fraud_kind", FRAUD_KINDS))
+    device_id: Mapped[int | None] = mapped_column(sa.ForeignKey("guest_devices.id", ondelete="SET NULL"))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    ip: Mapped[str | None] = mapped_column(sa.String(45))
+    detail: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    status: Mapped[str] = mapped_column(enum_type("alert_status", ALERT_STATUSES), default="open", index=True)
+    handled_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class BlockedKeyword(db.Model):
+    """Shout-outs containing one of these are held for review."""
+
+    __tablename__ = "blocked_keywords"
+    __table_args__ = (sa.CheckConstraint("word = lower(word) AND length(word) > 0", name="word_lowercase"),)
+
+    id: Mapped[int] = id_column()
+    word: Mapped[str] = mapped_column(sa.String(60), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class AuditLog(db.Model):
+    """Append-only record of every admin action (a trigger refuses UPDATE)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (sa.Index("ix_audit_log_created_at", "created_at"),)
+
+    id: Mapped[int] = id_column()
+    actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    action: Mapped[str] = mapped_column(sa.String(80))
+    target_type: Mapped[str] = mapped_column(sa.String(40))
+    target_id: Mapped[str] = mapped_column(sa.String(40))
+    detail: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    ip: Mapped[str | None] = mapped_column(sa.String(45))
+    created_at: Mapped[datetime] = created_at_column()

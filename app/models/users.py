@@ -1,0 +1,77 @@
+"""Accounts (fan, dj, venue, admin) and the guest devices fans start as."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .base import (
+    UTCDateTime,
+    created_at_column,
+    enum_type,
+    id_column,
+    public_id_column,
+    updated_at_column,
+)
+
+ROLES = ("fan", "dj", "venue", "admin")
+USER_STATUSES = ("active", "warned", "suspended", "banned")
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+    __table_args__ = (
+        sa.CheckConstraint("email = lower(email)", name="email_lowercase"),
+        sa.CheckConstraint("session_version >= 0", name="session_version_non_negative"),
+    )
+
+    id: Mapped[int] = id_column()
+    public_id: Mapped[str] = public_id_column()
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    role: Mapped[str] = mapped_column(enum_type("role", ROLES), index=True)
+    display_name: Mapped[str] = mapped_column(sa.String(80))
+    status: Mapped[str] = mapped_column(enum_type("user_status", USER_STATUSES), default="active")
+    # Bumped on password change or forced sign-out; part of the session id so
+    # that every existing session of the account stops working.
+    session_version: Mapped[int] = mapped_column(sa.Integer, default=0)
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = updated_at_column()
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    dj_profile: Mapped[DJProfile | None] = relationship(back_populates="user", uselist=False)
+    venue_profile: Mapped[VenueProfile | None] = relationship(back_populates="user", uselist=False)
+
+    def get_id(self) -> str:  # Flask-Login
+        return f"{self.public_id}:{self.session_version}"
+
+    @property
+    def can_sign_in(self) -> bool:
+        return self.status in ("active", "warned")
+
+    def __repr__(self) -> str:
+        return f"<User {self.email} {self.role}>"
+
+
+class GuestDevice(db.Model):
+    """A phone or browser, known by a signed cookie; fans start as one."""
+
+    __tablename__ = "guest_devices"
+
+    id: Mapped[int] = id_column()
+    public_id: Mapped[str] = public_id_column()
+    user_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    display_name: Mapped[str | None] = mapped_column(sa.String(40))
+    created_at: Mapped[datetime] = created_at_column()
+    last_seen_at: Mapped[datetime] = created_at_column()
+    last_ip: Mapped[str | None] = mapped_column(sa.String(45))
+    user_agent: Mapped[str | None] = mapped_column(sa.String(255))
+
+    user: Mapped[User | None] = relationship()
+
+

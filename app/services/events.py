@@ -1,0 +1,72 @@
+"""Reading events, their sets and the live queue."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import case, select
+from sqlalchemy.orm import joinedload
+
+from ..extensions import db
+from ..models import DJSet, Event, SongRequest, Track, utcnow
+from ..models.requests import ACTIVE_REQUEST_STATUSES
+from .errors import NotFound
+
+
+def listed_events(now: datetime | None = None, limit: int = 50) -> list[Event]:
+    """Live events first, then upcoming ones by start time."""
+    now = now or utcnow()
+    live_first = case((Event.status == "live", 0), else_=1)
+    return list(
+        db.session.scalars(
+            select(Event)
+            .options(joinedload(Event.dj), joinedload(Event.venue))
+            .where(Event.status.in_(("live", "scheduled")), Event.ends_at > now)
+            .order_by(live_first, Event.starts_at)
+            .limit(limit)
+        )
+    )
+
+
+def get_event(public_id: str) -> Event:
+    event = db.session.scalar(
+        select(Event).options(joinedload(Event.dj)).where(Event.public_id == public_id)
+    )
+    if event is None:
+        raise NotFound("That event")
+    return event
+
+
+def current_set(event: Event) -> DJSet | None:
+    """The live set if there is one, else the next scheduled one."""
+    live = [s for s in event.sets if s.status == "live"]
+    if live:
+        return live[0]
+    upcoming = [s for s in event.sets if s.status == "scheduled"]
+    return upcoming[0] if upcoming else None
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    position: int
+    request: SongRequest
+    track: Track
+
+
+def queue_priority():
+    """Accepted before pending; then more votes; then first come, first served."""
+    accepted_first = case((SongRequest.status == "accepted", 0), else_=1)
+    return (accepted_first, SongRequest.vote_count.desc(), SongRequest.created_at, SongRequest.id)
+
+
+def queue_for_set(dj_set: DJSet) -> tuple[SongRequest | None, list[QueueEntry]]:
+    """Now playing, and the waiting requests in priority order."""
+    rows = db.session.scalars(
+        select(SongRequest)
+        .options(joinedload(SongRequest.track), joinedload(SongRequest.user))
+        .where(SongRequest.set_id == dj_set.id, SongRequest.status.in_(ACTIVE_REQUEST_STATUSES))
+        .order_by(*queue_priority())
+    ).all()
+    playing = next((r for r in rows if r.status == "playing"), None)
+    waiting = [r for r in rows if r.status != "playing"]
+    return playing, [QueueEntry(i, r, r.track) for i, r in enumerate(waiting, start=1)]

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the Debian packages a target needs, only when they are missing.
+#   scripts/ensure-system.sh run    -> redis-server
+#   scripts/ensure-system.sh test   -> redis-server, postgresql, chromium
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+need=()
+want() { command -v "$1" >/dev/null 2>&1 || [ -x "${2:-/nonexistent}" ] || need+=("$3"); }
+
+want redis-server "" redis-server
+if [ "${1:-run}" = test ]; then
+  want pg_ctlcluster "" postgresql
+  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+  want chromium /usr/bin/chromium chromium
+fi
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need+=(python3-venv); fi
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "Installing system packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi

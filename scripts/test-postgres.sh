@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Start the machine's PostgreSQL cluster with pg_ctlcluster and make sure the
+# test role and database exist. Prints the SQLAlchemy URL on stdout.
+set -euo pipefail
+as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi; }
+
+version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -qx "$version main"; then
+  pg_createcluster "$version" main >/dev/null
+fi
+if ! pg_lsclusters -h | awk -v v="$version" '$1==v && $2=="main" {print $4}' | grep -q online; then
+  pg_ctlcluster "$version" main start >&2
+fi
+port=$(pg_lsclusters -h | awk -v v="$version" '$1==v && $2=="main" {print $3}')
+for _ in $(seq 1 50); do
+  as_postgres pg_isready -q -p "$port" && break
+  sleep 0.2
+done
+
+user=bmm_test
+pass=bmm_test
+db=bmm_test
+as_postgres psql -q -p "$port" -tAc "SELECT 1 FROM pg_roles WHERE rolname='$user'" | grep -q 1 \
+  || as_postgres psql -q -p "$port" -c "CREATE ROLE $user LOGIN PASSWORD '$pass'" >&2
+as_postgres psql -q -p "$port" -tAc "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 \
+  || as_postgres psql -q -p "$port" -c "CREATE DATABASE $db OWNER $user" >&2
+echo "postgresql+psycopg://$user:$pass@127.0.0.1:$port/$db"

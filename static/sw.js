@@ -1,0 +1,145 @@
+/*
+ * BeatMatchMe service worker. Served at /sw.js with scope "/".
+ *
+ * - install:  precache the app shell (SHELL below).
+ * - fetch:    GET only. /static/ is cache-first; page navigations are
+ *             network-first, and successful event pages (/e/...) are kept
+ *             so the last seen event still opens offline. If the network
+ *             fails we serve that copy, or else /offline.
+ * - activate: delete caches from older versions, take control of open tabs.
+ *
+ * Static files are cache-first, so bump VERSION whenever one of them
+ * changes (or give the URL a ?v= query string; the cache keys include it).
+ */
+'use strict';
+
+const VERSION = 'v1';
+const PREFIX = 'bmm-';
+const SHELL_CACHE = `${PREFIX}shell-${VERSION}`;
+const PAGES_CACHE = `${PREFIX}pages-${VERSION}`;
+const CURRENT_CACHES = [SHELL_CACHE, PAGES_CACHE];
+const OFFLINE_URL = '/offline';
+const MAX_PAGES = 10; // event pages kept for offline use
+
+const SHELL = [
+  OFFLINE_URL,
+  '/static/css/app.css',
+  '/static/js/app.js',
+  '/static/vendor/htmx.min.js',
+  '/static/vendor/htmx-ext-ws.js',
+  '/static/icons/icon.svg',
+  '/static/icons/icon-192.png',
+  '/manifest.webmanifest',
+];
+
+// Never intercepted: these always go straight to the network.
+const BYPASS_PREFIXES = ['/webhooks', '/live', '/api'];
+const BYPASS_EXACT = ['/healthz', '/readyz'];
+
+function isBypassed(path) {
+  return BYPASS_EXACT.includes(path) ||
+    BYPASS_PREFIXES.some((p) => path === p || path.startsWith(p + '/'));
+}
+
+function isEventPage(path) {
+  return path.startsWith('/e/');
+}
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(
+    caches.open(SHELL_CACHE)
+      // cache: 'reload' skips the HTTP cache so we store fresh copies
+      .then((cache) => cache.addAll(SHELL.map((url) => new Request(url, { cache: 'reload' }))))
+      .then(() => self.skipWaiting())
+  );
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil(
+    caches.keys()
+      .then((keys) => Promise.all(
+        keys
+          .filter((key) => key.startsWith(PREFIX) && !CURRENT_CACHES.includes(key))
+          .map((key) => caches.delete(key))
+      ))
+      .then(() => self.clients.claim())
+  );
+});
+
+self.addEventListener('fetch', (event) => {
+  const request = event.request;
+  if (request.method !== 'GET') return;
+  if (request.headers.has('HX-Request')) return; // htmx partials: always live
+
+  const url = new URL(request.url);
+  if (url.origin !== self.location.origin) return;
+  if (isBypassed(url.pathname)) return;
+
+  if (request.mode === 'navigate') {
+    event.respondWith(networkFirstPage(event, url));
+  } else if (url.pathname.startsWith('/static/')) {
+    event.respondWith(cacheFirst(request));
+  } else if (SHELL.includes(url.pathname)) {
+    event.respondWith(networkWithShellFallback(request));
+  }
+  // Anything else: not handled, the browser fetches it normally.
+});
+
+// /static/ assets: serve from cache, otherwise fetch and keep a copy.
+async function cacheFirst(request) {
+  const cached = await caches.match(request, { cacheName: SHELL_CACHE });
+  if (cached) return cached;
+  const response = await fetch(request);
+  if (response.ok && response.type === 'basic') {
+    const cache = await caches.open(SHELL_CACHE);
+    await cache.put(request, response.clone());
+  }
+  return response;
+}
+
+// HTML pages: try the network; remember event pages; fall back offline.
+async function networkFirstPage(event, url) {
+  // Event pages are stored by path, so /e/x?ref=qr finds the copy of /e/x.
+  const key = url.origin + url.pathname;
+  try {
+    const response = await fetch(event.request);
+    if (isEventPage(url.pathname) && isStorable(response)) {
+      const copy = response.clone();
+      event.waitUntil(
+        caches.open(PAGES_CACHE)
+          .then((cache) => cache.put(key, copy).then(() => trim(cache)))
+          .catch(() => {})
+      );
+    }
+    return response;
+  } catch (err) {
+    const cached = isEventPage(url.pathname)
+      ? await caches.match(key, { cacheName: PAGES_CACHE, ignoreVary: true })
+      : undefined;
+    return cached ||
+      (await caches.match(OFFLINE_URL, { cacheName: SHELL_CACHE })) ||
+      Response.error();
+  }
+}
+
+// Other shell URLs (e.g. the manifest): network, cached copy when offline.
+async function networkWithShellFallback(request) {
+  try {
+    return await fetch(request);
+  } catch (err) {
+    return (await caches.match(request, { cacheName: SHELL_CACHE })) || Response.error();
+  }
+}
+
+// Only keep plain 200 same-origin pages the server did not mark no-store.
+function isStorable(response) {
+  const cc = response.headers.get('Cache-Control') || '';
+  return response.status === 200 && response.type === 'basic' &&
+    !response.redirected && !/no-store/i.test(cc);
+}
+
+// Keep the newest MAX_PAGES entries (cache.put moves a key to the end).
+async function trim(cache) {
+  const keys = await cache.keys();
+  await Promise.all(keys.slice(0, Math.max(0, keys.length - MAX_PAGES)).map((k) => cache.delete(k)));
+}

@@ -1,0 +1,59 @@
+"""The demo DJ on a tablet and a fan on a phone: both pages render cleanly."""
+import pytest
+from playwright.sync_api import expect
+
+from app.services.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
+from tests.e2e.conftest import PHONE, TABLET, screenshot
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def demo(app_ctx):
+    seed_demo()
+
+
+def test_dj_signs_in_on_a_tablet_and_fan_opens_the_live_event_on_a_phone(demo, live_server, open_page):
+    dj, dj_errors = open_page(TABLET)
+    dj.goto(f"{live_server}/dj/")
+    expect(dj).to_have_url(f"{live_server}/login?next=/dj/")
+    dj.get_by_label("Email").fill(DEMO_LOGINS["dj"])
+    dj.get_by_label("Password").fill(DEMO_PASSWORD)
+    dj.get_by_role("button", name="Sign in").click()
+    expect(dj).to_have_url(f"{live_server}/dj/")
+    expect(dj.get_by_role("heading", name="DJ Thabo")).to_be_visible()
+    expect(dj.get_by_role("heading", name="Tonight's requests")).to_be_visible()
+    expect(dj.locator(".np-title")).to_have_text("Blinding Lights")
+    expect(dj.locator(".queue-item")).to_have_count(3)
+    screenshot(dj, "dj-dashboard-tablet")
+
+    fan, fan_errors = open_page(PHONE, mobile=True)
+    fan.goto(f"{live_server}/")
+    fan.get_by_role("link", name="Friday Night Live").click()
+    expect(fan.get_by_role("heading", name="Friday Night Live")).to_be_visible()
+    expect(fan.locator(".np-title")).to_have_text("Blinding Lights")
+    # Accepted first, then by votes: Despacito (accepted), Señorita (2 votes), bad guy.
+    expect(fan.locator(".queue-title")).to_have_text(["Despacito", "Señorita", "bad guy"])
+    screenshot(fan, "fan-event-phone")
+
+    # No horizontal scrolling on the phone.
+    assert fan.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert dj_errors == [], dj_errors
+    assert fan_errors == [], fan_errors
+
+
+def test_wrong_password_six_times_in_the_browser(demo, live_server, open_page):
+    page, errors = open_page(PHONE, mobile=True)
+    page.goto(f"{live_server}/login")
+    for attempt in range(6):
+        page.get_by_label("Email").fill(DEMO_LOGINS["venue"])
+        page.get_by_label("Password").fill("not-the-password")
+        page.get_by_role("button", name="Sign in").click()
+        alert = page.get_by_role("alert")
+        if attempt < 5:
+            expect(alert).to_contain_text("do not match an account")
+    expect(alert).to_contain_text("Too many sign-in attempts")
+    expect(alert).to_contain_text("try again in 15 minutes")
+    screenshot(page, "login-throttled-phone")
+    # The browser reports the 401/429 document loads themselves as console errors; nothing else may appear.
+    assert all("status of 4" in e for e in errors), errors

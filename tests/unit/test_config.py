@@ -1,0 +1,80 @@
+"""Start-up validation: a configuration that cannot run safely is refused."""
+import pytest
+
+from app import create_app
+from app.config import ConfigError, DevelopmentConfig, ProductionConfig, TestConfig, config_from_env
+
+STRONG_KEY = "k" * 20 + "Zq8-vT3_pL0xWm7n2RsY4u"
+
+
+@pytest.fixture
+def prod_env(monkeypatch):
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", STRONG_KEY)
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u:p@127.0.0.1:1/x")
+    monkeypatch.setenv("PAYMENT_PROVIDER", "yoco")
+    monkeypatch.setenv("YOCO_SECRET_KEY", "sk_live_abc")
+    monkeypatch.setenv("YOCO_WEBHOOK_SECRET", "whsec_c2VjcmV0")
+    return monkeypatch
+
+
+def test_production_starts_with_a_complete_configuration(prod_env):
+    app = create_app()
+    assert app.config["ENV_NAME"] == "production"
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert "sandbox" not in app.blueprints
+
+
+@pytest.mark.parametrize("secret", ["", "dev", "short-but-not-empty"])
+def test_production_refuses_a_missing_or_weak_secret_key(prod_env, secret):
+    prod_env.setenv("SECRET_KEY", secret)
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        create_app()
+
+
+def test_production_refuses_the_payment_sandbox(prod_env):
+    prod_env.setenv("PAYMENT_PROVIDER", "sandbox")
+    with pytest.raises(ConfigError, match="sandbox"):
+        create_app(ProductionConfig)
+
+
+def test_production_needs_yoco_credentials(prod_env):
+    prod_env.setenv("YOCO_WEBHOOK_SECRET", "not-a-whsec")
+    with pytest.raises(ConfigError, match="whsec_"):
+        create_app(ProductionConfig)
+
+
+def test_production_needs_a_database_url(prod_env):
+    prod_env.delenv("DATABASE_URL")
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        create_app(ProductionConfig)
+
+
+def test_unknown_payment_provider_is_refused_everywhere(monkeypatch):
+    monkeypatch.setenv("PAYMENT_PROVIDER", "paypal")
+    with pytest.raises(ConfigError, match="PAYMENT_PROVIDER"):
+        DevelopmentConfig().validate()
+
+
+def test_unknown_app_env_is_refused(monkeypatch):
+    monkeypatch.setenv("APP_ENV", "staging-ish")
+    with pytest.raises(ConfigError, match="APP_ENV"):
+        config_from_env()
+
+
+def test_non_integer_setting_is_refused(monkeypatch):
+    monkeypatch.setenv("SESSION_HOURS", "twelve")
+    with pytest.raises(ConfigError, match="SESSION_HOURS"):
+        TestConfig()
+
+
+def test_development_defaults_run_with_the_sandbox(monkeypatch):
+    monkeypatch.delenv("PAYMENT_PROVIDER", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    config = DevelopmentConfig()
+    config.validate()
+    assert config.PAYMENT_PROVIDER == "sandbox"
+    assert config.SQLALCHEMY_DATABASE_URI.startswith("sqlite:///")
+    assert len(config.SECRET_KEY) >= 32
+    assert DevelopmentConfig().SECRET_KEY == config.SECRET_KEY  # kept per install
