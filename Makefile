@@ -36,7 +36,7 @@ install: $(STAMP)
 # The virtualenv, rebuilt when a requirements file changes.
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	$(BIN)/python -m pip install -qq -r requirements-dev.txt
 	touch $(STAMP)
 
 system-run:

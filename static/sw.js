@@ -8,8 +8,8 @@
  *             fails we serve that copy, or else /offline.
  * - activate: delete caches from older versions, take control of open tabs.
  *
- * Static files are cache-first, so bump VERSION whenever one of them
- * changes (or give the URL a ?v= query string; the cache keys include it).
+ * Static URLs carry a content hash (?v=), so a cached copy is never stale;
+ * bump VERSION only when the precache list itself changes.
  */
 'use strict';
 
@@ -86,15 +86,23 @@ self.addEventListener('fetch', (event) => {
 });
 
 // /static/ assets: serve from cache, otherwise fetch and keep a copy.
+// Pages link static files as /static/x?v=<content hash>, so a cached copy
+// of that exact URL is never stale. Offline, any cached version will do.
 async function cacheFirst(request) {
   const cached = await caches.match(request, { cacheName: SHELL_CACHE });
   if (cached) return cached;
-  const response = await fetch(request);
-  if (response.ok && response.type === 'basic') {
-    const cache = await caches.open(SHELL_CACHE);
-    await cache.put(request, response.clone());
+  try {
+    const response = await fetch(request);
+    if (response.ok && response.type === 'basic') {
+      const cache = await caches.open(SHELL_CACHE);
+      await cache.put(request, response.clone());
+    }
+    return response;
+  } catch (err) {
+    const fallback = await caches.match(request, { cacheName: SHELL_CACHE, ignoreSearch: true });
+    if (fallback) return fallback;
+    throw err;
   }
-  return response;
 }
 
 // HTML pages: try the network; remember event pages; fall back offline.

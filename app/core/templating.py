@@ -1,7 +1,10 @@
 """Jinja filters and globals: money in rand, times in the event's zone."""
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from flask import Flask
@@ -30,7 +33,23 @@ def duration(seconds: int | None) -> str:
     return f"{minutes}:{secs:02d}"
 
 
+@lru_cache(maxsize=256)
+def _static_version(path: str) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    except OSError:
+        return None
+
+
 def register(app: Flask) -> None:
+    @app.url_defaults
+    def _version_static_urls(endpoint: str, values: dict) -> None:
+        """/static/x -> /static/x?v=<content hash>: caches (and the service worker) never go stale."""
+        if endpoint == "static" and "filename" in values and "v" not in values:
+            version = _static_version(str(Path(app.static_folder) / values["filename"]))
+            if version:
+                values["v"] = version
+
     app.add_template_filter(rands)
     app.add_template_filter(local_time)
     app.add_template_filter(duration)

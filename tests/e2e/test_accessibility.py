@@ -1,0 +1,66 @@
+"""Landmarks, accessible names and visible focus on the first page of every role."""
+import pytest
+from playwright.sync_api import expect
+
+from app.services.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
+from tests.e2e.conftest import PHONE, TABLET, screenshot
+
+pytestmark = pytest.mark.browser
+
+# Every link, button and form control must have a name a screen reader can speak.
+UNNAMED_CONTROLS_JS = """
+() => [...document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea')]
+  .filter(el => {
+    const labelled = el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')
+      || (el.id && document.querySelector(`label[for="${el.id}"]`)) || el.closest('label');
+    const text = (el.innerText || '').trim() || [...el.querySelectorAll('img[alt]')].some(i => i.alt.trim());
+    return !(labelled || text || (el.type === 'submit' && el.value));
+  })
+  .map(el => el.outerHTML.slice(0, 120))
+"""
+
+
+def _check(page):
+    expect(page.locator("header.site-header")).to_have_count(1)
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+    expect(page.get_by_role("main")).to_have_count(1)
+    expect(page.get_by_role("contentinfo")).to_have_count(1)
+    assert page.locator("h1").count() == 1
+    assert page.evaluate(UNNAMED_CONTROLS_JS) == []
+    assert page.evaluate("document.documentElement.lang") == "en"
+
+
+def _sign_in(page, base, email):
+    page.goto(f"{base}/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+@pytest.fixture
+def demo(app_ctx):
+    seed_demo()
+
+
+@pytest.mark.parametrize("role,viewport", [("fan", PHONE), ("dj", TABLET), ("venue", TABLET), ("admin", TABLET)])
+def test_each_role_home_is_accessible(demo, live_server, open_page, role, viewport):
+    page, errors = open_page(viewport, mobile=viewport is PHONE)
+    _sign_in(page, live_server, DEMO_LOGINS[role])
+    page.wait_for_load_state("networkidle")
+    _check(page)
+    screenshot(page, f"{role}-home-{'phone' if viewport is PHONE else 'tablet'}")
+    assert errors == []
+
+
+def test_guest_pages_are_accessible_and_focus_is_visible(demo, live_server, open_page):
+    page, errors = open_page(PHONE, mobile=True)
+    for path in ("/", "/login", "/register", "/offline"):
+        page.goto(f"{live_server}{path}")
+        _check(page)
+    page.goto(f"{live_server}/")
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.className")
+    assert focused == "skip-link"
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("none", "")
+    assert errors == []
