@@ -58,6 +58,7 @@ class BaseConfig:
         self.YOCO_API_BASE = env.get("YOCO_API_BASE", "https://payments.yoco.com")
         self.SENTRY_DSN = env.get("SENTRY_DSN", "")
         self.PUBLIC_BASE_URL = env.get("PUBLIC_BASE_URL", "")
+        self.QR_SIGNING_KEYS = env.get("QR_SIGNING_KEYS", "")
         self.SESSION_HOURS = _env_int("SESSION_HOURS", 12)
         self.LOGIN_ATTEMPTS = _env_int("LOGIN_ATTEMPTS", 5)
         self.LOGIN_WINDOW_MINUTES = _env_int("LOGIN_WINDOW_MINUTES", 15)
@@ -93,6 +94,13 @@ class BaseConfig:
             raise ConfigError("DATABASE_URL must be a sqlite:// or postgresql:// URL")
         if not self.REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError("REDIS_URL must be a redis:// URL")
+        for entry in filter(None, (e.strip() for e in self.QR_SIGNING_KEYS.split(","))):
+            kid, _, secret = entry.partition(":")
+            if not (kid.isalnum() and len(kid) <= 8 and len(secret) >= 16):
+                raise ConfigError(
+                    "QR_SIGNING_KEYS must be a comma-separated list of kid:secret "
+                    "(kid: up to 8 letters or digits; secret: 16+ characters)"
+                )
         if self.SESSION_HOURS <= 0:
             raise ConfigError("SESSION_HOURS must be positive")
         if self.PAYMENT_PROVIDER == "yoco" and not (

@@ -11,8 +11,8 @@ want() { command -v "$1" >/dev/null 2>&1 || [ -x "${2:-/nonexistent}" ] || need+
 
 want redis-server "" redis-server
 if [ "${1:-run}" = test ]; then
-  want pg_ctlcluster "" postgresql
-  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+  { command -v pg_ctlcluster >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; } \
+    || need+=(postgresql)
   want chromium /usr/bin/chromium chromium
 fi
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need+=(python3-venv); fi

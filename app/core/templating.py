@@ -33,6 +33,22 @@ def duration(seconds: int | None) -> str:
     return f"{minutes}:{secs:02d}"
 
 
+def distance(km: float | None) -> str:
+    """0.85 -> '850 m', 1.234 -> '1.2 km', 12.6 -> '13 km'."""
+    if km is None:
+        return ""
+    if km < 1:
+        return f"{max(10, round(km * 1000, -1)):.0f} m"
+    return f"{km:.1f} km" if km < 10 else f"{km:.0f} km"
+
+
+def trim_number(value: float | None) -> str:
+    """120.0 -> '120', 120.5 -> '120.5', None -> ''."""
+    if value is None or value == "":
+        return ""
+    return f"{value:g}"
+
+
 @lru_cache(maxsize=256)
 def _static_version(path: str) -> str | None:
     try:
@@ -53,3 +69,5 @@ def register(app: Flask) -> None:
     app.add_template_filter(rands)
     app.add_template_filter(local_time)
     app.add_template_filter(duration)
+    app.add_template_filter(distance)
+    app.add_template_filter(trim_number)

@@ -1,26 +1,77 @@
 from __future__ import annotations
 
-from flask import render_template
+from flask import redirect, render_template, request, url_for
+from marshmallow import ValidationError
 
 from ..services import events as event_service
-from ..services.devices import current_device
+from ..services import qr
+from ..services.devices import current_device, device_token
+from ..services.recent import recent_searches, remember_search
+from ..services.search import library_index, search
 from . import bp
+from .schemas import LocationArgs, parse_search_args
 
 
-@bp.get("/")
+def _is_fragment_request() -> bool:
+    """An htmx swap gets the fragment; a history restore needs the full page."""
+    return bool(request.headers.get("HX-Request")) and not request.headers.get("HX-History-Restore-Request")
+
+
+@bp.get("/events")
+@bp.get("/")  # registered first, so url_for("fan.home") is "/"
 def home():
-    """Live and upcoming events, live first."""
-    return render_template("fan/home.html", events=event_service.listed_events())
+    """Live and upcoming events: nearest first when the fan shares a location."""
+    notes: list[str] = []
+    try:
+        where = LocationArgs().load({k: v for k, v in request.args.items() if k in ("lat", "lng") and v})
+    except ValidationError:
+        where = {}
+        notes.append("That location could not be read, so events are sorted by start time.")
+    listed = event_service.discover_events(where.get("lat"), where.get("lng"))
+    return render_template("fan/home.html", listed=listed, notes=notes, located="lat" in where)
+
+
+@bp.get("/j/<public_id>/<token>")
+def join(public_id: str, token: str):
+    """The signed link in an event's QR code: verified, then on to the event."""
+    if not qr.verify(public_id, token):
+        return render_template("fan/join_refused.html"), 403
+    event = event_service.get_event(public_id)
+    return redirect(url_for("fan.event_page", public_id=event.public_id), code=303)
 
 
 @bp.get("/e/<public_id>")
 def event_page(public_id: str):
-    """An event: who plays where and when, now playing, and the queue."""
+    """An event: the DJ's library to search, now playing, and the queue.
+
+    The search state lives in the query string; htmx asks for the same URL
+    and gets only the results fragment.
+    """
     event = event_service.get_event(public_id)
     dj_set = event_service.current_set(event)
+    base_price = dj_set.base_price_cents if dj_set else event.dj.default_price_cents
+    index = library_index(event.dj_id)
+    params, notes = parse_search_args(request.args, index.genres)
+    result = search(index, params, base_price)
+    if params.q and result.total:
+        remember_search(device_token(), event.dj_id, params.q)
+
+    def page_url(page: int) -> str:
+        args = request.args.to_dict(flat=False)
+        args["page"] = [str(page)]
+        return url_for("fan.event_page", public_id=public_id, **args)
+
+    suggestions = None
+    if not params.q:
+        suggestions = {"artists": index.top_artists[:6], "recent": recent_searches(device_token(), event.dj_id)}
+    context = dict(event=event, params=params, result=result, notes=notes, genres=index.genres,
+                   page_url=page_url, base_price=base_price, suggestions=suggestions)
+    if _is_fragment_request():
+        return render_template("fan/_results.html", oob=True, **context)
+
     playing, queue = event_service.queue_for_set(dj_set) if dj_set else (None, [])
     device = current_device(create=False)
     return render_template(
-        "fan/event.html", event=event, dj_set=dj_set, playing=playing, queue=queue,
-        my_device_id=device.id if device else None,
+        "fan/event.html", dj_set=dj_set, playing=playing, queue=queue,
+        my_device_id=device.id if device else None, **context,
     )

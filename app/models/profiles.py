@@ -30,6 +30,9 @@ class DJProfile(db.Model):
     city: Mapped[str] = mapped_column(sa.String(80), default="", index=True)
     genres: Mapped[str] = mapped_column(sa.String(255), default="")  # comma separated
     default_price_cents: Mapped[int] = mapped_column(sa.Integer, default=2000)
+    # Bumped in the same transaction as any change to the DJ's tracks; search
+    # indexes held in memory compare it to know when to rebuild.
+    library_version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = created_at_column()
 
     user: Mapped[User] = relationship(back_populates="dj_profile")

@@ -1,6 +1,7 @@
 """Reading events, their sets and the live queue."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,6 +27,36 @@ def listed_events(now: datetime | None = None, limit: int = 50) -> list[Event]:
             .limit(limit)
         )
     )
+
+
+EARTH_RADIUS_KM = 6371.0088
+
+
+def distance_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Great-circle (haversine) distance."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lng2 - lng1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, a)))
+
+
+@dataclass(frozen=True)
+class ListedEvent:
+    event: Event
+    distance_km: float | None
+
+
+def discover_events(lat: float | None = None, lng: float | None = None) -> list[ListedEvent]:
+    """Live and upcoming events; nearest first when the fan shared a location
+    (events without coordinates last), otherwise live first, then by start."""
+    events = listed_events()
+    if lat is None or lng is None:
+        return [ListedEvent(e, None) for e in events]
+    listed = [
+        ListedEvent(e, distance_km(lat, lng, e.latitude, e.longitude) if e.latitude is not None else None)
+        for e in events
+    ]
+    return sorted(listed, key=lambda le: (le.distance_km is None, le.distance_km or 0, le.event.starts_at))
 
 
 def get_event(public_id: str) -> Event:

@@ -15,6 +15,7 @@ from sqlalchemy import insert, select
 from ..extensions import db
 from ..models import DJProfile, Track, utcnow
 from ..models.base import new_public_id
+from .search import bump_library_version
 from .text import fold
 
 DEMO_TRACKS_CSV = Path(__file__).resolve().parents[2] / "data" / "spotify_tracks_5k.csv"
@@ -110,4 +111,6 @@ def merge_tracks(dj: DJProfile, rows: list[TrackRow], source: str) -> MergeRepor
             insert(Track), [{**r, "public_id": new_public_id()} for r in new_rows.values()]
         )
     report.added = len(new_rows)
+    if report.added or report.updated:
+        bump_library_version(dj.id)
     return report

@@ -6,6 +6,8 @@
  * 2. Keeps every .conn-status pill in sync with navigator.onLine.
  *    (A later feature will drive it from the WebSocket instead.)
  * 3. Closes .flash messages when their button.flash-close is clicked.
+ * 4. "Sort by distance": asks for the position only when the fan taps it,
+ *    then submits it (rounded to ~100 m) for the server to sort events.
  */
 (function () {
   'use strict';
@@ -48,5 +50,23 @@
     if (flash && button.parentElement === flash) {
       flash.remove();
     }
+  });
+
+  // 4. Geolocation for event discovery: <form data-geolocate hidden>.
+  document.querySelectorAll('form[data-geolocate]').forEach(function (form) {
+    if (!('geolocation' in navigator)) return;
+    form.hidden = false;
+    var status = document.querySelector('.geo-status');
+    form.addEventListener('submit', function (event) {
+      event.preventDefault();
+      if (status) status.textContent = 'Finding your location…';
+      navigator.geolocation.getCurrentPosition(function (pos) {
+        form.elements.lat.value = pos.coords.latitude.toFixed(3);
+        form.elements.lng.value = pos.coords.longitude.toFixed(3);
+        form.submit();
+      }, function () {
+        if (status) status.textContent = 'Location is off, so events stay sorted by start time.';
+      }, { timeout: 10000, maximumAge: 300000 });
+    });
   });
 })();

@@ -1,0 +1,87 @@
+"""Query-string parameters of the fan pages. Bad values never fail the page:
+they are dropped or corrected, with a note saying so."""
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from werkzeug.datastructures import MultiDict
+
+from ..services.search import SORTS, SearchParams
+
+MAX_QUERY = 100
+MAX_BPM = 300
+MAX_PAGE = 1000
+
+
+class SearchArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    q = fields.String(load_default="")
+    genre = fields.List(fields.String(validate=validate.Length(max=80)), load_default=list)
+    bpm_min = fields.Float(allow_nan=False, validate=validate.Range(min=0, max=MAX_BPM))
+    bpm_max = fields.Float(allow_nan=False, validate=validate.Range(min=0, max=MAX_BPM))
+    price_min = fields.Float(allow_nan=False, validate=validate.Range(min=0, max=10_000))
+    price_max = fields.Float(allow_nan=False, validate=validate.Range(min=0, max=10_000))
+    sort = fields.String(validate=validate.OneOf(SORTS))
+    page = fields.Integer(validate=validate.Range(min=1, max=MAX_PAGE))
+
+
+class LocationArgs(Schema):
+    """The fan's position, sent by the browser when they allow it."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    lat = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=-90, max=90))
+    lng = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=-180, max=180))
+
+
+FIELD_NOTES = {
+    "bpm_min": "The lowest BPM must be a number from 0 to 300; it was ignored.",
+    "bpm_max": "The highest BPM must be a number from 0 to 300; it was ignored.",
+    "price_min": "The lowest price must be an amount in rand from 0; it was ignored.",
+    "price_max": "The highest price must be an amount in rand from 0; it was ignored.",
+    "sort": "That sort order is unknown; showing the default order.",
+    "page": "That page does not exist; showing the first page.",
+    "genre": "A genre was too long and was ignored.",
+}
+
+
+def parse_search_args(args: MultiDict, known_genres: list[str]) -> tuple[SearchParams, list[str]]:
+    """SearchParams from the query string, and the notes to show about what was corrected."""
+    raw = {key: (args.getlist(key) if key == "genre" else args.get(key)) for key in args}
+    raw = {k: v for k, v in raw.items() if v not in ("", None, [])}
+    notes: list[str] = []
+    try:
+        data = SearchArgs().load(raw)
+    except ValidationError as err:
+        data = {**SearchArgs().load({}), **(err.valid_data or {})}
+        notes.extend(FIELD_NOTES.get(name, f"{name} was ignored.") for name in sorted(err.messages))
+
+    q = " ".join(data["q"].split())
+    if len(q) > MAX_QUERY:
+        q = q[:MAX_QUERY]
+        notes.append(f"Your search was shortened to its first {MAX_QUERY} characters.")
+
+    genres = tuple(dict.fromkeys(g.strip() for g in data["genre"] if g.strip()))
+    unknown = [g for g in genres if g not in known_genres]
+    if unknown:
+        notes.append("No tracks in this library have the genre " + ", ".join(f"“{g}”" for g in unknown) + ".")
+        genres = tuple(g for g in genres if g in known_genres)
+
+    bpm_min, bpm_max = data.get("bpm_min"), data.get("bpm_max")
+    if bpm_min is not None and bpm_max is not None and bpm_min > bpm_max:
+        bpm_min, bpm_max = bpm_max, bpm_min
+        notes.append("The lowest BPM was above the highest, so we swapped them.")
+    price_min, price_max = data.get("price_min"), data.get("price_max")
+    if price_min is not None and price_max is not None and price_min > price_max:
+        price_min, price_max = price_max, price_min
+        notes.append("The lowest price was above the highest, so we swapped them.")
+
+    params = SearchParams(
+        q=q, genres=genres, bpm_min=bpm_min, bpm_max=bpm_max,
+        price_min_cents=round(price_min * 100) if price_min is not None else None,
+        price_max_cents=round(price_max * 100) if price_max is not None else None,
+        sort=data.get("sort", ""), page=data.get("page", 1),
+    )
+    return params, notes

@@ -1,0 +1,251 @@
+"""Library search: an in-memory index per DJ library, typo- and accent-tolerant.
+
+Why in memory: a DJ's library is at most tens of thousands of tracks, small
+enough to hold as Python lists in every web process, and that makes the
+result identical on SQLite and PostgreSQL, fuzzy matching cheap, and the
+whole search + filter + facet + sort a few milliseconds (see bench/search.py
+and docs/search.md). Each process keeps one index per library and rebuilds
+it when `dj_profiles.library_version` (bumped in the same transaction as any
+track change) differs from the version it was built at.
+
+Matching, per query token (titles and artists are folded: lower case, no
+accents, no punctuation): an exact word scores 1.0; a word it begins
+(search-as-you-type, 2+ letters) 0.8; a word within edit distance 1 (2 for
+8+ letters) 0.6 minus 0.1 per edit, tried only when nothing matched exactly
+or by prefix. Artist matches count 0.9 of title matches. Every token must
+match (AND); if none do, tracks matching most tokens are shown instead. A
+title equal to the query, or starting with it, and an artist equal to it earn
+a bonus. Results rank by score, then popularity.
+"""
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import DJProfile, Track
+from .text import fold
+
+PAGE_SIZE = 20
+ARTIST_WEIGHT = 0.9
+SORTS = ("relevance", "popular", "price", "price_desc", "az")
+
+
+@dataclass(slots=True)
+class IndexedTrack:
+    id: int
+    public_id: str
+    title: str
+    artist: str
+    genre: str | None
+    bpm: float | None
+    duration_s: int | None
+    popularity: int
+    price_override_cents: int | None
+    title_key: str
+    artist_key: str
+    sort_key: str
+
+    def price(self, base_cents: int) -> int:
+        return self.price_override_cents if self.price_override_cents is not None else base_cents
+
+
+@dataclass
+class LibraryIndex:
+    version: int
+    tracks: list[IndexedTrack]                  # by popularity, then title
+    title_postings: dict[str, list[int]]
+    artist_postings: dict[str, list[int]]
+    vocabulary: list[str]                       # sorted, for prefix ranges
+    genres: list[str] = field(default_factory=list)
+    top_artists: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, version: int, rows: list[Track]) -> "LibraryIndex":
+        tracks = sorted(
+            (IndexedTrack(t.id, t.public_id, t.title, t.artist, t.genre, t.bpm, t.duration_s, t.popularity,
+                          t.price_override_cents, t.title_key, t.artist_key,
+                          f"{t.title_key}\x00{t.artist_key}")
+             for t in rows),
+            key=lambda t: (-t.popularity, t.sort_key),
+        )
+        title_postings: dict[str, list[int]] = {}
+        artist_postings: dict[str, list[int]] = {}
+        artist_fame: Counter[str] = Counter()
+        for i, track in enumerate(tracks):
+            for word in set(track.title_key.split()):
+                title_postings.setdefault(word, []).append(i)
+            for word in set(track.artist_key.split()):
+                artist_postings.setdefault(word, []).append(i)
+            if track.artist:
+                artist_fame[track.artist] += track.popularity + 1
+        vocabulary = sorted(set(title_postings) | set(artist_postings))
+        genres = sorted({t.genre for t in tracks if t.genre})
+        return cls(version, tracks, title_postings, artist_postings, vocabulary, genres,
+                   [a for a, _ in artist_fame.most_common(8)])
+
+    # -- matching ---------------------------------------------------------
+    def _word_matches(self, token: str, allow_prefix: bool) -> list[tuple[str, float]]:
+        matches: list[tuple[str, float]] = []
+        if token in self.title_postings or token in self.artist_postings:
+            matches.append((token, 1.0))
+        if allow_prefix and len(token) >= 2:
+            start = bisect.bisect_left(self.vocabulary, token)
+            for word in self.vocabulary[start:start + 200]:
+                if not word.startswith(token):
+                    break
+                if word != token:
+                    matches.append((word, 0.8))
+        if not matches and len(token) >= 4:
+            max_edits = 1 if len(token) < 8 else 2
+            for word, distance, _ in process.extract(
+                token, self.vocabulary, scorer=Levenshtein.distance, score_cutoff=max_edits, limit=25
+            ):
+                matches.append((word, 0.6 - 0.1 * distance))
+        return matches
+
+    def match(self, query: str) -> dict[int, float]:
+        """Scores of the tracks that match `query` (already folded); empty dict for no match."""
+        tokens = query.split()
+        per_token: list[dict[int, float]] = []
+        for n, token in enumerate(tokens):
+            scores: dict[int, float] = {}
+            for word, weight in self._word_matches(token, allow_prefix=(n == len(tokens) - 1 or len(token) >= 4)):
+                for i in self.title_postings.get(word, ()):
+                    if scores.get(i, 0.0) < weight:
+                        scores[i] = weight
+                artist_weight = weight * ARTIST_WEIGHT
+                for i in self.artist_postings.get(word, ()):
+                    if scores.get(i, 0.0) < artist_weight:
+                        scores[i] = artist_weight
+            per_token.append(scores)
+        if not per_token:
+            return {}
+        per_token.sort(key=len)
+        matched = set(per_token[0]).intersection(*per_token[1:])
+        needed = len(per_token)
+        if not matched and len(per_token) > 1:
+            # Nothing has every word: fall back to tracks with most of them.
+            counts = Counter(i for scores in per_token for i in scores)
+            needed = max(1, max(counts.values(), default=0))
+            if needed * 2 < len(per_token):
+                return {}
+            matched = {i for i, c in counts.items() if c == needed}
+        results = {}
+        for i in matched:
+            score = sum(scores.get(i, 0.0) for scores in per_token)
+            track = self.tracks[i]
+            if track.title_key == query:
+                score += 2.0
+            elif track.title_key.startswith(query):
+                score += 1.0
+            if track.artist_key == query:  # "beyonce": her songs before her features
+                score += 1.5
+            results[i] = score
+        return results
+
+
+_indexes: dict[int, LibraryIndex] = {}
+_lock = threading.Lock()
+
+
+def library_index(dj_id: int) -> LibraryIndex:
+    """The current index of a DJ's requestable tracks (rebuilt when the library changed)."""
+    version = db.session.scalar(select(DJProfile.library_version).where(DJProfile.id == dj_id)) or 0
+    index = _indexes.get(dj_id)
+    if index is not None and index.version == version:
+        return index
+    with _lock:
+        index = _indexes.get(dj_id)
+        if index is None or index.version != version:
+            rows = db.session.scalars(select(Track).where(Track.dj_id == dj_id, Track.requestable.is_(True))).all()
+            index = LibraryIndex.build(version, list(rows))
+            _indexes[dj_id] = index
+    return index
+
+
+def bump_library_version(dj_id: int) -> None:
+    """Call in the transaction that changes a DJ's tracks; every process's index follows."""
+    db.session.execute(
+        DJProfile.__table__.update().where(DJProfile.id == dj_id)
+        .values(library_version=DJProfile.library_version + 1)
+    )
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    q: str = ""
+    genres: tuple[str, ...] = ()
+    bpm_min: float | None = None
+    bpm_max: float | None = None
+    price_min_cents: int | None = None
+    price_max_cents: int | None = None
+    sort: str = ""
+    page: int = 1
+
+    @property
+    def effective_sort(self) -> str:
+        return self.sort or ("relevance" if self.q.strip() else "popular")
+
+
+@dataclass
+class SearchResult:
+    tracks: list[tuple[IndexedTrack, int]]   # (track, effective price in cents)
+    total: int
+    page: int
+    pages: int
+    genre_counts: dict[str, int]
+
+
+def search(index: LibraryIndex, params: SearchParams, base_price_cents: int) -> SearchResult:
+    """Text match, then BPM and price filters, genre facets, genre filter, sort, one page."""
+    query = fold(params.q)
+    if query:
+        scored = index.match(query)
+        candidates = [(i, scored[i]) for i in sorted(scored)]  # index order = popularity order
+    else:
+        candidates = [(i, 0.0) for i in range(len(index.tracks))]
+
+    tracks = index.tracks
+    lo_bpm, hi_bpm = params.bpm_min, params.bpm_max
+    lo_price, hi_price = params.price_min_cents, params.price_max_cents
+    filtered: list[tuple[IndexedTrack, float, int]] = []
+    for i, score in candidates:
+        track = tracks[i]
+        if lo_bpm is not None or hi_bpm is not None:
+            if track.bpm is None or (lo_bpm is not None and track.bpm < lo_bpm) \
+                    or (hi_bpm is not None and track.bpm > hi_bpm):
+                continue
+        price = track.price_override_cents if track.price_override_cents is not None else base_price_cents
+        if (lo_price is not None and price < lo_price) or (hi_price is not None and price > hi_price):
+            continue
+        filtered.append((track, score, price))
+
+    genre_counts = Counter(t.genre for t, _, _ in filtered if t.genre)
+    if params.genres:
+        wanted = set(params.genres)
+        filtered = [row for row in filtered if row[0].genre in wanted]
+
+    sort = params.effective_sort
+    if sort == "relevance" and query:
+        filtered.sort(key=lambda r: (-r[1], -r[0].popularity, r[0].sort_key))
+    elif sort == "price":
+        filtered.sort(key=lambda r: (r[2], -r[0].popularity, r[0].sort_key))
+    elif sort == "price_desc":
+        filtered.sort(key=lambda r: (-r[2], -r[0].popularity, r[0].sort_key))
+    elif sort == "az":
+        filtered.sort(key=lambda r: r[0].sort_key)
+    # else "popular": candidates are in index order, which is popularity order.
+
+    total = len(filtered)
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(params.page, pages)
+    start = (page - 1) * PAGE_SIZE
+    rows = [(t, price) for t, _, price in filtered[start:start + PAGE_SIZE]]
+    return SearchResult(rows, total, page, pages, dict(sorted(genre_counts.items())))

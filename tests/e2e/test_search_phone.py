@@ -1,0 +1,59 @@
+"""A fan on a phone finds a song with a typo, a genre and a BPM range; reload keeps it."""
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from app.extensions import db
+from app.models import Event
+from app.services.demo import seed_demo
+from tests.e2e.conftest import PHONE, screenshot
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def event_path(app_ctx):
+    seed_demo()
+    return f"/e/{db.session.scalar(db.select(Event.public_id).where(Event.status == 'live'))}"
+
+
+def test_misspelled_search_with_filters_survives_a_reload(event_path, live_server, open_page):
+    page, errors = open_page(PHONE, mobile=True)
+    page.goto(f"{live_server}{event_path}")
+    expect(page.get_by_role("heading", name="Popular artists")).to_be_visible()
+
+    page.get_by_label("Search songs or artists").press_sequentially("dspacito", delay=40)
+    expect(page.locator(".track-title").first).to_have_text("Despacito")
+    expect(page).to_have_url(re.compile(r"q=dspacito"))
+
+    page.get_by_text("Filters and sort").click()
+    page.get_by_role("checkbox", name=re.compile("^latin")).check()
+    expect(page.locator(".track-title")).to_have_text(["Despacito (Featuring Daddy Yankee)"])
+    page.get_by_label("From", exact=True).first.fill("170")
+    page.get_by_label("to", exact=True).first.fill("180")
+    page.get_by_label("to", exact=True).first.press("Tab")
+    expect(page).to_have_url(re.compile(r"bpm_max=180"))
+    expect(page.locator(".track-title")).to_have_text(["Despacito (Featuring Daddy Yankee)"])
+    expect(page.locator(".results-title")).to_have_text(re.compile("1 song for “dspacito”"))
+    screenshot(page, "search-filtered-phone")
+
+    page.reload()
+    expect(page.get_by_label("Search songs or artists")).to_have_value("dspacito")
+    expect(page.get_by_role("checkbox", name=re.compile("^latin"))).to_be_checked()
+    expect(page.locator(".track-title")).to_have_text(["Despacito (Featuring Daddy Yankee)"])
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert errors == []
+
+
+def test_search_works_without_javascript(event_path, live_server, browser):
+    context = browser.new_context(viewport=PHONE, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(f"{live_server}{event_path}")
+        page.get_by_label("Search songs or artists").fill("weeknd blinding")
+        page.get_by_role("button", name="Search").click()
+        expect(page.locator(".track-title").first).to_have_text("Blinding Lights")
+        expect(page).to_have_url(re.compile(r"q=weeknd\+blinding"))
+    finally:
+        context.close()

@@ -1,0 +1,112 @@
+"""Ranking on the real 5k-track export (plus a few tracks it lacks), no database."""
+import pytest
+
+from app.models import Track
+from app.services.library import TrackRow, read_spotify_csv
+from app.services.search import PAGE_SIZE, LibraryIndex, SearchParams, search
+from app.services.text import fold
+
+EXTRA = [
+    TrackRow("Halo", "Beyoncé", "r&b", 80.0, 261, 80),
+    TrackRow("Crazy In Love (feat. Jay-Z)", "Beyoncé", "r&b", 99.2, 236, 78),
+]
+
+
+@pytest.fixture(scope="module")
+def index():
+    rows, seen = [], set()
+    for row in read_spotify_csv() + EXTRA:
+        key = (fold(row.artist), fold(row.title))
+        if key in seen:
+            continue
+        seen.add(key)
+        rows.append(Track(id=len(rows) + 1, public_id=f"t{len(rows) + 1}", title=row.title, artist=row.artist,
+                          genre=row.genre, bpm=row.bpm, duration_s=row.duration_s, popularity=row.popularity,
+                          price_override_cents=None, title_key=key[1], artist_key=key[0]))
+    return LibraryIndex.build(1, rows)
+
+
+def top(index, q, n=1, **kw):
+    result = search(index, SearchParams(q=q, **kw), 2000)
+    return [(t.title, t.artist) for t, _ in result.tracks[:n]]
+
+
+def test_a_misspelling_finds_despacito(index):
+    assert top(index, "dspacito")[0][0] == "Despacito"
+    assert top(index, "despacitto")[0][0] == "Despacito"
+
+
+def test_accents_and_case_do_not_matter(index):
+    found = top(index, "beyonce", n=4)
+    assert [artist for _, artist in found[:2]] == ["Beyoncé", "Beyoncé"]  # her own songs first
+    assert ("Perfect Duet (Ed Sheeran & Beyoncé)", "Ed Sheeran") in found  # then her features
+    assert ("Señorita", "Shawn Mendes") in top(index, "SENORITA", n=3)
+    assert top(index, "señorita shawn") == [("Señorita", "Shawn Mendes")]
+
+
+def test_words_from_artist_and_title_combine(index):
+    assert top(index, "weeknd blinding") == [("Blinding Lights", "The Weeknd")]
+    assert top(index, "blinding weeknd") == [("Blinding Lights", "The Weeknd")]
+
+
+def test_search_as_you_type_matches_word_beginnings(index):
+    assert ("Blinding Lights", "The Weeknd") in top(index, "blindi", n=3)
+
+
+def test_exact_title_ranks_above_remixes_then_popularity(index):
+    titles = [t for t, _ in top(index, "despacito", n=5)]
+    assert titles[0] == "Despacito"
+    first_remix = next(i for i, t in enumerate(titles) if "Remix" in t or "Featuring" in t)
+    assert all(t == "Despacito" for t in titles[:first_remix])
+    popularity = [t.popularity for t, _ in search(index, SearchParams(q="despacito"), 2000).tracks
+                  if t.title == "Despacito"]
+    assert popularity == sorted(popularity, reverse=True)
+
+
+def test_gibberish_finds_nothing(index):
+    assert search(index, SearchParams(q="qqxzzv wwkkj"), 2000).total == 0
+
+
+def test_genre_filter_and_counts(index):
+    result = search(index, SearchParams(q="remix", genres=("latin",)), 2000)
+    assert result.total > 0
+    assert all(t.genre == "latin" for t, _ in result.tracks)
+    everything = search(index, SearchParams(q="remix"), 2000)
+    # Facet counts ignore the genre filter itself, so other genres stay choosable.
+    assert result.genre_counts == everything.genre_counts
+    assert result.genre_counts["latin"] == result.total
+
+
+def test_bpm_range_and_sorts(index):
+    result = search(index, SearchParams(bpm_min=120, bpm_max=125, sort="az"), 2000)
+    assert result.total > 0
+    assert all(120 <= t.bpm <= 125 for t, _ in result.tracks)
+    keys = [t.sort_key for t, _ in result.tracks]
+    assert keys == sorted(keys)
+    popular = search(index, SearchParams(), 2000)
+    assert [t.popularity for t, _ in popular.tracks] == sorted((t.popularity for t, _ in popular.tracks), reverse=True)
+
+
+def test_effective_price_filter_and_sort(index):
+    index.tracks[5].price_override_cents = 5000
+    index.tracks[9].price_override_cents = 1000
+    try:
+        dear = search(index, SearchParams(price_min_cents=4000), 2000)
+        assert [(t.public_id, p) for t, p in dear.tracks] == [(index.tracks[5].public_id, 5000)]
+        cheap_first = search(index, SearchParams(sort="price"), 2000)
+        assert cheap_first.tracks[0] == (index.tracks[9], 1000)
+        dear_first = search(index, SearchParams(sort="price_desc"), 2000)
+        assert dear_first.tracks[0] == (index.tracks[5], 5000)
+    finally:
+        index.tracks[5].price_override_cents = None
+        index.tracks[9].price_override_cents = None
+
+
+def test_paging(index):
+    first = search(index, SearchParams(), 2000)
+    second = search(index, SearchParams(page=2), 2000)
+    assert len(first.tracks) == PAGE_SIZE
+    assert first.pages == -(-first.total // PAGE_SIZE)
+    assert not {t.id for t, _ in first.tracks} & {t.id for t, _ in second.tracks}
+    beyond = search(index, SearchParams(page=10_000 // PAGE_SIZE + 999), 2000)
+    assert beyond.page == beyond.pages
