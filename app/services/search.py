@@ -65,9 +65,15 @@ class LibraryIndex:
     vocabulary: list[str]                       # sorted, for prefix ranges
     genres: list[str] = field(default_factory=list)
     top_artists: list[str] = field(default_factory=list)
+    # Plain per-track arrays, so filters run as tight list comprehensions.
+    genre_of: list[str | None] = field(default_factory=list)
+    bpm_of: list[float] = field(default_factory=list)      # -1.0 when unknown
+    az_rank: list[int] = field(default_factory=list)
+    _by_base_price: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, version: int, rows: list[Track]) -> "LibraryIndex":
+    def build(cls, version: int, rows) -> "LibraryIndex":
+        """`rows` have the Track columns as attributes (ORM objects or result rows)."""
         tracks = sorted(
             (IndexedTrack(t.id, t.public_id, t.title, t.artist, t.genre, t.bpm, t.duration_s, t.popularity,
                           t.price_override_cents, t.title_key, t.artist_key,
@@ -85,10 +91,33 @@ class LibraryIndex:
                 artist_postings.setdefault(word, []).append(i)
             if track.artist:
                 artist_fame[track.artist] += track.popularity + 1
-        vocabulary = sorted(set(title_postings) | set(artist_postings))
-        genres = sorted({t.genre for t in tracks if t.genre})
-        return cls(version, tracks, title_postings, artist_postings, vocabulary, genres,
-                   [a for a, _ in artist_fame.most_common(8)])
+        az_order = sorted(range(len(tracks)), key=lambda i: tracks[i].sort_key)
+        az_rank = [0] * len(tracks)
+        for rank, i in enumerate(az_order):
+            az_rank[i] = rank
+        return cls(
+            version, tracks, title_postings, artist_postings,
+            sorted(set(title_postings) | set(artist_postings)),
+            sorted({t.genre for t in tracks if t.genre}),
+            [a for a, _ in artist_fame.most_common(8)],
+            [t.genre for t in tracks],
+            [t.bpm if t.bpm is not None else -1.0 for t in tracks],
+            az_rank,
+        )
+
+    def prices(self, base_cents: int) -> tuple[list[int], list[int]]:
+        """Effective price of every track at this base price, and the price rank
+        (cheapest first, then popularity); cached per base price."""
+        cached = self._by_base_price.get(base_cents)
+        if cached is None:
+            prices = [t.price_override_cents if t.price_override_cents is not None else base_cents
+                      for t in self.tracks]
+            order = sorted(range(len(prices)), key=prices.__getitem__)  # stable: popularity order kept
+            rank = [0] * len(prices)
+            for position, i in enumerate(order):
+                rank[i] = position
+            cached = self._by_base_price[base_cents] = (prices, rank)
+        return cached
 
     # -- matching ---------------------------------------------------------
     def _word_matches(self, token: str, allow_prefix: bool) -> list[tuple[str, float]]:
@@ -164,8 +193,13 @@ def library_index(dj_id: int) -> LibraryIndex:
     with _lock:
         index = _indexes.get(dj_id)
         if index is None or index.version != version:
-            rows = db.session.scalars(select(Track).where(Track.dj_id == dj_id, Track.requestable.is_(True))).all()
-            index = LibraryIndex.build(version, list(rows))
+            rows = db.session.execute(
+                select(Track.id, Track.public_id, Track.title, Track.artist, Track.genre, Track.bpm,
+                       Track.duration_s, Track.popularity, Track.price_override_cents, Track.title_key,
+                       Track.artist_key)
+                .where(Track.dj_id == dj_id, Track.requestable.is_(True))
+            ).all()
+            index = LibraryIndex.build(version, rows)
             _indexes[dj_id] = index
     return index
 
@@ -204,48 +238,52 @@ class SearchResult:
 
 
 def search(index: LibraryIndex, params: SearchParams, base_price_cents: int) -> SearchResult:
-    """Text match, then BPM and price filters, genre facets, genre filter, sort, one page."""
+    """Text match, then BPM and price filters, genre facets, genre filter, sort, one page.
+
+    Works on track positions (ints) in the index: positions are popularity
+    order, and precomputed ranks give A–Z and price order without comparing
+    tracks, so even "the whole library by price" is a few list passes.
+    """
     query = fold(params.q)
+    sort = params.effective_sort
+    prices, price_rank = index.prices(base_price_cents)
     if query:
         scored = index.match(query)
-        candidates = [(i, scored[i]) for i in sorted(scored)]  # index order = popularity order
+        if sort == "relevance":
+            candidates = sorted(scored, key=lambda i: (-scored[i], i))
+        else:
+            candidates = sorted(scored)
     else:
-        candidates = [(i, 0.0) for i in range(len(index.tracks))]
+        candidates = range(len(index.tracks))
+    if sort in ("price", "price_desc"):
+        candidates = sorted(candidates, key=price_rank.__getitem__)
+        if sort == "price_desc":
+            # Dearest first; within one price, still the most popular first.
+            candidates = sorted(candidates, key=lambda i: -prices[i])
+    elif sort == "az":
+        candidates = sorted(candidates, key=index.az_rank.__getitem__)
 
-    tracks = index.tracks
-    lo_bpm, hi_bpm = params.bpm_min, params.bpm_max
-    lo_price, hi_price = params.price_min_cents, params.price_max_cents
-    filtered: list[tuple[IndexedTrack, float, int]] = []
-    for i, score in candidates:
-        track = tracks[i]
-        if lo_bpm is not None or hi_bpm is not None:
-            if track.bpm is None or (lo_bpm is not None and track.bpm < lo_bpm) \
-                    or (hi_bpm is not None and track.bpm > hi_bpm):
-                continue
-        price = track.price_override_cents if track.price_override_cents is not None else base_price_cents
-        if (lo_price is not None and price < lo_price) or (hi_price is not None and price > hi_price):
-            continue
-        filtered.append((track, score, price))
+    filtered = list(candidates)
+    if params.bpm_min is not None or params.bpm_max is not None:
+        lo = params.bpm_min if params.bpm_min is not None else 0.0
+        hi = params.bpm_max if params.bpm_max is not None else 1e9
+        bpm_of = index.bpm_of
+        filtered = [i for i in filtered if lo <= bpm_of[i] <= hi]
+    if params.price_min_cents is not None or params.price_max_cents is not None:
+        lo_p = params.price_min_cents if params.price_min_cents is not None else 0
+        hi_p = params.price_max_cents if params.price_max_cents is not None else 1 << 62
+        filtered = [i for i in filtered if lo_p <= prices[i] <= hi_p]
 
-    genre_counts = Counter(t.genre for t, _, _ in filtered if t.genre)
+    genre_of = index.genre_of
+    genre_counts = Counter(map(genre_of.__getitem__, filtered))
+    genre_counts.pop(None, None)
     if params.genres:
         wanted = set(params.genres)
-        filtered = [row for row in filtered if row[0].genre in wanted]
-
-    sort = params.effective_sort
-    if sort == "relevance" and query:
-        filtered.sort(key=lambda r: (-r[1], -r[0].popularity, r[0].sort_key))
-    elif sort == "price":
-        filtered.sort(key=lambda r: (r[2], -r[0].popularity, r[0].sort_key))
-    elif sort == "price_desc":
-        filtered.sort(key=lambda r: (-r[2], -r[0].popularity, r[0].sort_key))
-    elif sort == "az":
-        filtered.sort(key=lambda r: r[0].sort_key)
-    # else "popular": candidates are in index order, which is popularity order.
+        filtered = [i for i in filtered if genre_of[i] in wanted]
 
     total = len(filtered)
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(params.page, pages)
     start = (page - 1) * PAGE_SIZE
-    rows = [(t, price) for t, _, price in filtered[start:start + PAGE_SIZE]]
+    rows = [(index.tracks[i], prices[i]) for i in filtered[start:start + PAGE_SIZE]]
     return SearchResult(rows, total, page, pages, dict(sorted(genre_counts.items())))

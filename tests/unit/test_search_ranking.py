@@ -12,8 +12,8 @@ EXTRA = [
 ]
 
 
-@pytest.fixture(scope="module")
-def index():
+def build_index(overrides=None):
+    overrides = overrides or {}
     rows, seen = [], set()
     for row in read_spotify_csv() + EXTRA:
         key = (fold(row.artist), fold(row.title))
@@ -22,8 +22,14 @@ def index():
         seen.add(key)
         rows.append(Track(id=len(rows) + 1, public_id=f"t{len(rows) + 1}", title=row.title, artist=row.artist,
                           genre=row.genre, bpm=row.bpm, duration_s=row.duration_s, popularity=row.popularity,
-                          price_override_cents=None, title_key=key[1], artist_key=key[0]))
+                          price_override_cents=overrides.get(row.title), title_key=key[1],
+                          artist_key=key[0]))
     return LibraryIndex.build(1, rows)
+
+
+@pytest.fixture(scope="module")
+def index():
+    return build_index()
 
 
 def top(index, q, n=1, **kw):
@@ -87,19 +93,20 @@ def test_bpm_range_and_sorts(index):
     assert [t.popularity for t, _ in popular.tracks] == sorted((t.popularity for t, _ in popular.tracks), reverse=True)
 
 
-def test_effective_price_filter_and_sort(index):
-    index.tracks[5].price_override_cents = 5000
-    index.tracks[9].price_override_cents = 1000
-    try:
-        dear = search(index, SearchParams(price_min_cents=4000), 2000)
-        assert [(t.public_id, p) for t, p in dear.tracks] == [(index.tracks[5].public_id, 5000)]
-        cheap_first = search(index, SearchParams(sort="price"), 2000)
-        assert cheap_first.tracks[0] == (index.tracks[9], 1000)
-        dear_first = search(index, SearchParams(sort="price_desc"), 2000)
-        assert dear_first.tracks[0] == (index.tracks[5], 5000)
-    finally:
-        index.tracks[5].price_override_cents = None
-        index.tracks[9].price_override_cents = None
+def test_effective_price_filter_and_sort():
+    priced = build_index({"Halo": 5000, "Levels - Radio Edit": 1000})
+    dear = search(priced, SearchParams(price_min_cents=4000), 2000)
+    assert [(t.title, p) for t, p in dear.tracks] == [("Halo", 5000)]
+    cheap_first = search(priced, SearchParams(sort="price"), 2000)
+    assert [(t.title, p) for t, p in cheap_first.tracks[:1]] == [("Levels - Radio Edit", 1000)]
+    # Same price: the most popular first.
+    rest = [t.popularity for t, p in cheap_first.tracks[1:]]
+    assert rest == sorted(rest, reverse=True)
+    dear_first = search(priced, SearchParams(sort="price_desc"), 2000)
+    assert [(t.title, p) for t, p in dear_first.tracks[:2]] == [("Halo", 5000), ("Blinding Lights", 2000)]
+    # At another base price, the same index prices the others differently.
+    at_r30 = search(priced, SearchParams(q="blinding lights"), 3000)
+    assert at_r30.tracks[0][1] == 3000
 
 
 def test_paging(index):

@@ -1,0 +1,78 @@
+"""Shared set-up for benchmarks: a throw-away database, a Redis, the app."""
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+
+
+def summary(times_ms: list[float]) -> dict[str, float]:
+    return {"p50_ms": round(statistics.median(times_ms), 2), "p95_ms": round(percentile(times_ms, 95), 2),
+            "max_ms": round(max(times_ms), 2)}
+
+
+def _ensure_redis(tmp: str) -> subprocess.Popen | None:
+    import redis
+
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url).ping()
+        os.environ["REDIS_URL"] = url
+        return None
+    except redis.ConnectionError:
+        pass
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--save", "",
+                             "--dir", tmp], stdout=subprocess.DEVNULL)
+    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+    for _ in range(100):
+        try:
+            redis.Redis.from_url(os.environ["REDIS_URL"]).ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    return proc
+
+
+@contextmanager
+def bench_app():
+    """An app on a fresh SQLite file (or BENCH_DATABASE_URL), migrated, with the demo seeded."""
+    tmp = tempfile.mkdtemp()
+    proc = _ensure_redis(tmp)
+    os.environ.update(APP_ENV="test", DATABASE_URL=os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp}/bench.db"))
+    try:
+        from flask_migrate import upgrade
+
+        from app import create_app
+        from app.config import TestConfig
+        from app.services.demo import seed_demo
+
+        config = TestConfig()
+        config.RATELIMIT_ENABLED = False  # measure the pages, not the throttle
+        config.WTF_CSRF_ENABLED = False
+        app = create_app(config)
+        with app.app_context():
+            upgrade()
+            seed_demo()
+        yield app
+    finally:
+        if proc:
+            proc.terminate()
+        shutil.rmtree(tmp, ignore_errors=True)
