@@ -51,6 +51,13 @@ def manifest():
     return response
 
 
+@bp.get("/favicon.ico")
+@limiter.exempt
+def favicon():
+    """Browsers ask for it at the root whatever the page links."""
+    return send_from_directory(current_app.static_folder, "icons/favicon.ico", max_age=86400)
+
+
 @bp.get("/offline")
 def offline():
     return render_template("core/offline.html")

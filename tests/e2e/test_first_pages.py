@@ -57,3 +57,19 @@ def test_wrong_password_six_times_in_the_browser(demo, live_server, open_page):
     screenshot(page, "login-throttled-phone")
     # The browser reports the 401/429 document loads themselves as console errors; nothing else may appear.
     assert all("status of 4" in e for e in errors), errors
+
+
+def test_dj_prints_the_qr_poster(demo, live_server, open_page):
+    page, errors = open_page(TABLET)
+    page.goto(f"{live_server}/login")
+    page.get_by_label("Email").fill(DEMO_LOGINS["dj"])
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="QR poster for Friday Night Live").click()
+    expect(page.get_by_role("heading", name="Friday Night Live")).to_be_visible()
+    expect(page.get_by_role("img", name="QR code that opens Friday Night Live on BeatMatchMe")).to_be_visible()
+    screenshot(page, "qr-poster-tablet")
+    join_url = page.locator(".poster-url").inner_text()
+    page.goto(join_url)
+    expect(page.get_by_role("heading", name="Friday Night Live")).to_be_visible()
+    assert errors == []

@@ -57,3 +57,16 @@ def test_search_works_without_javascript(event_path, live_server, browser):
         expect(page).to_have_url(re.compile(r"q=weeknd\+blinding"))
     finally:
         context.close()
+
+
+def test_event_page_on_a_tablet_puts_search_and_queue_side_by_side(event_path, live_server, open_page):
+    from tests.e2e.conftest import TABLET
+
+    page, errors = open_page(TABLET)
+    page.goto(f"{live_server}{event_path}?q=weeknd")
+    search_box = page.get_by_label("Search songs or artists").bounding_box()
+    queue = page.get_by_role("heading", name="Up next").bounding_box()
+    assert queue["x"] > search_box["x"] + search_box["width"]  # the queue is a column to the right
+    expect(page.locator(".track-title").first).to_have_text("Blinding Lights")
+    screenshot(page, "event-search-tablet")
+    assert errors == []
