@@ -6,6 +6,9 @@ real `SECRET_KEY` or with the payment sandbox.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 import secrets
 from datetime import timedelta
@@ -32,6 +35,16 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
 def _dev_secret_key() -> str:
     """A random key kept in instance/ so that sessions survive restarts."""
     INSTANCE_DIR.mkdir(exist_ok=True)
@@ -55,7 +68,15 @@ class BaseConfig:
         self.PAYMENT_PROVIDER = env.get("PAYMENT_PROVIDER", "sandbox").strip().lower()
         self.YOCO_SECRET_KEY = env.get("YOCO_SECRET_KEY", "")
         self.YOCO_WEBHOOK_SECRET = env.get("YOCO_WEBHOOK_SECRET", "")
-        self.YOCO_API_BASE = env.get("YOCO_API_BASE", "https://payments.yoco.com")
+        self.YOCO_API_BASE = env.get("YOCO_API_BASE", "")
+        self.YOCO_TIMEOUT_SECONDS = _env_float("YOCO_TIMEOUT_SECONDS", 8.0)
+        self.YOCO_MAX_RETRIES = _env_int("YOCO_MAX_RETRIES", 3)
+        # The sandbox (PAYMENT_PROVIDER=sandbox): where the app itself is reached
+        # over HTTP (the Yoco client calls the mounted sandbox API, the sandbox
+        # delivers webhooks back), and how fast its clock runs for retries.
+        self.SANDBOX_BASE_URL = env.get("SANDBOX_BASE_URL", "http://127.0.0.1:5000")
+        self.SANDBOX_TIME_SCALE = _env_float("SANDBOX_TIME_SCALE", 1.0)
+        self.CHECKOUT_HOLD_MINUTES = _env_int("CHECKOUT_HOLD_MINUTES", 10)
         self.SENTRY_DSN = env.get("SENTRY_DSN", "")
         self.PUBLIC_BASE_URL = env.get("PUBLIC_BASE_URL", "")
         self.QR_SIGNING_KEYS = env.get("QR_SIGNING_KEYS", "")
@@ -78,6 +99,18 @@ class BaseConfig:
         self.RATELIMIT_APPLICATION = "300 per minute"  # any one address, all routes
         self.RATELIMIT_KEY_PREFIX = "bmm"
         self.MAX_CONTENT_LENGTH = 12 * 1024 * 1024
+
+    def finalize_payment_settings(self) -> None:
+        """Sandbox defaults: our own secrets, and the API mounted in this app."""
+        if self.PAYMENT_PROVIDER == "sandbox":
+            derive = lambda label: hmac.new(self.SECRET_KEY.encode(), label, hashlib.sha256).digest()  # noqa: E731
+            self.YOCO_SECRET_KEY = self.YOCO_SECRET_KEY or "sk_test_" + derive(b"sandbox-api-key").hex()[:32]
+            self.YOCO_WEBHOOK_SECRET = self.YOCO_WEBHOOK_SECRET or (
+                "whsec_" + base64.b64encode(derive(b"sandbox-webhook-secret")).decode()
+            )
+            self.YOCO_API_BASE = self.YOCO_API_BASE or self.SANDBOX_BASE_URL.rstrip("/") + "/sandbox/yoco"
+        else:
+            self.YOCO_API_BASE = self.YOCO_API_BASE or "https://payments.yoco.com"
 
     def default_database_url(self) -> str:
         INSTANCE_DIR.mkdir(exist_ok=True)
@@ -103,6 +136,9 @@ class BaseConfig:
                 )
         if self.SESSION_HOURS <= 0:
             raise ConfigError("SESSION_HOURS must be positive")
+        if self.SANDBOX_TIME_SCALE <= 0:
+            raise ConfigError("SANDBOX_TIME_SCALE must be positive")
+        self.finalize_payment_settings()
         if self.PAYMENT_PROVIDER == "yoco" and not (
             self.YOCO_SECRET_KEY and self.YOCO_WEBHOOK_SECRET.startswith("whsec_")
         ):

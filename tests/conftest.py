@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -72,8 +75,12 @@ def database_url(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def test_env(redis_url, database_url):
     """Environment for create_app(TestConfig), set for the whole session."""
-    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "REDIS_URL", "APP_ENV")}
-    os.environ.update(DATABASE_URL=database_url, REDIS_URL=redis_url, APP_ENV="test")
+    keys = ("DATABASE_URL", "REDIS_URL", "APP_ENV", "SECRET_KEY", "SANDBOX_TIME_SCALE")
+    saved = {k: os.environ.get(k) for k in keys}
+    # One secret for the session, so worker processes derive the same sandbox
+    # keys and webhook secret as the app under test.
+    os.environ.update(DATABASE_URL=database_url, REDIS_URL=redis_url, APP_ENV="test",
+                      SECRET_KEY=secrets.token_urlsafe(32), SANDBOX_TIME_SCALE="0.001")
     yield
     for key, value in saved.items():
         if value is None:
@@ -112,6 +119,65 @@ def _clean_state(request):
                 for table in tables:
                     conn.execute(text(f"DELETE FROM {table}"))
         redis_lib.Redis.from_url(application.config["REDIS_URL"]).flushdb()
+
+
+@pytest.fixture
+def live_server(app):
+    """The app on 127.0.0.1:<free port> in a thread; the Yoco client and the
+    sandbox's webhook deliveries reach it there over real HTTP."""
+    from werkzeug.serving import make_server
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    saved = {k: app.config[k] for k in ("SANDBOX_BASE_URL", "YOCO_API_BASE")}
+    app.config.update(SANDBOX_BASE_URL=url, YOCO_API_BASE=f"{url}/sandbox/yoco")
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield url
+    server.shutdown()
+    thread.join(timeout=5)
+    app.config.update(saved)
+
+
+@pytest.fixture
+def rq_worker(app, live_server):
+    """A real `rq worker --with-scheduler` process for the length of a test.
+
+    Returns a handle with .proc (the Popen), .restart() and .kill() (SIGKILL,
+    as a crash would)."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "SANDBOX_BASE_URL": live_server, "PYTHONUNBUFFERED": "1"}
+    (root / "artifacts").mkdir(exist_ok=True)
+    log = open(root / "artifacts" / "rq-worker.log", "a")
+
+    class Worker:
+        proc: subprocess.Popen
+
+        def start(self):
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "rq.cli", "worker", "--with-scheduler", "--url", app.config["REDIS_URL"],
+                 "--path", str(root), "--worker-ttl", "10", "default"],
+                cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+
+        def kill(self):
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+        def restart(self):
+            self.kill()
+            self.start()
+
+    worker = Worker()
+    worker.start()
+    yield worker
+    worker.proc.terminate()
+    try:
+        worker.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+    log.close()
 
 
 @pytest.fixture
