@@ -77,6 +77,8 @@ class BaseConfig:
         self.SANDBOX_BASE_URL = env.get("SANDBOX_BASE_URL", "http://127.0.0.1:5000")
         self.SANDBOX_TIME_SCALE = _env_float("SANDBOX_TIME_SCALE", 1.0)
         self.CHECKOUT_HOLD_MINUTES = _env_int("CHECKOUT_HOLD_MINUTES", 10)
+        # Our own backoff for refunds (1st retry after this, doubling, capped at an hour).
+        self.REFUND_RETRY_SECONDS = _env_float("REFUND_RETRY_SECONDS", 10.0)
         self.SENTRY_DSN = env.get("SENTRY_DSN", "")
         self.PUBLIC_BASE_URL = env.get("PUBLIC_BASE_URL", "")
         self.QR_SIGNING_KEYS = env.get("QR_SIGNING_KEYS", "")

@@ -2,5 +2,8 @@
 from rq import cron
 
 from jobs.maintenance import purge_expired_idempotency_keys
+from jobs.payments import close_ended_sets, reconcile_payments
 
 cron.register(purge_expired_idempotency_keys, "default", cron="17 * * * *", name="purge-idempotency-keys")
+cron.register(reconcile_payments, "default", cron="*/5 * * * *", name="reconcile-payments")
+cron.register(close_ended_sets, "default", cron="* * * * *", name="close-ended-sets")

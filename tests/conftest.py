@@ -75,12 +75,13 @@ def database_url(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def test_env(redis_url, database_url):
     """Environment for create_app(TestConfig), set for the whole session."""
-    keys = ("DATABASE_URL", "REDIS_URL", "APP_ENV", "SECRET_KEY", "SANDBOX_TIME_SCALE")
+    keys = ("DATABASE_URL", "REDIS_URL", "APP_ENV", "SECRET_KEY", "SANDBOX_TIME_SCALE", "REFUND_RETRY_SECONDS")
     saved = {k: os.environ.get(k) for k in keys}
     # One secret for the session, so worker processes derive the same sandbox
     # keys and webhook secret as the app under test.
     os.environ.update(DATABASE_URL=database_url, REDIS_URL=redis_url, APP_ENV="test",
-                      SECRET_KEY=secrets.token_urlsafe(32), SANDBOX_TIME_SCALE="0.001")
+                      SECRET_KEY=secrets.token_urlsafe(32), SANDBOX_TIME_SCALE="0.001",
+                      REFUND_RETRY_SECONDS="0.05")
     yield
     for key, value in saved.items():
         if value is None:
@@ -156,13 +157,15 @@ def rq_worker(app, live_server):
 
         def start(self):
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "rq.cli", "worker", "--with-scheduler", "--url", app.config["REDIS_URL"],
+                [sys.executable, "-m", "rq.cli", "worker", "--worker-class", "jobs.worker.AppWorker",
+                 "--with-scheduler", "--url", app.config["REDIS_URL"],
                  "--path", str(root), "--worker-ttl", "10", "default"],
-                cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
 
         def kill(self):
-            self.proc.kill()
+            """A crash: SIGKILL the worker, the job it is running and its scheduler at once."""
+            subprocess.run(["pkill", "-KILL", "-s", str(self.proc.pid)], check=False)
             self.proc.wait(timeout=10)
 
         def restart(self):
@@ -176,7 +179,8 @@ def rq_worker(app, live_server):
     try:
         worker.proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        worker.kill()
+        pass
+    worker.kill()  # and whatever it left running
     log.close()
 
 

@@ -8,6 +8,8 @@ from ..extensions import db
 
 
 def register(app: Flask) -> None:
+    app.cli.add_command(jobs_group)
+
     @app.cli.command("seed-demo")
     def seed_demo_command() -> None:
         """Demo logins, the demo DJ's library and events (idempotent; never in production)."""
@@ -38,3 +40,45 @@ def register(app: Flask) -> None:
             raise click.ClickException(err.message) from err
         db.session.commit()
         click.echo(f"Admin {email} created.")
+
+
+@click.group("jobs")
+def jobs_group() -> None:
+    """The job queues and the failed-job registry (the dead letter queue)."""
+
+
+@jobs_group.command("failed")
+def jobs_failed() -> None:
+    """List failed jobs: id, function, when, and the last line of the error."""
+    import jobs
+
+    for name in jobs.QUEUES:
+        queue = jobs.queue(name)
+        registry = queue.failed_job_registry
+        ids = registry.get_job_ids()
+        click.echo(f"{name}: {len(ids)} failed")
+        for job in queue.job_class.fetch_many(ids, connection=queue.connection):
+            if job is None:
+                continue
+            error = (job.latest_result().exc_string if job.latest_result() else "") or ""
+            last = error.strip().splitlines()[-1] if error.strip() else ""
+            click.echo(f"  {job.id}  {job.func_name}{job.args}  {job.ended_at or ''}  {last}")
+
+
+@jobs_group.command("requeue")
+@click.argument("job_ids", nargs=-1)
+@click.option("--all", "requeue_all", is_flag=True, help="Requeue every failed job.")
+def jobs_requeue(job_ids: tuple[str, ...], requeue_all: bool) -> None:
+    """Put failed jobs back on their queue (they are idempotent, so this is safe)."""
+    import jobs
+
+    if not job_ids and not requeue_all:
+        raise click.UsageError("name job ids, or pass --all")
+    count = 0
+    for name in jobs.QUEUES:
+        registry = jobs.queue(name).failed_job_registry
+        for job_id in (registry.get_job_ids() if requeue_all else job_ids):
+            if job_id in registry:
+                registry.requeue(job_id)
+                count += 1
+    click.echo(f"requeued {count} job(s)")

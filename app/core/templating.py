@@ -42,6 +42,21 @@ def distance(km: float | None) -> str:
     return f"{km:.1f} km" if km < 10 else f"{km:.0f} km"
 
 
+REFUND_REASONS = {
+    "DUPLICATE_REQUEST": "You already had this song in the queue, so we refunded this payment.",
+    "CAPACITY_EXCEEDED": "The DJ's request list filled up before your payment came through, so we refunded it.",
+    "REQUESTS_CLOSED": "Requests closed before your payment came through, so we refunded it.",
+    "VETOED": "The DJ couldn't play this one, so we refunded you.",
+    "EXPIRED": "The set ended before your song was played, so we refunded you.",
+}
+
+
+def refund_reason(reason: str | None) -> str:
+    """The fan-facing sentence for a stored refund reason ("CODE: detail")."""
+    code = (reason or "").split(":", 1)[0]
+    return REFUND_REASONS.get(code, "We refunded this payment.")
+
+
 def trim_number(value: float | None) -> str:
     """120.0 -> '120', 120.5 -> '120.5', None -> ''."""
     if value is None or value == "":
@@ -71,3 +86,4 @@ def register(app: Flask) -> None:
     app.add_template_filter(duration)
     app.add_template_filter(distance)
     app.add_template_filter(trim_number)
+    app.add_template_filter(refund_reason)

@@ -65,7 +65,8 @@ def event_page(public_id: str):
     if not params.q:
         suggestions = {"artists": index.top_artists[:6], "recent": recent_searches(device_token(), event.dj_id)}
     context = dict(event=event, params=params, result=result, notes=notes, genres=index.genres,
-                   page_url=page_url, base_price=base_price, suggestions=suggestions)
+                   page_url=page_url, base_price=base_price, suggestions=suggestions,
+                   accepting=bool(dj_set and dj_set.accepting_requests))
     if _is_fragment_request():
         return render_template("fan/_results.html", oob=True, **context)
 
@@ -73,5 +74,6 @@ def event_page(public_id: str):
     device = current_device(create=False)
     return render_template(
         "fan/event.html", dj_set=dj_set, playing=playing, queue=queue,
-        my_device_id=device.id if device else None, **context,
+        my_device_id=device.id if device else None,
+        my_requests=event_service.device_requests(device, event) if device else [], **context,
     )

@@ -85,3 +85,16 @@ def parse_search_args(args: MultiDict, known_genres: list[str]) -> tuple[SearchP
         sort=data.get("sort", ""), page=data.get("page", 1),
     )
     return params, notes
+
+
+class RequestForm(Schema):
+    """The request sheet: an optional shout-out and the form's idempotency key."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    shoutout = fields.String(load_default="", validate=validate.Length(
+        max=140, error="Keep your shout-out to 140 characters or fewer."))
+    idempotency_key = fields.String(required=True, validate=validate.Regexp(
+        r"^[A-Za-z0-9_-]{16,64}$", error="This form is out of date. Reload the page and try again."),
+        error_messages={"required": "This form is out of date. Reload the page and try again."})

@@ -9,6 +9,8 @@ from __future__ import annotations
 from flask import Flask, Response, current_app, g, request
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..extensions import client_ip, db
 from ..models import GuestDevice, utcnow
@@ -42,13 +44,16 @@ def current_device(create: bool = True) -> GuestDevice | None:
     token = device_token()
     device = db.session.scalar(select(GuestDevice).where(GuestDevice.public_id == token))
     if device is None and create:
-        device = GuestDevice(
-            public_id=token,
-            last_ip=client_ip(),
-            user_agent=(request.user_agent.string or "")[:255],
+        # A phone's first requests can arrive at once: insert-or-ignore, then read.
+        insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+        now = utcnow()
+        db.session.execute(
+            insert(GuestDevice).values(
+                public_id=token, last_ip=client_ip(), user_agent=(request.user_agent.string or "")[:255],
+                created_at=now, last_seen_at=now,
+            ).on_conflict_do_nothing(index_elements=["public_id"])
         )
-        db.session.add(device)
-        db.session.flush()
+        device = db.session.scalar(select(GuestDevice).where(GuestDevice.public_id == token))
     elif device is not None:
         device.last_seen_at = utcnow()
     g.device = device

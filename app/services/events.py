@@ -9,7 +9,7 @@ from sqlalchemy import case, select
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
-from ..models import DJSet, Event, SongRequest, Track, utcnow
+from ..models import DJSet, Event, GuestDevice, Payment, SongRequest, Track, utcnow
 from ..models.requests import ACTIVE_REQUEST_STATUSES
 from .errors import NotFound
 
@@ -101,3 +101,26 @@ def queue_for_set(dj_set: DJSet) -> tuple[SongRequest | None, list[QueueEntry]]:
     playing = next((r for r in rows if r.status == "playing"), None)
     waiting = [r for r in rows if r.status != "playing"]
     return playing, [QueueEntry(i, r, r.track) for i, r in enumerate(waiting, start=1)]
+
+
+@dataclass(frozen=True)
+class DeviceRequest:
+    payment: Payment
+    track: Track
+    request: SongRequest | None
+
+
+def device_requests(device: GuestDevice, event: Event) -> list[DeviceRequest]:
+    """This device's request payments at this event, newest first, with their requests."""
+    set_ids = [s.id for s in event.sets]
+    if not set_ids:
+        return []
+    rows = db.session.execute(
+        select(Payment, Track, SongRequest)
+        .join(Track, Track.id == Payment.track_id)
+        .outerjoin(SongRequest, SongRequest.payment_id == Payment.id)
+        .where(Payment.device_id == device.id, Payment.purpose == "request", Payment.set_id.in_(set_ids))
+        .order_by(Payment.created_at.desc())
+        .limit(20)
+    ).all()
+    return [DeviceRequest(p, t, r) for p, t, r in rows]

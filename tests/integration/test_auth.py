@@ -156,3 +156,30 @@ def test_forged_device_cookie_is_replaced(client):
     client.set_cookie("bmm_device", "forged.value")
     response = client.get("/")
     assert "bmm_device=" in response.headers.get("Set-Cookie", "")
+
+
+def test_a_new_phones_simultaneous_first_requests_make_one_device(app, live_server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from app.services.devices import _serializer
+
+    with app.test_request_context():
+        cookie = _serializer().dumps("brand-new-device-token")
+    session = requests.Session()
+    session.cookies.set("bmm_device", cookie)
+    token = csrf_token_from(session.get(f"{live_server}/register").text)
+    form = {"display_name": "Sipho", "password": "long-enough-pw", "password_confirm": "long-enough-pw",
+            "csrf_token": token}
+
+    def register(n):
+        return session.post(f"{live_server}/register", data={**form, "email": f"sipho{n}@test.example"},
+                            allow_redirects=False).status_code
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        codes = list(pool.map(register, range(6)))
+    assert 500 not in codes
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(GuestDevice).where(
+            GuestDevice.public_id == "brand-new-device-token")) == 1

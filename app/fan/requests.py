@@ -1,0 +1,99 @@
+"""The request flow: the request sheet, paying, and the page the fan returns to."""
+from __future__ import annotations
+
+import secrets
+
+import redis
+from flask import abort, redirect, render_template, request
+from marshmallow import ValidationError
+from sqlalchemy import select
+
+import jobs
+
+from ..extensions import client_ip, db, redis_store
+from ..models import Payment, SongRequest, Track
+from ..services import events as event_service
+from ..services import payments
+from ..services.devices import current_device
+from ..services.request_rules import RequestRefused
+from . import bp
+from .schemas import RequestForm
+
+
+def _track_for(event, public_id: str) -> Track:
+    track = db.session.scalar(select(Track).where(Track.public_id == public_id, Track.dj_id == event.dj_id,
+                                                  Track.requestable.is_(True)))
+    if track is None:
+        abort(404)
+    return track
+
+
+def _sheet(event, dj_set, track, *, errors=None, refusal=None, values=None, status=200):
+    return render_template(
+        "fan/request.html", event=event, dj_set=dj_set, track=track, price=track.price_cents(dj_set.base_price_cents),
+        errors=errors or {}, refusal=refusal, values=values or {}, idempotency_key=secrets.token_urlsafe(24),
+    ), status
+
+
+@bp.route("/e/<public_id>/request/<track_id>", methods=["GET", "POST"])
+def request_sheet(public_id: str, track_id: str):
+    """Tap a track: its price, an optional shout-out, the rules, and Pay."""
+    event = event_service.get_event(public_id)
+    dj_set = event_service.current_set(event)
+    if dj_set is None:
+        abort(404)
+    track = _track_for(event, track_id)
+    if request.method == "GET":
+        return _sheet(event, dj_set, track)
+    try:
+        form = RequestForm().load(request.form)
+    except ValidationError as err:
+        return _sheet(event, dj_set, track, errors=err.messages, values=request.form, status=422)
+    try:
+        started = payments.start_request_checkout(
+            event, dj_set, track, current_device(), shoutout=form["shoutout"].strip() or None,
+            idempotency_key=form["idempotency_key"], client_ip=client_ip(),
+        )
+    except RequestRefused as refusal:
+        return _sheet(event, dj_set, track, refusal=refusal, values=request.form, status=refusal.status)
+    return redirect(started.redirect_url, code=303)
+
+
+def _own_payment(event, payment_id: str) -> Payment:
+    device = current_device(create=False)
+    payment = db.session.scalar(select(Payment).where(Payment.public_id == payment_id))
+    if payment is None or device is None or payment.device_id != device.id or payment.set_id is None:
+        abort(404)
+    if payment.set_id not in {s.id for s in event.sets}:
+        abort(404)
+    return payment
+
+
+def _ask_provider_soon(payment: Payment) -> None:
+    """The browser's return proves nothing: have a worker ask Yoco (at most every 3 s)."""
+    from jobs.payments import verify_checkout
+
+    try:
+        if redis_store.client.set(f"bmm:verify:{payment.public_id}", "1", nx=True, ex=3):
+            jobs.queue().enqueue(verify_checkout, payment.id)
+    except redis.RedisError:
+        pass  # reconciliation will settle it
+
+
+@bp.get("/e/<public_id>/checkout/<payment_id>")
+def checkout_return(public_id: str, payment_id: str):
+    """Where Yoco sends the fan back: 'confirming payment…' until the server knows."""
+    event = event_service.get_event(public_id)
+    payment = _own_payment(event, payment_id)
+    if payment.state == "PENDING":
+        _ask_provider_soon(payment)
+    song_request = db.session.scalar(select(SongRequest).where(SongRequest.payment_id == payment.id))
+    position = None
+    if song_request is not None and song_request.is_active:
+        _, queue = event_service.queue_for_set(song_request.dj_set)
+        position = next((e.position for e in queue if e.request.id == song_request.id), None)
+    track = db.session.get(Track, payment.track_id)
+    context = dict(event=event, payment=payment, song_request=song_request, position=position, track=track)
+    if request.headers.get("HX-Request"):
+        return render_template("fan/_checkout_status.html", **context)
+    return render_template("fan/checkout.html", **context)

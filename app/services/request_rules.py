@@ -1,0 +1,102 @@
+"""The server-side rules for song requests, checked when a checkout starts and
+again, atomically under the set's lock, when the paid request is created.
+
+Codes: DUPLICATE_REQUEST, CAPACITY_EXCEEDED, RATE_LIMITED, REQUESTS_CLOSED,
+PAYMENT_FAILED. Each refusal carries a message for the fan and, where it
+applies, when to retry (seconds).
+"""
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+from limits import parse
+from sqlalchemy import select
+
+from ..extensions import db, limiter
+from ..models import DJSet, GuestDevice, Payment, SongRequest, Track, utcnow
+from ..models.requests import ACTIVE_REQUEST_STATUSES
+from .errors import DomainError
+
+MAX_ACTIVE_PER_FAN = 3
+ATTEMPTS_PER_MINUTE = parse("3/minute")
+
+
+class RequestRefused(DomainError):
+    status = 409
+
+
+def _seconds_until(moment: datetime, now: datetime) -> int:
+    return max(1, math.ceil((moment - now).total_seconds()))
+
+
+def check_attempt_rate(device: GuestDevice, event_public_id: str) -> None:
+    """At most 3 request attempts per minute per fan per event (counted in Redis)."""
+    strategy = limiter.limiter
+    keys = ("request-attempt", device.public_id, event_public_id)
+    if not strategy.hit(ATTEMPTS_PER_MINUTE, *keys):
+        reset_at, _ = strategy.get_window_stats(ATTEMPTS_PER_MINUTE, *keys)
+        wait = max(1, math.ceil(reset_at - utcnow().timestamp()))
+        raise RequestRefused("RATE_LIMITED", "That's a lot of requests in a minute. Take a breath and try again.",
+                             retry_after=wait, status=429)
+
+
+def check_open(dj_set: DJSet, track: Track) -> None:
+    if not dj_set.accepting_requests:
+        message = ("The DJ has paused requests for a moment." if dj_set.requests_state == "paused"
+                   else "Requests are closed for this set.")
+        raise RequestRefused("REQUESTS_CLOSED", message)
+    if not track.requestable or track.dj_id != dj_set.event.dj_id:
+        raise RequestRefused("REQUESTS_CLOSED", "That song can't be requested tonight.")
+
+
+def _active_holds(dj_set: DJSet, now: datetime, *, exclude_payment_id: int | None = None):
+    stmt = select(Payment).where(
+        Payment.set_id == dj_set.id, Payment.purpose == "request", Payment.state == "PENDING",
+        Payment.hold_expires_at > now,
+    )
+    if exclude_payment_id is not None:
+        stmt = stmt.where(Payment.id != exclude_payment_id)
+    return db.session.scalars(stmt).all()
+
+
+def check_capacity_and_duplicates(
+    dj_set: DJSet, track: Track, device: GuestDevice, *, payment: Payment | None = None,
+) -> None:
+    """Duplicates, the fan's 3 active requests and the set's hourly cap.
+
+    Call with the set locked. At checkout (`payment` None) a pending checkout's
+    hold counts like a request; at creation (`payment` given) the payment's own
+    hold is the slot it reserved, and a payment whose hold ran out only gets a
+    slot nobody else holds.
+    """
+    now = utcnow()
+    holds = _active_holds(dj_set, now, exclude_payment_id=payment.id if payment else None)
+    active = db.session.scalars(
+        select(SongRequest).where(SongRequest.set_id == dj_set.id, SongRequest.device_id == device.id,
+                                  SongRequest.status.in_(ACTIVE_REQUEST_STATUSES))
+    ).all()
+    my_holds = [h for h in holds if h.device_id == device.id]
+    if any(r.track_id == track.id for r in active) or any(h.track_id == track.id for h in my_holds):
+        raise RequestRefused("DUPLICATE_REQUEST", "You already have this song in the queue.")
+    if len(active) + len(my_holds) >= MAX_ACTIVE_PER_FAN:
+        raise RequestRefused(
+            "CAPACITY_EXCEEDED",
+            f"You already have {MAX_ACTIVE_PER_FAN} requests waiting. Request again once one of them plays.",
+        )
+
+    window_start = now - timedelta(hours=1)
+    recent = db.session.scalars(
+        select(SongRequest.created_at).where(SongRequest.set_id == dj_set.id,
+                                             SongRequest.created_at > window_start)
+        .order_by(SongRequest.created_at)
+    ).all()
+    own_hold_valid = payment is not None and payment.hold_expires_at is not None and payment.hold_expires_at > now
+    taken = len(recent) + (0 if own_hold_valid else len(holds))
+    if taken >= dj_set.hourly_cap:
+        frees_at = [t + timedelta(hours=1) for t in recent[:1]] + [h.hold_expires_at for h in holds]
+        raise RequestRefused(
+            "CAPACITY_EXCEEDED",
+            "The DJ's request list is full for this hour.",
+            retry_after=_seconds_until(min(frees_at), now) if frees_at else 60,
+        )

@@ -1,0 +1,289 @@
+"""Payment jobs: webhook processing, status checks, refunds, reconciliation.
+
+All take ids, build their own app context, and are safe to run twice: each
+re-reads the payment and acts only if its state still calls for it.
+"""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from flask import current_app
+from rq import Retry
+from sqlalchemy import select
+
+import jobs
+
+from .context import with_app_context
+
+REFUND_ATTEMPTS = 8
+
+
+def refund_retry() -> Retry:
+    """RQ retries for provider outages: exponential, from REFUND_RETRY_SECONDS."""
+    base = current_app.config["REFUND_RETRY_SECONDS"]
+    return Retry(max=6, interval=[int(min(3600, base * 2**i)) for i in range(6)])
+
+
+@with_app_context
+def process_webhook(webhook_row_id: int) -> str:
+    """Apply one stored webhook from the inbox; returns what it did."""
+    from app.extensions import db
+    from app.models import Payment, WebhookEvent, utcnow
+    from app.services import payments
+
+    row = db.session.get(WebhookEvent, webhook_row_id)
+    if row is None or row.status in ("processed", "ignored"):
+        return "already done"
+    row.attempts += 1
+    db.session.commit()
+    event = json.loads(row.payload)
+    payload = event.get("payload") or {}
+    metadata = payload.get("metadata") or {}
+    payment = None
+    if metadata.get("paymentId"):
+        payment = db.session.scalar(select(Payment).where(Payment.public_id == metadata["paymentId"]))
+    if payment is None and metadata.get("checkoutId"):
+        payment = db.session.scalar(select(Payment).where(Payment.provider_checkout_id == metadata["checkoutId"]))
+    outcome = "ignored"
+    if payment is not None:
+        if row.event_type == "payment.succeeded":
+            payments.confirm_payment(payment.id, provider_payment_id=payload.get("id"),
+                                     source=f"webhook:{row.webhook_id}")
+            outcome = "processed"
+        elif row.event_type in ("refund.succeeded", "refund.failed"):
+            settle_refund(payment.id, succeeded=row.event_type == "refund.succeeded",
+                          refund_id=payload.get("id"), actor=f"webhook:{row.webhook_id}")
+            outcome = "processed"
+    row = db.session.get(WebhookEvent, webhook_row_id)
+    row.status, row.processed_at = outcome, utcnow()
+    db.session.commit()
+    return outcome
+
+
+def settle_refund(payment_id: int, *, succeeded: bool, refund_id: str | None, actor: str) -> None:
+    """The provider's word on a refund: REFUNDED, or REFUND_FAILED and a retry later."""
+    from app.extensions import db
+    from app.models import Payment
+    from app.services.payments_ledger import record_transition
+
+    from app.services.locks import lock_set
+
+    payment = db.session.get(Payment, payment_id)
+    if payment.set_id is not None:
+        lock_set(payment.set_id)  # orders concurrent webhooks for the same payment
+    db.session.refresh(payment)
+    if payment.state != "REFUND_PENDING":
+        db.session.rollback()
+        return  # a duplicate, or a refund already settled
+    if succeeded:
+        payment.provider_refund_id = refund_id or payment.provider_refund_id
+        record_transition(payment, "REFUNDED", "refund succeeded", actor=actor)
+        _mark_tip_or_request_refunded(payment)
+        db.session.commit()
+        return
+    record_transition(payment, "REFUND_FAILED", "refund failed at the provider", actor=actor)
+    db.session.commit()
+    schedule_refund_retry(payment_id)
+
+
+def _mark_tip_or_request_refunded(payment) -> None:
+    from app.extensions import db
+    from app.models import Tip
+
+    tip = db.session.scalar(select(Tip).where(Tip.payment_id == payment.id))
+    if tip is not None:
+        tip.status = "refunded"
+
+
+def schedule_refund_retry(payment_id: int) -> None:
+    """REFUND_FAILED -> REFUND_PENDING after a backoff that doubles per attempt."""
+    from app.extensions import db
+    from app.models import Payment
+
+    payment = db.session.get(Payment, payment_id)
+    attempts = sum(1 for t in payment.history if t.to_state == "REFUND_PENDING")
+    if attempts >= REFUND_ATTEMPTS:
+        current_app.logger.error("refund of payment %s failed %s times; left for an admin", payment.public_id,
+                                 attempts)
+        return
+    delay = min(3600.0, current_app.config["REFUND_RETRY_SECONDS"] * 2 ** (attempts - 1))
+    jobs.queue().enqueue_in(timedelta(seconds=delay), retry_refund, payment_id)
+
+
+@with_app_context
+def retry_refund(payment_id: int) -> None:
+    from app.extensions import db
+    from app.models import Payment
+    from app.services.locks import lock_set
+    from app.services.payments_ledger import record_transition
+
+    payment = db.session.get(Payment, payment_id)
+    if payment is None:
+        return
+    if payment.set_id is not None:
+        lock_set(payment.set_id)
+    db.session.refresh(payment)
+    if payment.state != "REFUND_FAILED":
+        db.session.rollback()
+        return
+    record_transition(payment, "REFUND_PENDING", "retrying the refund")
+    jobs.enqueue(refund_payment, payment_id, retry=refund_retry())
+    db.session.commit()
+
+
+@with_app_context
+def refund_payment(payment_id: int) -> str:
+    """Ask the provider to refund; the outcome arrives by webhook (or reconciliation)."""
+    from app.extensions import db
+    from app.models import Payment
+    from app.services.yoco import ProviderRejected, yoco_client
+
+    payment = db.session.get(Payment, payment_id)
+    if payment is None or payment.state != "REFUND_PENDING":
+        return "nothing to do"
+    if not payment.provider_checkout_id:
+        if payment.provider == "sandbox":
+            # Demo data: paid without a provider charge, so nothing to give back there.
+            settle_refund(payment_id, succeeded=True, refund_id=None, actor="sandbox:no-provider-charge")
+            return "refunded (no provider charge)"
+        raise RuntimeError(f"payment {payment.public_id} has no checkout to refund")
+    attempt = sum(1 for t in payment.history if t.to_state == "REFUND_PENDING")
+    # One key per attempt, derived from our payment id: a retried call of the
+    # same attempt is the same refund; a new attempt after refund.failed is new.
+    key = f"{payment.refund_idempotency_key}-{attempt}"
+    checkout_id, public_id = payment.provider_checkout_id, payment.public_id
+    db.session.rollback()  # no transaction held open across the HTTP call
+    try:
+        response = yoco_client().refund(checkout_id, idempotency_key=key, metadata={"paymentId": public_id})
+    except ProviderRejected as err:
+        if err.code != "already_refunded":
+            raise
+        # The provider has refunded this checkout already (its webhook was lost).
+        settle_refund(payment_id, succeeded=True, refund_id=None, actor="provider:already-refunded")
+        db.session.commit()
+        return "already refunded"
+    return response.get("status", "pending")
+
+
+@with_app_context
+def verify_checkout(payment_id: int) -> str:
+    """Ask the provider how a pending checkout stands (the webhook may be late or lost)."""
+    from app.extensions import db
+    from app.models import Payment, utcnow
+    from app.services import payments
+    from app.services.yoco import yoco_client
+
+    payment = db.session.get(Payment, payment_id)
+    if payment is None or payment.state != "PENDING":
+        return "settled"
+    if not payment.provider_checkout_id:
+        if payment.hold_expires_at is None or payment.hold_expires_at < utcnow():
+            payments.mark_payment_failed(payment_id, reason="checkout was never created", expired=True)
+            return "expired"
+        return "pending"
+    checkout_id = payment.provider_checkout_id
+    db.session.rollback()
+    checkout = yoco_client().get_checkout(checkout_id)
+    status = checkout.get("status")
+    if status == "completed":
+        payments.confirm_payment(payment_id, provider_payment_id=checkout.get("paymentId"), source="status-check")
+        return "completed"
+    if status == "failed":
+        payments.mark_payment_failed(payment_id, reason="the card payment was declined")
+        return "failed"
+    if status == "expired":
+        payments.mark_payment_failed(payment_id, reason="the checkout expired", expired=True)
+        return "expired"
+    payment = db.session.get(Payment, payment_id)
+    if utcnow() - payment.created_at > timedelta(hours=1):
+        payments.mark_payment_failed(payment_id, reason="not paid within an hour", expired=True)
+        return "expired"
+    return "pending"
+
+
+@with_app_context
+def reconcile_payments() -> dict[str, int]:
+    """Every 5 minutes: settle anything stuck in a non-final state by asking the provider.
+
+    Also re-runs webhooks whose processing died, and refunds that never reached
+    the provider. Safe to run at any time and any number of times.
+    """
+    from app.extensions import db
+    from app.models import Payment, WebhookEvent, utcnow
+
+    now = utcnow()
+    counts = {"checked": 0, "refunds": 0, "webhooks": 0}
+    stale_webhooks = db.session.scalars(select(WebhookEvent.id).where(
+        WebhookEvent.status.in_(("received", "failed")), WebhookEvent.received_at < now - timedelta(seconds=30),
+        WebhookEvent.attempts < 10)).all()
+    for row_id in stale_webhooks:
+        try:
+            process_webhook(row_id)
+        except Exception:  # noqa: BLE001
+            db.session.rollback()
+            current_app.logger.exception("reconcile: webhook %s failed again", row_id)
+        counts["webhooks"] += 1
+    pending = db.session.scalars(select(Payment.id).where(
+        Payment.state == "PENDING", Payment.created_at < now - timedelta(seconds=30))).all()
+    for payment_id in pending:
+        try:
+            verify_checkout(payment_id)
+        except Exception:  # noqa: BLE001 - one bad checkout must not stop the sweep
+            db.session.rollback()
+            current_app.logger.exception("reconcile: status check of payment %s failed", payment_id)
+        counts["checked"] += 1
+    refunding = db.session.execute(select(Payment.id, Payment.updated_at).where(
+        Payment.state == "REFUND_PENDING", Payment.updated_at < now - timedelta(minutes=2))).all()
+    for payment_id, updated_at in refunding:
+        try:
+            if updated_at < now - timedelta(minutes=10):
+                # No outcome for 10 minutes: its webhook was lost. A new attempt
+                # is safe: if the refund went through, the provider says so.
+                give_up_waiting_for_refund(payment_id)
+            else:
+                refund_payment(payment_id)  # same attempt again: the call may never have left
+        except Exception:  # noqa: BLE001
+            db.session.rollback()
+            current_app.logger.exception("reconcile: refund of payment %s failed", payment_id)
+        counts["refunds"] += 1
+    failed_refunds = db.session.scalars(select(Payment.id).where(Payment.state == "REFUND_FAILED")).all()
+    for payment_id in failed_refunds:
+        try:
+            retry_refund(payment_id)
+        except Exception:  # noqa: BLE001
+            db.session.rollback()
+            current_app.logger.exception("reconcile: refund retry of payment %s failed", payment_id)
+    return counts
+
+
+def give_up_waiting_for_refund(payment_id: int) -> None:
+    from app.extensions import db
+    from app.models import Payment
+    from app.services.payments_ledger import record_transition
+
+    from app.services.locks import lock_set
+
+    payment = db.session.get(Payment, payment_id)
+    if payment.set_id is not None:
+        lock_set(payment.set_id)
+    db.session.refresh(payment)
+    if payment.state != "REFUND_PENDING":
+        db.session.rollback()
+        return
+    record_transition(payment, "REFUND_FAILED", "no outcome from the provider in 10 minutes")
+    db.session.commit()
+    retry_refund(payment_id)
+
+
+@with_app_context
+def close_ended_sets() -> int:
+    """Every minute: sets past their end stop taking requests and refund what was not played."""
+    from app.extensions import db
+    from app.models import DJSet, utcnow
+    from app.services.payments import end_set
+
+    ended = db.session.scalars(select(DJSet.id).where(DJSet.status == "live", DJSet.ends_at < utcnow())).all()
+    for set_id in ended:
+        end_set(set_id)
+    return len(ended)

@@ -1,0 +1,147 @@
+"""300 payments through the sandbox with faults everywhere: after reconciliation,
+every successful charge is exactly one request or one refund."""
+import random
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from app.extensions import db
+from app.models import DJSet, Payment, PaymentTransition, SongRequest, utcnow
+from app.services.demo import seed_demo
+from tests.payment_support import Fan, checkout_id_from, live_event, money_invariants, set_faults, settle, tracks
+
+FANS = 100
+SONGS_PER_FAN = 3
+
+
+@pytest.fixture
+def chaos_night(app_ctx, live_server, rq_worker):
+    seed_demo()
+    event, dj_set = live_event()
+    db.session.get(DJSet, dj_set.id).hourly_cap = 10_000
+    db.session.commit()
+    return {"base": live_server, "event": event.public_id, "set_id": dj_set.id, "worker": rq_worker,
+            "songs": [t.public_id for t in tracks(event.dj_id, FANS * SONGS_PER_FAN)]}
+
+
+def _drain(timeout=60):
+    """Wait until the worker has nothing left queued (a crashed job may stay "started")."""
+    import jobs
+
+    queue = jobs.queue()
+    deadline = time.monotonic() + timeout
+    quiet_since = None
+    while time.monotonic() < deadline:
+        if queue.count == 0:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since > 1.0:
+                return
+        else:
+            quiet_since = None
+        time.sleep(0.1)
+    raise AssertionError("the worker did not drain its queue")
+
+
+def _quiet(app, timeout=90):
+    """Reconcile until nothing is left in a non-final state."""
+    from jobs.payments import reconcile_payments
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db.session.rollback()
+        # Make everything old enough to be reconciled now rather than in minutes.
+        db.session.execute(update(Payment).values(created_at=utcnow() - timedelta(hours=2),
+                                                  updated_at=utcnow() - timedelta(hours=2)))
+        db.session.commit()
+        reconcile_payments()
+        db.session.rollback()
+        unsettled = db.session.scalar(select(func.count()).select_from(Payment).where(
+            Payment.state.in_(("PENDING", "REFUND_PENDING", "REFUND_FAILED"))))
+        if unsettled == 0:
+            return
+        time.sleep(2.0)  # let webhooks already on their way land before the next sweep
+    stuck = db.session.scalars(select(Payment).where(
+        Payment.state.in_(("PENDING", "REFUND_PENDING", "REFUND_FAILED")))).all()
+    raise AssertionError(f"{unsettled} payments still unsettled: " + "; ".join(
+        f"{p.public_id} {p.provider_checkout_id} {[(t.to_state, t.reason) for t in p.history]}" for p in stuck[:5]))
+
+
+def test_chaos(app_ctx, chaos_night):
+    rng = random.Random(2026)
+    set_faults(app_ctx, webhook_duplicate=0.3, webhook_drop=0.15, webhook_reorder=True, refund_fail_times=25,
+               decline_next=0)
+    fans = [Fan(chaos_night["base"]) for _ in range(FANS)]
+    songs = chaos_night["songs"]
+
+    def fan_pays(i):  # one phone taps its three songs one after another; phones in parallel
+        return [fans[i].pay(chaos_night["event"], song) for song in songs[i * SONGS_PER_FAN:(i + 1) * SONGS_PER_FAN]]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = [r for batch in pool.map(fan_pays, range(FANS)) for r in batch]
+    bad = [r for r in responses if r.status_code != 303]
+    assert not bad, [(r.status_code, re.findall(r"<main.*</main>", r.text, re.S)) for r in bad[:3]]
+    checkouts = [checkout_id_from(r) for r in responses]
+    outcomes = {c: ("approve" if rng.random() < 0.85 else "decline") for c in checkouts}
+
+    def pay(checkout):
+        settle(app_ctx, checkout, outcomes[checkout])
+
+    half = len(checkouts) // 2
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(pay, checkouts[:half]))
+    time.sleep(1.0)
+    chaos_night["worker"].kill()  # a crash mid-job: whatever it held is retried later
+    # Requests pause for a moment while payments keep arriving: those get refunded.
+    db.session.execute(update(DJSet).where(DJSet.id == chaos_night["set_id"]).values(requests_state="paused"))
+    db.session.commit()
+    paused = checkouts[half:half + 40]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(pay, paused))
+    # Their fans wait on the return page, whose status checks confirm the payments
+    # while requests are paused: each of those charges must be refunded.
+    from jobs.payments import verify_checkout
+
+    paused_ids = db.session.scalars(select(Payment.id).where(Payment.provider_checkout_id.in_(paused))).all()
+
+    def status_check(payment_id):
+        with app_ctx.app_context():
+            verify_checkout(payment_id)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(status_check, paused_ids))
+    chaos_night["worker"].start()
+    _drain()
+    db.session.execute(update(DJSet).where(DJSet.id == chaos_night["set_id"]).values(requests_state="open"))
+    db.session.commit()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(pay, checkouts[half + 40:]))
+    _quiet(app_ctx)
+
+    # The DJ vetoes 30 requests; their refunds meet the failing-refund fault.
+    from app.services.payments import veto_request
+
+    for request in db.session.scalars(select(SongRequest).where(SongRequest.status == "pending")).all()[:30]:
+        veto_request(request.public_id, dj_id=request.dj_set.event.dj_id, reason="chaos")
+    _quiet(app_ctx)
+    approved = sum(1 for outcome in outcomes.values() if outcome == "approve")
+    tally = money_invariants()
+    assert tally["requests"] + tally["refunds"] == approved + 4  # + the demo's four paid requests
+    assert tally["other"] == len(checkouts) - approved          # declines: never charged
+    paused_approved = sum(1 for c in paused if outcomes[c] == "approve")
+    assert tally["refunds"] == 30 + paused_approved, (tally, dict(db.session.execute(
+        select(SongRequest.status, func.count()).group_by(SongRequest.status)).all()), dict(db.session.execute(
+        select(Payment.state, func.count()).group_by(Payment.state)).all()), approved)
+
+    # No double charge: one payment per checkout, one checkout per payment.
+    assert len(set(checkouts)) == len(checkouts)
+    assert db.session.scalar(select(func.count(func.distinct(Payment.provider_checkout_id))).where(
+        Payment.provider_checkout_id.isnot(None))) == len(checkouts)
+    # No double refund: one REFUNDED transition at most per payment.
+    doubles = db.session.execute(
+        select(PaymentTransition.payment_id, func.count()).where(PaymentTransition.to_state == "REFUNDED")
+        .group_by(PaymentTransition.payment_id).having(func.count() > 1)).all()
+    assert doubles == []

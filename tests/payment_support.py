@@ -1,0 +1,123 @@
+"""Driving the paid request flow as a fan's browser would, over real HTTP."""
+from __future__ import annotations
+
+import re
+import time
+
+import itertools
+
+import requests
+from requests.adapters import HTTPAdapter
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import DJSet, Event, Payment, SongRequest, Track
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+KEY_RE = re.compile(r'name="idempotency_key" value="([^"]+)"')
+
+
+_addresses = itertools.count(2)
+
+
+class _FromAddress(HTTPAdapter):
+    """Connect from a given loopback address, as a separate phone would."""
+
+    def __init__(self, address: str):
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+class Fan:
+    """One phone: its own cookies (device) and its own address (127.0.0.N)."""
+
+    def __init__(self, base_url: str):
+        self.base = base_url
+        self.http = requests.Session()
+        n = next(_addresses)
+        self.address = f"127.0.{n // 250}.{n % 250 + 2}"
+        self.http.mount("http://", _FromAddress(self.address))
+
+    def open_sheet(self, event_id: str, track_id: str) -> tuple[str, str]:
+        page = self.http.get(f"{self.base}/e/{event_id}/request/{track_id}", timeout=30)
+        page.raise_for_status()
+        return CSRF_RE.search(page.text).group(1), KEY_RE.search(page.text).group(1)
+
+    def pay(self, event_id: str, track_id: str, *, shoutout: str = "", sheet: tuple[str, str] | None = None):
+        """Tap Pay on the request sheet; returns the response (303 to the hosted page on success)."""
+        csrf, key = sheet or self.open_sheet(event_id, track_id)
+        return self.http.post(f"{self.base}/e/{event_id}/request/{track_id}",
+                              data={"csrf_token": csrf, "idempotency_key": key, "shoutout": shoutout},
+                              allow_redirects=False, timeout=60)
+
+
+def sandbox(app, method: str, path: str, **kwargs):
+    """Call the sandbox's API the way Yoco's would be called."""
+    headers = {"Authorization": f"Bearer {app.config['YOCO_SECRET_KEY']}"}
+    response = requests.request(method, f"{app.config['YOCO_API_BASE']}{path}", headers=headers, timeout=30,
+                                **kwargs)
+    response.raise_for_status()
+    return response.json()
+
+
+def set_faults(app, **faults) -> None:
+    sandbox(app, "POST", "/api/faults", json=faults)
+
+
+def settle(app, checkout_id: str, outcome: str = "approve") -> dict:
+    return sandbox(app, "POST", f"/api/checkouts/{checkout_id}/simulate", json={"outcome": outcome})
+
+
+def checkout_id_from(response) -> str:
+    return response.headers["Location"].rstrip("/").rsplit("/", 1)[1]
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        db.session.rollback()  # see other processes' commits
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(interval)
+
+
+def live_event():
+    event = db.session.scalar(select(Event).where(Event.status == "live"))
+    return event, db.session.scalar(select(DJSet).where(DJSet.event_id == event.id, DJSet.status == "live"))
+
+
+def tracks(dj_id: int, n: int, offset: int = 20) -> list[Track]:
+    return list(db.session.scalars(select(Track).where(Track.dj_id == dj_id).order_by(Track.id)
+                                   .offset(offset).limit(n)))
+
+
+def money_invariants() -> dict[str, int]:
+    """Every successful charge is exactly one request or one refund; returns the tallies."""
+    tally = {"requests": 0, "refunds": 0, "other": 0}
+    for payment in db.session.scalars(select(Payment).where(Payment.purpose == "request")):
+        states = [t.to_state for t in payment.history]
+        assert states and states[-1] == payment.state, (payment.public_id, states, payment.state)
+        assert [t.seq for t in payment.history] == list(range(1, len(states) + 1))
+        request = db.session.scalar(select(SongRequest).where(SongRequest.payment_id == payment.id))
+        charged = "COMPLETED" in states
+        refunded = payment.state in ("REFUND_PENDING", "REFUND_FAILED", "REFUNDED")
+        if not charged:
+            assert request is None and not refunded, payment.public_id
+            tally["other"] += 1
+            continue
+        assert states.count("REFUNDED") <= 1, (payment.public_id, states)
+        if refunded:
+            # A refunded charge has no request still waiting; a vetoed or expired one may exist.
+            assert request is None or request.status in ("vetoed", "expired"), payment.public_id
+            tally["refunds"] += 1
+        else:
+            assert request is not None, f"charge {payment.public_id} has neither a request nor a refund"
+            tally["requests"] += 1
+    return tally
