@@ -41,23 +41,19 @@ limiter = Limiter(key_func=client_ip)
 
 
 class RedisClient:
-    """One connection pool per process, bound to the app's REDIS_URL."""
-
-    def __init__(self) -> None:
-        self._client: redis.Redis | None = None
+    """One connection pool per app, bound to the app's REDIS_URL."""
 
     def init_app(self, app: Flask) -> None:
-        self._client = redis.Redis.from_url(
+        app.extensions["bmm_redis"] = redis.Redis.from_url(
             app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5
         )
-        app.extensions["bmm_redis"] = self
 
     @property
     def client(self) -> redis.Redis:
-        ext = current_app.extensions.get("bmm_redis", self)
-        if ext._client is None:
-            raise RuntimeError("Redis is not initialised; call init_app first")
-        return ext._client
+        try:
+            return current_app.extensions["bmm_redis"]
+        except KeyError:
+            raise RuntimeError("Redis is not initialised; call init_app first") from None
 
 
 redis_store = RedisClient()

@@ -120,6 +120,10 @@ def _clean_state(request):
                 for table in tables:
                     conn.execute(text(f"DELETE FROM {table}"))
         redis_lib.Redis.from_url(application.config["REDIS_URL"]).flushdb()
+    # Ids restart after the wipe, so per-process caches keyed by them must go too.
+    from app.services.search import clear_indexes
+
+    clear_indexes()
 
 
 @pytest.fixture

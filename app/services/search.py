@@ -204,6 +204,12 @@ def library_index(dj_id: int) -> LibraryIndex:
     return index
 
 
+def clear_indexes() -> None:
+    """Forget every cached index (tests wipe the database under a running process)."""
+    with _lock:
+        _indexes.clear()
+
+
 def bump_library_version(dj_id: int) -> None:
     """Call in the transaction that changes a DJ's tracks; every process's index follows."""
     db.session.execute(
