@@ -10,10 +10,13 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
+from flask import current_app
 from limits import parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import select
 
-from ..extensions import db, limiter
+from ..extensions import db
 from ..models import DJSet, GuestDevice, Payment, SongRequest, Track, utcnow
 from ..models.requests import ACTIVE_REQUEST_STATUSES
 from .errors import DomainError
@@ -30,9 +33,18 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
     return max(1, math.ceil((moment - now).total_seconds()))
 
 
+def _attempt_limiter() -> MovingWindowRateLimiter:
+    """A product rule, so it has its own counter in Redis (not the HTTP throttle's)."""
+    limiter = current_app.extensions.get("bmm_attempt_limiter")
+    if limiter is None:
+        storage = storage_from_string(current_app.config["REDIS_URL"], key_prefix="bmm-attempts")
+        limiter = current_app.extensions["bmm_attempt_limiter"] = MovingWindowRateLimiter(storage)
+    return limiter
+
+
 def check_attempt_rate(device: GuestDevice, event_public_id: str) -> None:
     """At most 3 request attempts per minute per fan per event (counted in Redis)."""
-    strategy = limiter.limiter
+    strategy = _attempt_limiter()
     keys = ("request-attempt", device.public_id, event_public_id)
     if not strategy.hit(ATTEMPTS_PER_MINUTE, *keys):
         reset_at, _ = strategy.get_window_stats(ATTEMPTS_PER_MINUTE, *keys)
