@@ -64,17 +64,10 @@ def process_webhook(webhook_row_id: int) -> str:
 def settle_refund(payment_id: int, *, succeeded: bool, refund_id: str | None, actor: str) -> None:
     """The provider's word on a refund: REFUNDED, or REFUND_FAILED and a retry later."""
     from app.extensions import db
-    from app.models import Payment
-    from app.services.payments_ledger import record_transition
+    from app.services.payments_ledger import lock_payment, record_transition
 
-    from app.services.locks import lock_set
-
-    payment = db.session.get(Payment, payment_id)
-    if payment.set_id is not None:
-        lock_set(payment.set_id)  # orders concurrent webhooks for the same payment
-    db.session.refresh(payment)
-    if payment.state != "REFUND_PENDING":
-        db.session.rollback()
+    payment = lock_payment(payment_id, "REFUND_PENDING")
+    if payment is None:
         return  # a duplicate, or a refund already settled
     if succeeded:
         payment.provider_refund_id = refund_id or payment.provider_refund_id
@@ -114,18 +107,10 @@ def schedule_refund_retry(payment_id: int) -> None:
 @with_app_context
 def retry_refund(payment_id: int) -> None:
     from app.extensions import db
-    from app.models import Payment
-    from app.services.locks import lock_set
-    from app.services.payments_ledger import record_transition
+    from app.services.payments_ledger import lock_payment, record_transition
 
-    payment = db.session.get(Payment, payment_id)
+    payment = lock_payment(payment_id, "REFUND_FAILED")
     if payment is None:
-        return
-    if payment.set_id is not None:
-        lock_set(payment.set_id)
-    db.session.refresh(payment)
-    if payment.state != "REFUND_FAILED":
-        db.session.rollback()
         return
     record_transition(payment, "REFUND_PENDING", "retrying the refund")
     jobs.enqueue(refund_payment, payment_id, retry=refund_retry())
@@ -259,17 +244,10 @@ def reconcile_payments() -> dict[str, int]:
 
 def give_up_waiting_for_refund(payment_id: int) -> None:
     from app.extensions import db
-    from app.models import Payment
-    from app.services.payments_ledger import record_transition
+    from app.services.payments_ledger import lock_payment, record_transition
 
-    from app.services.locks import lock_set
-
-    payment = db.session.get(Payment, payment_id)
-    if payment.set_id is not None:
-        lock_set(payment.set_id)
-    db.session.refresh(payment)
-    if payment.state != "REFUND_PENDING":
-        db.session.rollback()
+    payment = lock_payment(payment_id, "REFUND_PENDING")
+    if payment is None:
         return
     record_transition(payment, "REFUND_FAILED", "no outcome from the provider in 10 minutes")
     db.session.commit()

@@ -28,7 +28,7 @@ from ..models import BlockedKeyword, DJSet, Event, GuestDevice, IdempotencyKey, 
 from .errors import DomainError
 from .live import publish_after_commit
 from .locks import lock_set
-from .payments_ledger import record_transition
+from .payments_ledger import lock_payment, record_transition
 from .request_rules import RequestRefused, check_attempt_rate, check_capacity_and_duplicates, check_open
 from .yoco import YocoError, yoco_client
 
@@ -163,12 +163,8 @@ def confirm_payment(payment_id: int, *, provider_payment_id: str | None, source:
     Safe to call any number of times, from the webhook job, the status check
     and reconciliation at once: the set lock orders them and the first wins.
     """
-    payment = db.session.get(Payment, payment_id)
+    payment = lock_payment(payment_id, "PENDING", "FAILED", "EXPIRED")
     if payment is None or payment.purpose != "request":
-        return None
-    lock_set(payment.set_id)
-    db.session.refresh(payment)
-    if payment.state not in ("PENDING", "FAILED", "EXPIRED"):
         db.session.rollback()
         return None  # already settled: a duplicate or late confirmation
     payment.provider_payment_id = provider_payment_id or payment.provider_payment_id
@@ -206,9 +202,7 @@ def confirm_payment(payment_id: int, *, provider_payment_id: str | None, source:
 
 
 def _refund_after_conflict(payment_id: int, source: str) -> None:
-    payment = db.session.get(Payment, payment_id)
-    lock_set(payment.set_id)
-    db.session.refresh(payment)
+    payment = lock_payment(payment_id)
     if payment.state in ("PENDING", "FAILED", "EXPIRED"):
         record_transition(payment, "COMPLETED", f"payment succeeded ({source})", actor=source)
     if payment.state == "COMPLETED":
@@ -272,14 +266,8 @@ def end_set(set_id: int) -> int:
 
 def mark_payment_failed(payment_id: int, *, reason: str, code: str = "PAYMENT_FAILED", expired: bool = False) -> None:
     """The checkout was declined, abandoned or expired: release its hold."""
-    payment = db.session.get(Payment, payment_id)
-    if payment is None or payment.state != "PENDING":
-        return
-    if payment.set_id is not None:
-        lock_set(payment.set_id)
-    db.session.refresh(payment)
-    if payment.state != "PENDING":
-        db.session.rollback()
+    payment = lock_payment(payment_id, "PENDING")
+    if payment is None:
         return
     payment.failure_code = code
     payment.failure_message = reason[:255]

@@ -6,10 +6,30 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Payment, PaymentTransition, utcnow
 from ..models.payments import PAYMENT_TRANSITIONS
+from .locks import lock_set
 
 
 class IllegalTransition(Exception):
     pass
+
+
+def lock_payment(payment_id: int, *states: str) -> Payment | None:
+    """The payment re-read under its set's lock, if it is (still) in one of `states`.
+
+    Every change of a payment's state goes through here first, so concurrent
+    webhooks, status checks, reconciliation and DJ actions on one payment run
+    one after the other. Returns None (and ends the transaction) otherwise.
+    """
+    payment = db.session.get(Payment, payment_id)
+    if payment is None:
+        return None
+    if payment.set_id is not None:
+        lock_set(payment.set_id)
+    db.session.refresh(payment)
+    if states and payment.state not in states:
+        db.session.rollback()
+        return None
+    return payment
 
 
 def record_transition(payment: Payment, to_state: str, reason: str, actor: str = "system") -> PaymentTransition:
