@@ -72,7 +72,7 @@ def settle_refund(payment_id: int, *, succeeded: bool, refund_id: str | None, ac
     if succeeded:
         payment.provider_refund_id = refund_id or payment.provider_refund_id
         record_transition(payment, "REFUNDED", "refund succeeded", actor=actor)
-        _mark_tip_or_request_refunded(payment)
+        _mark_tip_refunded(payment)
         db.session.commit()
         return
     record_transition(payment, "REFUND_FAILED", "refund failed at the provider", actor=actor)
@@ -80,7 +80,7 @@ def settle_refund(payment_id: int, *, succeeded: bool, refund_id: str | None, ac
     schedule_refund_retry(payment_id)
 
 
-def _mark_tip_or_request_refunded(payment) -> None:
+def _mark_tip_refunded(payment) -> None:
     from app.extensions import db
     from app.models import Tip
 

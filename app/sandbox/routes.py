@@ -97,6 +97,19 @@ def yoco_api(view: Callable[..., Any]) -> Callable[..., Any]:
 
 # --------------------------------------------------------------------------- Yoco API
 
+def _idempotent(body: dict[str, Any], action) -> Any:
+    """Run a mutating API call once per Idempotency-Key; a refusal is its answer."""
+
+    def compute() -> tuple[int, dict[str, Any]]:
+        try:
+            return action()
+        except Refusal as refusal:
+            return refusal.status, refusal.body
+
+    return _answer(*store.idempotent(request.headers.get("Idempotency-Key"),
+                                     store.fingerprint("POST", request.path, body), compute))
+
+
 @bp.post("/yoco/api/checkouts")
 @csrf.exempt
 @yoco_api
@@ -105,14 +118,7 @@ def api_create_checkout():
     if body is None:
         return _bad_json()
 
-    def compute() -> tuple[int, dict[str, Any]]:
-        try:
-            return 200, engine.create_checkout(body)
-        except Refusal as refusal:
-            return refusal.status, refusal.body
-
-    return _answer(*store.idempotent(request.headers.get("Idempotency-Key"),
-                                     store.fingerprint("POST", request.path, body), compute))
+    return _idempotent(body, lambda: (200, engine.create_checkout(body)))
 
 
 @bp.get("/yoco/api/checkouts/<checkout_id>")
@@ -133,14 +139,7 @@ def api_refund(checkout_id: str):
     if body is None:
         return _bad_json()
 
-    def compute() -> tuple[int, dict[str, Any]]:
-        try:
-            return engine.refund(checkout_id, body)
-        except Refusal as refusal:
-            return refusal.status, refusal.body
-
-    return _answer(*store.idempotent(request.headers.get("Idempotency-Key"),
-                                     store.fingerprint("POST", request.path, body), compute))
+    return _idempotent(body, lambda: engine.refund(checkout_id, body))
 
 
 # --------------------------------------------------------------------------- sandbox helpers
