@@ -91,6 +91,10 @@ def _register_blueprints(app: Flask) -> None:
     # Webhooks authenticate by signature, not by session.
     csrf.exempt(webhooks_bp)
 
+    from .live.hub import hub_for
+
+    hub_for(app)  # one live hub per app; its threads start with the first socket
+
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:  # pragma: no cover - trivial

@@ -21,6 +21,10 @@ TITLES = {
 }
 
 
+# Refusals of htmx taps shown as a toast rather than swapped into the target.
+TOAST_STATUSES = (409, 429)
+
+
 def wants_json() -> bool:
     if request.path.startswith("/api/") or request.path.startswith("/webhooks/"):
         return True
@@ -35,6 +39,15 @@ def render_error(status: int, message: str, code: str | None = None, retry_after
         if retry_after is not None:
             body["retry_after"] = retry_after
         response = jsonify(error=body)
+    elif request.headers.get("HX-Request") and status in TOAST_STATUSES:
+        # A refused tap (a vote, an action): the page stays as it is and the
+        # reason appears as a notification (htmx swaps 409/429 out of band).
+        text = message if retry_after is None else f"{message} Try again in {retry_after} s."
+        response = render_template("fan/_toasts.html", toasts=[{"key": code, "kind": "refused", "text": text}])
+        headers = {"HX-Reswap": "none"}
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        return response, status, headers
     else:
         template = "errors/_error.html" if request.headers.get("HX-Request") else "errors/error.html"
         response = render_template(

@@ -33,6 +33,17 @@ def duration(seconds: int | None) -> str:
     return f"{minutes}:{secs:02d}"
 
 
+def wait(seconds: int | None) -> str:
+    """An estimated wait for people: 'next up', '~1 min', '~14 min', '~1 h 5 min'."""
+    if not seconds or seconds < 30:
+        return "next up"
+    minutes = max(1, round(seconds / 60))
+    if minutes < 60:
+        return f"~{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"~{hours} h {minutes} min" if minutes else f"~{hours} h"
+
+
 def distance(km: float | None) -> str:
     """0.85 -> '850 m', 1.234 -> '1.2 km', 12.6 -> '13 km'."""
     if km is None:
@@ -85,5 +96,6 @@ def register(app: Flask) -> None:
     app.add_template_filter(local_time)
     app.add_template_filter(duration)
     app.add_template_filter(distance)
+    app.add_template_filter(wait)
     app.add_template_filter(trim_number)
     app.add_template_filter(refund_reason)

@@ -4,7 +4,7 @@ from flask import redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
 from ..services import events as event_service
-from ..services import qr
+from ..services import live_view, qr
 from ..services.devices import current_device, device_token
 from ..services.recent import recent_searches, remember_search
 from ..services.search import library_index, search
@@ -70,10 +70,6 @@ def event_page(public_id: str):
     if _is_fragment_request():
         return render_template("fan/_results.html", oob=True, **context)
 
-    playing, queue = event_service.queue_for_set(dj_set) if dj_set else (None, [])
     device = current_device(create=False)
-    return render_template(
-        "fan/event.html", dj_set=dj_set, playing=playing, queue=queue,
-        my_device_id=device.id if device else None,
-        my_requests=event_service.device_requests(device, event) if device else [], **context,
-    )
+    live = live_view.page_context(event, device.id if device else None)
+    return render_template("fan/event.html", with_csrf=True, **live, **context)

@@ -98,3 +98,12 @@ class RequestForm(Schema):
     idempotency_key = fields.String(required=True, validate=validate.Regexp(
         r"^[A-Za-z0-9_-]{16,64}$", error="This form is out of date. Reload the page and try again."),
         error_messages={"required": "This form is out of date. Reload the page and try again."})
+
+
+class VoteForm(Schema):
+    """A vote tap: the state the fan wants ("1" voted, "0" not), so a double tap is harmless."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    vote = fields.Boolean(required=True, truthy={"1", "true", "on"}, falsy={"0", "false", "off"})

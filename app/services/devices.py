@@ -39,7 +39,7 @@ def device_token() -> str:
 
 def current_device(create: bool = True) -> GuestDevice | None:
     """The GuestDevice row of this browser, created on first use when `create`."""
-    if "device" in g:
+    if g.get("device") is not None:
         return g.device
     token = device_token()
     device = db.session.scalar(select(GuestDevice).where(GuestDevice.public_id == token))

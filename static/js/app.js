@@ -3,9 +3,10 @@
  * CSP-safe: no inline code, no eval. Loaded with <script src defer>.
  *
  * 1. Registers the service worker (/sw.js).
- * 2. Keeps every .conn-status pill in sync with navigator.onLine.
- *    (A later feature will drive it from the WebSocket instead.)
- * 3. Closes .flash messages when their button.flash-close is clicked.
+ * 2. Keeps every .conn-status pill in sync with navigator.onLine, except on
+ *    pages with a live socket ([data-live]), where static/js/live.js does.
+ * 3. Closes .flash messages when their button.flash-close is clicked, and
+ *    .toast notifications (#toasts) on their button or after 8 seconds.
  * 4. "Sort by distance": asks for the position only when the fan taps it,
  *    then submits it (rounded to ~100 m) for the server to sort events.
  */
@@ -29,6 +30,7 @@
 
   // 2. Connection status pills: <span class="conn-status" data-state="...">.
   function syncConnStatus() {
+    if (document.querySelector('[data-live]')) return;
     var online = navigator.onLine;
     document.querySelectorAll('.conn-status').forEach(function (el) {
       el.setAttribute('data-state', online ? 'live' : 'offline');
@@ -50,6 +52,20 @@
     if (flash && button.parentElement === flash) {
       flash.remove();
     }
+  });
+
+  // Toasts arrive in htmx responses (refusals) and live updates (live.js).
+  function armToasts() {
+    document.querySelectorAll('#toasts .toast:not([data-armed])').forEach(function (toast) {
+      toast.setAttribute('data-armed', '1');
+      setTimeout(function () { toast.remove(); }, 8000);
+    });
+  }
+  document.addEventListener('htmx:load', armToasts);
+  document.addEventListener('bmm:live-update', armToasts);
+  document.addEventListener('click', function (event) {
+    var button = event.target.closest && event.target.closest('.toast-close');
+    if (button) button.closest('.toast').remove();
   });
 
   // 4. Geolocation for event discovery: <form data-geolocate hidden>.

@@ -1,0 +1,223 @@
+"""The per-process live hub: one Redis subscription, many sockets.
+
+    Redis pub/sub ──> listener thread ──> dirty events ──> render thread
+                                                             │ renders each changed
+                                                             │ event once, then
+                                                             ▼ offers the message to
+               socket handler threads <── bounded per-connection queues
+
+- The listener only notes which events changed (and their newest sequence
+  number); bursts of changes coalesce into one render, because every message
+  carries the whole state of the parts it names.
+- The render thread reads the database once per changed event and renders
+  the public fragment once, the per-fan parts only for fans with something of
+  their own, and the DJ's dashboard parts only when the DJ is connected.
+- Offering a message never blocks: a connection whose queue is full (a slow
+  or dead phone) is dropped and reconnects later to a fresh snapshot.
+- If the Redis subscription breaks, the listener reconnects with backoff and
+  marks every event with sockets dirty, so nobody stays behind.
+
+Threads start on first use in each process (so after gunicorn forks).
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import redis
+from flask import Flask
+
+from ..extensions import redis_store
+from ..services.live import CHANNEL_PREFIX
+
+SEND_QUEUE_SIZE = 16
+SNAPSHOT_CACHE_SECONDS = 5.0
+
+
+@dataclass(eq=False)
+class Connection:
+    """One open socket: who holds it and the messages waiting to be sent to it."""
+
+    event_id: str
+    device_id: int | None
+    is_dj: bool = False
+    queue: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=SEND_QUEUE_SIZE))
+    closing: str | None = None  # why the server is closing it, once it is
+
+    def offer(self, message: str) -> bool:
+        """Queue a message without waiting; a full queue means the client is
+        not keeping up, so the connection is marked for closing instead."""
+        if self.closing:
+            return False
+        try:
+            self.queue.put_nowait(message)
+            return True
+        except queue.Full:
+            self.close_soon("too slow")
+            return False
+
+    def close_soon(self, reason: str) -> None:
+        self.closing = reason
+        try:
+            self.queue.put_nowait(None)  # wake the handler
+        except queue.Full:
+            pass  # it will see `closing` within a second
+
+
+class Hub:
+    def __init__(self, app: Flask):
+        self.app = app
+        self.lock = threading.Lock()
+        self.connections: dict[str, set[Connection]] = {}
+        self.dirty: dict[str, int] = {}
+        self.wake = threading.Condition(self.lock)
+        self.cache: dict[str, tuple[float, int, str]] = {}  # event -> (when, seq, public html)
+        self.pid: int | None = None
+        self.stopping = False
+        self.stats = {"renders": 0, "dropped": 0, "messages": 0}
+
+    # -- connections ---------------------------------------------------
+    def register(self, conn: Connection) -> None:
+        self._ensure_threads()
+        with self.lock:
+            self.connections.setdefault(conn.event_id, set()).add(conn)
+
+    def unregister(self, conn: Connection) -> None:
+        with self.lock:
+            conns = self.connections.get(conn.event_id)
+            if conns is not None:
+                conns.discard(conn)
+                if not conns:
+                    del self.connections[conn.event_id]
+
+    def count(self) -> int:
+        with self.lock:
+            return sum(len(c) for c in self.connections.values())
+
+    def shutdown(self) -> None:
+        """The process is stopping: close every socket (clients reconnect to the
+        next process) and stop the threads."""
+        with self.lock:
+            self.stopping = True
+            self.wake.notify_all()
+        self.close_all("server restarting")
+
+    def close_all(self, reason: str) -> None:
+        """Ask every socket of this process to close; the handlers do within a second."""
+        with self.lock:
+            conns = [c for group in self.connections.values() for c in group]
+        for conn in conns:
+            conn.close_soon(reason)
+
+    # -- changes -------------------------------------------------------
+    def mark_dirty(self, event_id: str, seq: int) -> None:
+        with self.lock:
+            if event_id in self.connections:
+                self.dirty[event_id] = max(seq, self.dirty.get(event_id, 0))
+                self.wake.notify()
+
+    def _mark_all_dirty(self) -> None:
+        from ..services.live import current_seq
+
+        with self.app.app_context():
+            for event_id in list(self.connections):
+                self.mark_dirty(event_id, current_seq(event_id))
+
+    # -- threads -------------------------------------------------------
+    def _ensure_threads(self) -> None:
+        with self.lock:
+            if self.pid == os.getpid():
+                return
+            self.pid = os.getpid()
+            self.stopping = False
+        threading.Thread(target=self._listen, name="live-listener", daemon=True).start()
+        threading.Thread(target=self._render_loop, name="live-render", daemon=True).start()
+
+    def _listen(self) -> None:
+        backoff = 0.5
+        first = True
+        while not self.stopping:
+            try:
+                with self.app.app_context():
+                    pubsub = redis_store.client.pubsub(ignore_subscribe_messages=True)
+                pubsub.psubscribe(f"{CHANNEL_PREFIX}*")
+                if not first:
+                    self._mark_all_dirty()  # we may have missed messages while away
+                first, backoff = False, 0.5
+                while not self.stopping:
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is None or message.get("type") != "pmessage":
+                        continue
+                    channel = message["channel"]
+                    channel = channel.decode() if isinstance(channel, bytes) else channel
+                    try:
+                        seq = int(json.loads(message["data"]).get("seq", 0))
+                    except (ValueError, TypeError, AttributeError):
+                        seq = 0
+                    self.mark_dirty(channel[len(CHANNEL_PREFIX):], seq)
+            except redis.RedisError as error:
+                self.app.logger.warning("live: Redis subscription lost (%s); retrying in %.1fs", error, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def _render_loop(self) -> None:
+        while True:
+            with self.lock:
+                while not self.dirty and not self.stopping:
+                    self.wake.wait()
+                if self.stopping:
+                    return
+                event_id, seq = self.dirty.popitem()
+                conns = list(self.connections.get(event_id, ()))
+            if not conns:
+                continue
+            try:
+                self._broadcast(event_id, seq, conns)
+            except Exception:  # noqa: BLE001 - one bad render must not stop the hub
+                self.app.logger.exception("live: render failed for event %s", event_id)
+
+    def _broadcast(self, event_id: str, seq: int, conns: list[Connection]) -> None:
+        from ..services import events as event_service
+        from ..services import live_view
+
+        with self.app.test_request_context("/"):
+            try:
+                event = event_service.get_event(event_id)
+            except Exception:  # noqa: BLE001 - the event is gone: nothing to send
+                return
+            state = live_view.load_state(event)
+            public = live_view.render_public(state)
+            devices = {c.device_id for c in conns if c.device_id is not None}
+            personal = live_view.render_personal(state, devices) if devices else {}
+            dj = live_view.render_dj(state) if any(c.is_dj for c in conns) else ""
+            live_view.release_session()
+        self.cache[event_id] = (time.monotonic(), seq, public)
+        self.stats["renders"] += 1
+        head = f"{seq}\n{public}"
+        plain = head + live_view.EMPTY_VIEWER_STATE
+        for conn in conns:
+            text = head + personal[conn.device_id] if conn.device_id in personal else plain
+            if conn.is_dj:
+                text += dj
+            if conn.offer(text):
+                self.stats["messages"] += 1
+            else:
+                self.stats["dropped"] += 1
+
+    def cached_public(self, event_id: str, seq: int) -> str | None:
+        """A recent render of the event's public parts at this sequence number, for snapshots."""
+        hit = self.cache.get(event_id)
+        if hit and hit[1] == seq and time.monotonic() - hit[0] < SNAPSHOT_CACHE_SECONDS:
+            return hit[2]
+        return None
+
+
+def hub_for(app: Flask) -> Hub:
+    hub = app.extensions.get("bmm_live_hub")
+    if hub is None:
+        hub = app.extensions["bmm_live_hub"] = Hub(app)
+    return hub

@@ -1,0 +1,103 @@
+"""The WebSocket endpoint: /live/events/<event_id>.
+
+One handler thread per socket (see gunicorn.conf.py for why that is the
+server model). It registers with the process's hub, sends a full snapshot,
+then sends whatever the hub queues for it, and answers the client's
+heartbeat ("ping" -> "pong") and resync requests ("resync" -> a snapshot).
+"""
+from __future__ import annotations
+
+import queue
+from urllib.parse import urlsplit
+
+from flask import current_app, request
+from flask_login import current_user
+from simple_websocket import ConnectionClosed
+
+from ..extensions import sock
+from ..services import events as event_service
+from ..services import live_view
+from ..services.devices import current_device
+from ..services.errors import DomainError
+from ..services.live import current_seq
+from . import bp
+from .hub import Connection, hub_for
+
+POLL_SECONDS = 1.0
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_RESTART = 1012
+
+
+@bp.before_request
+def _no_compression():
+    """Refuse permessage-deflate: a compression context costs ~300 KB per socket,
+    and the fragments are small. (simple-websocket reads the offer from environ.)"""
+    request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+
+
+def _same_origin() -> bool:
+    """Browsers send Origin on WebSocket handshakes; a foreign page must not
+    read a DJ's or a fan's live view with their cookies."""
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc == request.host
+
+
+def snapshot(conn: Connection) -> str:
+    """The whole current state for this connection (sent first, and on "resync")."""
+    event = event_service.get_event(conn.event_id)
+    seq = current_seq(conn.event_id)
+    hub = hub_for(current_app)
+    public = hub.cached_public(conn.event_id, seq)
+    state = None
+    if public is None or conn.device_id is not None or conn.is_dj:
+        state = live_view.load_state(event)
+    if public is None:
+        public = live_view.render_public(state)
+    personal = live_view.EMPTY_VIEWER_STATE
+    if conn.device_id is not None:
+        personal = live_view.render_personal(state, {conn.device_id}).get(conn.device_id, personal)
+    text = live_view.message(seq, public, personal)
+    if conn.is_dj:
+        text += live_view.render_dj(state)
+    live_view.release_session()
+    return text
+
+
+@sock.route("/events/<event_id>", bp=bp)
+def event_socket(ws, event_id: str):
+    if not _same_origin():
+        ws.close(CLOSE_POLICY, "cross-site socket refused")
+        return
+    try:
+        event = event_service.get_event(event_id)
+    except DomainError:
+        ws.close(CLOSE_POLICY, "no such event")
+        return
+    device = current_device(create=False)
+    is_dj = bool(current_user.is_authenticated and current_user.role == "dj"
+                 and current_user.dj_profile and current_user.dj_profile.id == event.dj_id)
+    conn = Connection(event.public_id, device.id if device else None, is_dj)
+    live_view.release_session()
+    hub = hub_for(current_app)
+    hub.register(conn)
+    try:
+        ws.send(snapshot(conn))
+        while conn.closing is None:
+            try:
+                text = conn.queue.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                text = None
+            if text:
+                ws.send(text)
+            while (incoming := ws.receive(timeout=0)) is not None:
+                if incoming == "ping":
+                    ws.send("pong")
+                elif incoming == "resync":
+                    ws.send(snapshot(conn))
+        ws.close(CLOSE_RESTART if conn.closing == "server restarting" else CLOSE_GOING_AWAY, conn.closing)
+    except (ConnectionClosed, OSError):
+        pass
+    finally:
+        hub.unregister(conn)
+        live_view.release_session()

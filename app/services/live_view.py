@@ -1,0 +1,162 @@
+"""What a live update says: the event's public parts, and each fan's own parts.
+
+A live message is text: the sequence number on the first line, then HTML
+fragments with ids, marked for out-of-band swaps:
+
+    42
+    <section id="now-playing" hx-swap-oob="true">…</section>
+    <section id="queue" hx-swap-oob="true">…</section>
+    <p id="set-status" hx-swap-oob="true">…</p>
+    <div id="viewer-state" hx-swap-oob="true" data-mine="…" data-voted="…"></div>
+    <section id="my-requests" hx-swap-oob="true">…</section>   (fans with requests)
+    <div id="toasts" hx-swap-oob="beforeend">…</div>          (when one is due)
+
+Every message carries the whole current state of the parts it names, so a
+client that missed messages is current again with the next one, and the
+snapshot sent on every (re)connect is an ordinary message.
+
+The public parts are the same for every fan, so a web process renders them
+once per change and shares them among its sockets. The per-fan parts are a
+tiny `#viewer-state` (which requests are yours and which you voted for;
+static/js/live.js marks them in the queue) and, only for fans who have
+requests at the event, their "Your requests" panel and due notifications.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html import escape
+
+from flask import render_template
+
+from ..extensions import db
+from ..models import DJSet, Event
+from . import events as event_service
+from . import notify
+from .events import QueueEntry
+from .votes import voted_request_ids
+
+
+@dataclass
+class LiveState:
+    event: Event
+    dj_set: DJSet | None
+    playing: object | None
+    queue: list[QueueEntry]
+    entries: dict[int, QueueEntry] = field(default_factory=dict)  # request id -> entry
+
+    @property
+    def request_ids(self) -> list[int]:
+        return [e.request.id for e in self.queue]
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """One fan's marks on the queue: their own requests and their votes (request ids)."""
+
+    own: frozenset[int] = frozenset()
+    voted: frozenset[int] = frozenset()
+
+
+def load_state(event: Event) -> LiveState:
+    dj_set = event_service.current_set(event)
+    playing, queue = event_service.queue_for_set(dj_set) if dj_set else (None, [])
+    return LiveState(event, dj_set, playing, queue, {e.request.id: e for e in queue})
+
+
+def render_public(state: LiveState) -> str:
+    """Now playing, the queue and the set's status: the same for every fan."""
+    return render_template(
+        "fan/_live_public.html", event=state.event, dj_set=state.dj_set, playing=state.playing,
+        queue=state.queue, viewer=None, with_csrf=False, oob=True,
+    )
+
+
+def viewer_state_html(state: LiveState, viewer: Viewer) -> str:
+    def ids(request_ids: frozenset[int]) -> str:
+        return " ".join(e.request.public_id for e in state.queue if e.request.id in request_ids)
+
+    return (f'<div id="viewer-state" hidden hx-swap-oob="true" data-mine="{escape(ids(viewer.own))}" '
+            f'data-voted="{escape(ids(viewer.voted))}"></div>')
+
+
+EMPTY_VIEWER_STATE = '<div id="viewer-state" hidden hx-swap-oob="true" data-mine="" data-voted=""></div>'
+
+
+def viewers(state: LiveState, device_ids: set[int]) -> dict[int, Viewer]:
+    """The marks of every device in `device_ids` that has any (one query for the votes)."""
+    voted = voted_request_ids(device_ids, state.request_ids)
+    own: dict[int, set[int]] = {}
+    for entry in state.queue:
+        if entry.request.device_id in device_ids:
+            own.setdefault(entry.request.device_id, set()).add(entry.request.id)
+    return {d: Viewer(frozenset(own.get(d, ())), frozenset(voted.get(d, ()))) for d in set(voted) | set(own)}
+
+
+def _seen(item: event_service.DeviceRequest, state: LiveState) -> notify.Seen:
+    request = item.request
+    entry = state.entries.get(request.id) if request else None
+    status = request.status if request else item.payment.state.lower()
+    return notify.Seen(status, entry.position if entry else 0, item.payment.state == "REFUNDED")
+
+
+def _toast_items(my_requests: list[event_service.DeviceRequest], state: LiveState) -> list:
+    return [(item.payment.public_id, item.track.title, item.payment.amount_cents, _seen(item, state))
+            for item in my_requests]
+
+
+def render_personal(state: LiveState, device_ids: set[int]) -> dict[int, str]:
+    """Each device's own parts; devices with nothing of their own are left out
+    (they get EMPTY_VIEWER_STATE)."""
+    marks = viewers(state, device_ids)
+    mine = event_service.requests_by_device(state.event, device_ids)
+    parts: dict[int, str] = {}
+    for device_id in set(marks) | set(mine):
+        html = viewer_state_html(state, marks.get(device_id, Viewer()))
+        my_requests = mine.get(device_id)
+        if my_requests:
+            html += render_template("fan/_my_requests.html", event=state.event, my_requests=my_requests,
+                                    entries=state.entries, oob=True)
+            toasts = notify.due_toasts(device_id, _toast_items(my_requests, state))
+            if toasts:
+                html += render_template("fan/_toasts.html", toasts=toasts)
+        parts[device_id] = html
+    return parts
+
+
+def render_dj(state: LiveState) -> str:
+    """The DJ dashboard's live parts, for the DJ's own sockets."""
+    if state.dj_set is None:
+        return ""
+    from ..dj.dashboard import render_dj_live
+
+    return render_dj_live(state.dj_set)
+
+
+def message(seq: int, *fragments: str) -> str:
+    return f"{seq}\n" + "".join(fragments)
+
+
+def render_for_device(event: Event, device_id: int | None, seq: int) -> str:
+    """A whole message for one fan: the snapshot on (re)connect, and what polling gets."""
+    state = load_state(event)
+    personal = render_personal(state, {device_id}).get(device_id, EMPTY_VIEWER_STATE) if device_id else EMPTY_VIEWER_STATE
+    return message(seq, render_public(state), personal)
+
+
+def page_context(event: Event, device_id: int | None) -> dict:
+    """What the full event page needs for its live parts, marked for this fan.
+
+    The page records what the fan has now seen, so notifications only follow
+    later changes."""
+    state = load_state(event)
+    viewer = viewers(state, {device_id}).get(device_id, Viewer()) if device_id else Viewer()
+    my_requests = event_service.requests_by_device(event, {device_id}).get(device_id, []) if device_id else []
+    if my_requests:
+        notify.due_toasts(device_id, _toast_items(my_requests, state))
+    return dict(dj_set=state.dj_set, playing=state.playing, queue=state.queue, viewer=viewer,
+                my_requests=my_requests, entries=state.entries, viewer_state=viewer_state_html(state, viewer))
+
+
+def release_session() -> None:
+    """Hand the database connection back: a socket lives for hours, a render for milliseconds."""
+    db.session.remove()

@@ -1,0 +1,222 @@
+/*
+ * BeatMatchMe live queue client. No framework; CSP-safe.
+ *
+ * The page marks its live panel with data-live="/live/events/<id>" (the
+ * socket) and data-live-poll="/e/<id>/live" (the same message over HTTP).
+ *
+ * A message is text: the sequence number on the first line, then HTML
+ * fragments with ids marked hx-swap-oob ("true": replace the element with
+ * that id; "beforeend": append to it). Every message holds the whole state
+ * of the parts it names, and the first message after every (re)connect is a
+ * snapshot, so after any gap the view is current again.
+ *
+ * - Reconnects on ANY close (clean ones and server restarts included) after
+ *   1, 2, 4, 8, 16, then every 30 s; after 5 failed attempts it also polls
+ *   every 5 s until the socket is back.
+ * - Heartbeat: "ping" every 25 s; no answer within 10 s means the line is
+ *   dead, so it reconnects.
+ * - When the tab comes back into view or the window regains focus it asks
+ *   for a fresh snapshot ("resync"), or reconnects at once if it was down.
+ * - The .conn-status pill says Live / Reconnecting… / Offline.
+ */
+(function () {
+  'use strict';
+
+  var panel = document.querySelector('[data-live]');
+  if (!panel || !('WebSocket' in window)) return;
+
+  var DELAYS = [1, 2, 4, 8, 16, 30];
+  var POLL_AFTER_FAILURES = 5;
+  var POLL_EVERY_MS = 5000;
+  var HEARTBEAT_MS = 25000;
+  var HEARTBEAT_GRACE_MS = 10000;
+
+  var socketUrl = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + panel.getAttribute('data-live');
+  var pollUrl = panel.getAttribute('data-live-poll');
+
+  var ws = null;
+  var failures = 0;          // connection attempts since the last successful open
+  var reconnectTimer = null;
+  var pollTimer = null;
+  var heartbeatTimer = null;
+  var deadlineTimer = null;
+  var lastSeq = -1;
+
+  // -- the indicator ---------------------------------------------------
+  var LABELS = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', offline: 'Offline' };
+
+  function setState(state) {
+    document.documentElement.setAttribute('data-live-state', state);
+    document.querySelectorAll('.conn-status').forEach(function (el) {
+      el.setAttribute('data-state', state);
+      el.textContent = LABELS[state];
+    });
+  }
+
+  // -- applying a message ----------------------------------------------
+  function apply(text, snapshot) {
+    var newline = text.indexOf('\n');
+    var seq = parseInt(text.slice(0, newline), 10);
+    if (!snapshot && !isNaN(seq) && seq < lastSeq) return; // an older state than we show
+    if (!isNaN(seq)) lastSeq = seq;
+    var template = document.createElement('template');
+    template.innerHTML = text.slice(newline + 1);
+    Array.prototype.slice.call(template.content.children).forEach(function (fragment) {
+      var target = fragment.id && document.getElementById(fragment.id);
+      if (!target) return;
+      var how = fragment.getAttribute('hx-swap-oob');
+      if (how === 'beforeend') {
+        Array.prototype.slice.call(fragment.children).forEach(function (child) {
+          target.appendChild(child);
+          if (window.htmx) htmx.process(child);
+        });
+      } else {
+        fragment.removeAttribute('hx-swap-oob');
+        target.replaceWith(fragment);
+        if (window.htmx) htmx.process(fragment);
+      }
+    });
+    markViewer();
+    document.dispatchEvent(new CustomEvent('bmm:live-update', { detail: { seq: seq } }));
+  }
+
+  // Which queue items are this fan's, and which they voted for (#viewer-state).
+  function markViewer() {
+    var state = document.getElementById('viewer-state');
+    if (!state) return;
+    var mine = (state.getAttribute('data-mine') || '').split(' ');
+    var voted = (state.getAttribute('data-voted') || '').split(' ');
+    document.querySelectorAll('.queue-item[data-request]').forEach(function (item) {
+      var id = item.getAttribute('data-request');
+      var isMine = mine.indexOf(id) >= 0;
+      var hasVoted = voted.indexOf(id) >= 0;
+      item.classList.toggle('queue-item--mine', isMine);
+      var button = item.querySelector('.vote-button');
+      var input = item.querySelector('input[name="vote"]');
+      if (button) {
+        button.setAttribute('aria-pressed', hasVoted ? 'true' : 'false');
+        button.disabled = isMine;
+      }
+      if (input) input.value = hasVoted ? '0' : '1';
+    });
+  }
+
+  // Responses to the fan's own taps (a vote) arrive through htmx.
+  document.addEventListener('htmx:load', markViewer);
+
+  // -- the socket ------------------------------------------------------
+  function clearTimers() {
+    clearInterval(heartbeatTimer);
+    clearTimeout(deadlineTimer);
+    heartbeatTimer = deadlineTimer = null;
+  }
+
+  function connect() {
+    clearTimeout(reconnectTimer);
+    reconnectTimer = null;
+    if (ws) return;
+    if (!navigator.onLine) { setState('offline'); return; }
+    var socket;
+    try {
+      socket = new WebSocket(socketUrl);
+    } catch (e) {
+      scheduleReconnect();
+      return;
+    }
+    ws = socket;
+    var first = true;
+    socket.onopen = function () {
+      failures = 0;
+      stopPolling();
+      setState('live');
+      heartbeatTimer = setInterval(ping, HEARTBEAT_MS);
+    };
+    socket.onmessage = function (event) {
+      clearTimeout(deadlineTimer);
+      deadlineTimer = null;
+      if (event.data === 'pong') return;
+      apply(String(event.data), first);
+      first = false;
+    };
+    socket.onclose = function () { dropped(socket); };
+    socket.onerror = function () { /* onclose follows */ };
+  }
+
+  function ping() {
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    ws.send('ping');
+    if (!deadlineTimer) {
+      var socket = ws;
+      deadlineTimer = setTimeout(function () { abandon(socket); }, HEARTBEAT_GRACE_MS);
+    }
+  }
+
+  // A socket that stopped answering: forget it now, whatever close() does later.
+  function abandon(socket) {
+    try { socket.close(); } catch (e) { /* already closing */ }
+    dropped(socket);
+  }
+
+  function dropped(socket) {
+    if (ws !== socket) return; // an abandoned socket's late close event
+    socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+    ws = null;
+    clearTimers();
+    failures += 1;
+    scheduleReconnect();
+  }
+
+  function scheduleReconnect() {
+    if (!navigator.onLine) { setState('offline'); return; }
+    setState('reconnecting');
+    if (failures >= POLL_AFTER_FAILURES) startPolling();
+    if (reconnectTimer) return;
+    var delay = DELAYS[Math.min(Math.max(failures - 1, 0), DELAYS.length - 1)];
+    reconnectTimer = setTimeout(connect, delay * 1000);
+  }
+
+  // -- polling fallback ------------------------------------------------
+  function poll() {
+    fetch(pollUrl, { credentials: 'same-origin', cache: 'no-store', headers: { 'Accept': 'text/plain' } })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (text) { if (text && !ws) apply(text, true); })
+      .catch(function () { /* still down; the next poll or reconnect will tell */ });
+  }
+
+  function startPolling() {
+    if (pollTimer) return;
+    poll();
+    pollTimer = setInterval(poll, POLL_EVERY_MS);
+  }
+
+  function stopPolling() {
+    clearInterval(pollTimer);
+    pollTimer = null;
+  }
+
+  // -- the network and the tab -----------------------------------------
+  window.addEventListener('offline', function () {
+    setState('offline');
+    if (ws) abandon(ws);
+  });
+  window.addEventListener('online', function () {
+    failures = 0;
+    connect();
+  });
+
+  function resync() {
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      ws.send('resync');
+    } else if (!ws) {
+      connect();
+    }
+  }
+  document.addEventListener('visibilitychange', function () {
+    if (document.visibilityState === 'visible') resync();
+  });
+  window.addEventListener('focus', resync);
+
+  markViewer();
+  setState('connecting');
+  connect();
+})();

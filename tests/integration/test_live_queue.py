@@ -1,0 +1,246 @@
+"""The live queue: order and waits, votes, and the socket fan-out over Redis."""
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.live.hub import SEND_QUEUE_SIZE, Connection, Hub
+from app.models import SongRequest, Vote, utcnow
+from app.services import events as event_service
+from app.services.demo import seed_demo
+from app.services.live import publish_after_commit
+from tests.live_support import (
+    SocketReader, device, paid_request, seq_of, signed_device_cookie, vote,
+)
+from tests.payment_support import live_event, tracks
+
+
+@pytest.fixture
+def night(app_ctx):
+    """The demo's live event with its queue emptied, and fresh tracks to request."""
+    seed_demo()
+    event, dj_set = live_event()
+    for request in db.session.scalars(select(SongRequest).where(SongRequest.set_id == dj_set.id)):
+        request.status = "played"
+    db.session.commit()
+    return event, dj_set, tracks(event.dj_id, 12)
+
+
+def ws_url(base: str, event_id: str) -> str:
+    return base.replace("http://", "ws://") + f"/live/events/{event_id}"
+
+
+# -- order and wait ----------------------------------------------------------
+def test_accepted_come_first_then_votes_then_time_and_waits_add_up(night):
+    event, dj_set, t = night
+    for track, seconds in zip(t, (200, 180, 240, 150, 300)):
+        track.duration_s = seconds
+    now = utcnow()
+    fans = [device(f"order-fan-{i}") for i in range(5)]
+    playing = paid_request(dj_set, t[0], fans[0], status="playing")
+    playing.playing_at = now - timedelta(seconds=50)  # 150 s of its 200 s left
+    old_pending = paid_request(dj_set, t[1], fans[1], created_at=now - timedelta(minutes=9))
+    voted_pending = paid_request(dj_set, t[2], fans[2], created_at=now - timedelta(minutes=1), votes=3)
+    accepted = paid_request(dj_set, t[3], fans[3], status="accepted", created_at=now)
+    new_pending = paid_request(dj_set, t[4], fans[4], created_at=now - timedelta(minutes=5))
+    db.session.commit()
+
+    now_playing, queue = event_service.queue_for_set(dj_set, now=now)
+    assert now_playing.id == playing.id
+    assert [e.request.id for e in queue] == [accepted.id, voted_pending.id, old_pending.id, new_pending.id]
+    assert [e.position for e in queue] == [1, 2, 3, 4]
+    # Each wait: what is left of the song playing, plus every song ahead.
+    assert [e.wait_s for e in queue] == [150, 150 + 150, 150 + 150 + 240, 150 + 150 + 240 + 180]
+
+
+def test_unknown_durations_count_as_a_typical_song(night):
+    event, dj_set, t = night
+    t[0].duration_s = None
+    t[1].duration_s = 100
+    paid_request(dj_set, t[0], device("d-1"), created_at=utcnow() - timedelta(minutes=2))
+    paid_request(dj_set, t[1], device("d-2"))
+    db.session.commit()
+    _, queue = event_service.queue_for_set(dj_set)
+    assert [e.wait_s for e in queue] == [0, event_service.DEFAULT_TRACK_SECONDS]
+
+
+# -- votes -------------------------------------------------------------------
+def test_a_vote_counts_once_toggles_off_and_shows_the_voter_the_new_count(night, client):
+    event, dj_set, t = night
+    request = paid_request(dj_set, t[0], device("someone-else"))
+    db.session.commit()
+
+    first = vote(client, event.public_id, request.public_id)
+    assert first.status_code == 200
+    body = first.get_data(as_text=True)
+    assert 'id="queue" aria-labelledby="queue-title" class="stack" hx-swap-oob="true"' in body
+    assert f'data-voted="{request.public_id}"' in body  # the voter's own marks come back at once
+    assert '<span class="vote-count">1</span>' in body
+    assert vote(client, event.public_id, request.public_id).status_code == 200  # a double tap
+    db.session.expire_all()
+    assert db.session.get(SongRequest, request.id).vote_count == 1
+    assert db.session.scalar(select(func.count()).select_from(Vote).where(Vote.request_id == request.id)) == 1
+
+    assert vote(client, event.public_id, request.public_id, on=False).status_code == 200
+    db.session.expire_all()
+    assert db.session.get(SongRequest, request.id).vote_count == 0
+
+
+def test_fans_cannot_vote_for_their_own_request_or_a_finished_one(night, client):
+    event, dj_set, t = night
+    page = client.get(f"/e/{event.public_id}")  # the fan's device cookie
+    assert page.status_code == 200
+    from tests.live_support import device_cookie_of
+    from app.services.devices import _serializer
+
+    own_device = device(_serializer().loads(device_cookie_of(client)))
+    own = paid_request(dj_set, t[0], own_device)
+    played = paid_request(dj_set, t[1], device("other"), status="played")
+    db.session.commit()
+
+    refused = vote(client, event.public_id, own.public_id)
+    assert refused.status_code == 409
+    assert "your own request" in refused.get_data(as_text=True)
+    assert refused.headers["HX-Reswap"] == "none"  # shown as a notification, the page stays
+    finished = vote(client, event.public_id, played.public_id)
+    assert finished.status_code == 409 and "NOT_VOTABLE" in finished.get_data(as_text=True)
+    unknown = vote(client, event.public_id, "no-such-request")
+    assert unknown.status_code == 404
+
+
+def test_a_vote_without_javascript_goes_back_to_the_queue(night, client):
+    event, dj_set, t = night
+    request = paid_request(dj_set, t[0], device("someone-else"))
+    db.session.commit()
+    response = vote(client, event.public_id, request.public_id, htmx=False)
+    assert response.status_code == 303 and response.headers["Location"].endswith(f"/e/{event.public_id}#queue")
+    page = client.get(f"/e/{event.public_id}").get_data(as_text=True)
+    assert 'aria-pressed="true"' in page and 'name="vote" value="0"' in page
+
+
+def test_concurrent_votes_from_many_fans_are_all_counted_exactly(night, app):
+    event, dj_set, t = night
+    request = paid_request(dj_set, t[0], device("requester"))
+    fans = [device(f"voter-{i}").public_id for i in range(12)]
+    db.session.commit()
+    from app.services import votes
+
+    def tap(public_id: str, times: int):
+        for _ in range(times):
+            with app.test_request_context("/"):
+                votes.set_vote(event_service.get_event(event.public_id), request.public_id,
+                               device(public_id), vote=True)
+                db.session.remove()
+
+    threads = [threading.Thread(target=tap, args=(f, 3)) for f in fans]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    db.session.expire_all()
+    assert db.session.get(SongRequest, request.id).vote_count == len(fans)
+    assert db.session.scalar(select(func.count()).select_from(Vote).where(Vote.request_id == request.id)) == len(fans)
+
+
+def test_votes_are_rate_limited_per_fan(night, client):
+    event, dj_set, t = night
+    request = paid_request(dj_set, t[0], device("someone-else"))
+    db.session.commit()
+    statuses = [vote(client, event.public_id, request.public_id, on=bool(i % 2)).status_code for i in range(31)]
+    assert statuses[:30] == [200] * 30
+    assert statuses[30] == 429
+
+
+# -- the socket ----------------------------------------------------------------
+def test_the_socket_sends_a_snapshot_then_every_change(night, live_server, client):
+    event, dj_set, t = night
+    first = paid_request(dj_set, t[0], device("fan-a"))
+    db.session.commit()
+    reader = SocketReader(ws_url(live_server, event.public_id))
+    try:
+        snapshot = reader.wait_for(lambda m: True)
+        assert t[0].title in snapshot and 'id="now-playing"' in snapshot and 'id="set-status"' in snapshot
+        start = seq_of(snapshot)
+
+        second = paid_request(dj_set, t[1], device("fan-b"))
+        publish_after_commit(event.public_id, "request_created", request=second.public_id)
+        db.session.commit()
+        update = reader.wait_for(lambda m: t[1].title in m)
+        assert seq_of(update) > start
+        assert update.index(t[0].title) < update.index(t[1].title)  # the queue in order
+
+        assert vote(client, event.public_id, second.public_id).status_code == 200
+        voted = reader.wait_for(lambda m: t[1].title in m and m.index(t[1].title) < m.index(t[0].title))  # a vote moved it up
+        assert seq_of(voted) > seq_of(update)
+        assert first.public_id in voted
+    finally:
+        reader.close()
+
+
+def test_a_fans_socket_carries_their_marks_and_notifications_once(night, live_server):
+    event, dj_set, t = night
+    me = device("me-on-a-phone")
+    mine = paid_request(dj_set, t[0], me, created_at=utcnow() - timedelta(minutes=1))
+    paid_request(dj_set, t[1], device("ahead"), status="accepted")
+    db.session.commit()
+    reader = SocketReader(ws_url(live_server, event.public_id),
+                          headers={"Cookie": signed_device_cookie(me.public_id)})
+    try:
+        snapshot = reader.wait_for(lambda m: True)
+        assert f'data-mine="{mine.public_id}"' in snapshot
+        assert 'id="my-requests"' in snapshot and "#2" in snapshot
+        assert "toast" not in snapshot.split('id="toasts"')[-1] if 'id="toasts"' in snapshot else True
+
+        mine.status = "playing"
+        mine.playing_at = utcnow()
+        db.session.get(SongRequest, mine.id)
+        publish_after_commit(event.public_id, "request_playing", request=mine.public_id)
+        db.session.commit()
+        playing = reader.wait_for(lambda m: "is playing now" in m)
+        assert t[0].title in playing
+
+        publish_after_commit(event.public_id, "nothing_new")
+        db.session.commit()
+        later = reader.wait_for(lambda m: seq_of(m) > seq_of(playing))
+        assert "is playing now" not in later  # told once, not on every message
+    finally:
+        reader.close()
+
+
+def test_a_foreign_page_cannot_open_the_socket(night, live_server):
+    event, _, _ = night
+    reader = SocketReader(ws_url(live_server, event.public_id), headers={"Origin": "https://evil.example"})
+    reader._thread.join(timeout=5)
+    assert reader.messages == [] and reader.closed_with == 1008
+
+
+def test_a_restarting_process_closes_its_sockets_with_service_restart(night, live_server, app):
+    from app.live.hub import hub_for
+
+    event, _, _ = night
+    reader = SocketReader(ws_url(live_server, event.public_id))
+    reader.wait_for(lambda m: True)
+    hub_for(app).close_all("server restarting")
+    reader._thread.join(timeout=5)
+    assert reader.closed_with == 1012
+
+
+# -- the hub -------------------------------------------------------------------
+def test_a_slow_client_is_dropped_and_never_holds_up_the_others(night, app):
+    event, dj_set, t = night
+    hub = Hub(app)
+    slow = Connection(event.public_id, None)
+    fast = Connection(event.public_id, None)
+    for conn in (slow, fast):
+        hub.connections.setdefault(event.public_id, set()).add(conn)
+    for seq in range(1, SEND_QUEUE_SIZE + 3):
+        hub._broadcast(event.public_id, seq, [slow, fast])
+        while not fast.queue.empty():  # the fast phone keeps up
+            fast.queue.get_nowait()
+    assert slow.closing == "too slow"
+    assert fast.closing is None
+    assert hub.stats["dropped"] >= 1

@@ -1,0 +1,121 @@
+"""Helpers for the live queue tests: paid requests without the payment round
+trip, fans with their own device cookie, and socket readers."""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from datetime import datetime
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import DJSet, GuestDevice, Payment, SongRequest, Track, utcnow
+from app.services.payments_ledger import record_transition
+from tests.conftest import csrf_token_from
+
+SEQ_LINE = re.compile(r"^(\d+)\n")
+
+
+def device(public_id: str) -> GuestDevice:
+    found = db.session.scalar(select(GuestDevice).where(GuestDevice.public_id == public_id))
+    if found is None:
+        found = GuestDevice(public_id=public_id)
+        db.session.add(found)
+        db.session.flush()
+    return found
+
+
+def paid_request(dj_set: DJSet, track: Track, fan: GuestDevice, *, status: str = "pending",
+                 created_at: datetime | None = None, votes: int = 0) -> SongRequest:
+    """A request as a completed payment leaves it (the ledger included)."""
+    price = track.price_cents(dj_set.base_price_cents)
+    payment = Payment(purpose="request", amount_cents=price, provider="sandbox", device_id=fan.id,
+                      set_id=dj_set.id, track_id=track.id)
+    record_transition(payment, "PENDING", "test checkout")
+    record_transition(payment, "COMPLETED", "test payment")
+    request = SongRequest(set_id=dj_set.id, track_id=track.id, device_id=fan.id, payment_id=payment.id,
+                          amount_cents=price, status=status, vote_count=votes,
+                          created_at=created_at or utcnow())
+    if status in ("accepted", "playing"):
+        request.accepted_at = utcnow()
+    if status == "playing":
+        request.playing_at = utcnow()
+    db.session.add(request)
+    db.session.flush()
+    return request
+
+
+def device_cookie_of(client) -> str:
+    """The signed device cookie a fan's test client carries (after one fan page)."""
+    return client.get_cookie("bmm_device").value
+
+
+def vote(client, event_id: str, request_id: str, on: bool = True, htmx: bool = True):
+    page = client.get(f"/e/{event_id}")
+    headers = {"X-CSRFToken": csrf_token_from(page.get_data(as_text=True))}
+    if htmx:
+        headers["HX-Request"] = "true"
+    return client.post(f"/e/{event_id}/requests/{request_id}/vote", data={"vote": "1" if on else "0"},
+                       headers=headers)
+
+
+class SocketReader:
+    """Reads a live socket in the background and keeps every message."""
+
+    def __init__(self, url: str, headers: dict | None = None):
+        from websockets.sync.client import connect
+
+        self.ws = connect(url, additional_headers=headers or {}, open_timeout=10)
+        self.messages: list[str] = []
+        self.closed_with: int | None = None
+        self._lock = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            for message in self.ws:
+                with self._lock:
+                    self.messages.append(message)
+                    self._lock.notify_all()
+        except ConnectionClosed as closed:
+            self.closed_with = closed.rcvd.code if closed.rcvd else None
+        finally:
+            if self.ws.close_code is not None:
+                self.closed_with = self.ws.close_code
+            with self._lock:
+                self._lock.notify_all()
+
+    def wait_for(self, predicate, timeout: float = 5.0) -> str:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                for message in self.messages:
+                    if predicate(message):
+                        return message
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no matching message in {len(self.messages)} received")
+                self._lock.wait(remaining)
+
+    def close(self):
+        self.ws.close()
+        self._thread.join(timeout=5)
+
+
+def seq_of(message: str) -> int:
+    match = SEQ_LINE.match(message)
+    assert match, f"message without a sequence line: {message[:80]!r}"
+    return int(match.group(1))
+
+
+def signed_device_cookie(public_id: str) -> str:
+    """The Cookie header of a browser known as `public_id` (needs an app context)."""
+    from flask import current_app
+
+    from app.services.devices import _serializer
+
+    return f"{current_app.config['DEVICE_COOKIE_NAME']}={_serializer().dumps(public_id)}"
