@@ -8,13 +8,14 @@ heartbeat ("ping" -> "pong") and resync requests ("resync" -> a snapshot).
 from __future__ import annotations
 
 import queue
+import socket
 from urllib.parse import urlsplit
 
 from flask import current_app, request
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
 
-from ..extensions import sock
+from ..extensions import db, sock
 from ..services import events as event_service
 from ..services import live_view
 from ..services.devices import current_device
@@ -74,7 +75,9 @@ def event_socket(ws, event_id: str):
     except DomainError:
         ws.close(CLOSE_POLICY, "no such event")
         return
-    device = current_device(create=False)
+    # Known from the first connect on, so a fan's first request shows as theirs.
+    device = current_device() if request.cookies.get(current_app.config["DEVICE_COOKIE_NAME"]) else None
+    db.session.commit()
     is_dj = bool(current_user.is_authenticated and current_user.role == "dj"
                  and current_user.dj_profile and current_user.dj_profile.id == event.dj_id)
     conn = Connection(event.public_id, device.id if device else None, is_dj)
@@ -101,3 +104,16 @@ def event_socket(ws, event_id: str):
     finally:
         hub.unregister(conn)
         live_view.release_session()
+        _finish(ws)
+
+
+def _finish(ws) -> None:
+    """Let simple-websocket finish the closing handshake, then end the TCP
+    connection for good: the WSGI server still holds the socket and would
+    otherwise write an HTTP response after the close frame (Werkzeug does,
+    and browsers report "Invalid frame header")."""
+    ws.thread.join(timeout=2)
+    try:
+        ws.sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already gone

@@ -31,7 +31,10 @@
   var HEARTBEAT_MS = 25000;
   var HEARTBEAT_GRACE_MS = 10000;
 
-  var socketUrl = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + panel.getAttribute('data-live');
+  // url_for() writes socket routes as ws://host/...; keep only the path, so the
+  // page's own scheme (https -> wss) and host apply behind any proxy.
+  var socketPath = new URL(panel.getAttribute('data-live'), location.href).pathname;
+  var socketUrl = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + socketPath;
   var pollUrl = panel.getAttribute('data-live-poll');
 
   var ws = null;
