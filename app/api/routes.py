@@ -25,6 +25,6 @@ def event_detail(public_id: str):
         starts_at=event.starts_at.isoformat(),
         ends_at=event.ends_at.isoformat(),
         now_playing=track(playing) if playing else None,
-        queue=[{"position": e.position, "status": e.request.status, "votes": e.request.vote_count,
+        queue=[{"position": e.position, "status": e.request.status, "votes": e.request.vote_count, "wait_s": e.wait_s,
                 **track(e.request)} for e in queue],
     )
