@@ -1,0 +1,198 @@
+"""Every route of the `dj` blueprint, enumerated from the URL map (so routes added
+later are covered without being listed here), for every method:
+
+- signed out: sent to sign in (401 for htmx);
+- a fan or a venue: 403;
+- a second DJ using the first DJ's ids: 404, and nothing changed (database
+  rows and the event's live channel);
+- the owner: the pages open.
+
+URL parameters are filled by name from objects DJ one owns. A route with a
+parameter this file does not know fails the suite: teach OWNED_BY_NAME how to
+find or make such an object.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db, redis_store
+from app.models import SongRequest, Track
+from app.services import accounts
+from app.services.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
+from app.services.live import seq_key
+from tests.conftest import sign_in
+from tests.payment_support import live_event
+
+TOKEN_RE = re.compile(r'"X-CSRFToken": "([^"]+)"')
+IGNORED_METHODS = {"HEAD", "OPTIONS"}
+# Plausible values for every DJ form, so a missing ownership check would really write.
+FORM = {
+    "name": "Hijacked", "venue_name": "Elsewhere", "address": "1 Main Road", "city": "Durban",
+    "latitude": "-29.85", "longitude": "31.02", "timezone": "Africa/Johannesburg",
+    "starts_at": "2030-03-14T20:00", "ends_at": "2030-03-15T02:00",
+    "base_price": "0", "hourly_cap": "1000", "requests_state": "paused",
+    "reason": "hijacked", "title": "Hijacked", "artist": "Nobody", "genre": "none", "bpm": "120",
+    "price": "0", "requestable": "", "action": "veto", "idempotency_key": "authz-test-key-000001",
+}
+_addresses = itertools.count(10)
+
+
+def _event_id(dj) -> str:
+    return live_event()[0].public_id
+
+
+def _set_id(dj) -> str:
+    return live_event()[1].public_id
+
+
+def _track_id(dj) -> str:
+    return db.session.scalar(select(Track.public_id).where(Track.dj_id == dj.id).order_by(Track.id))
+
+
+def _request_id(dj) -> str:
+    _, dj_set = live_event()
+    return db.session.scalar(select(SongRequest.public_id).where(
+        SongRequest.set_id == dj_set.id, SongRequest.status == "pending").order_by(SongRequest.id))
+
+
+def _import_id(dj) -> str:
+    from app.models.imports import LibraryImport
+
+    found = db.session.scalar(select(LibraryImport).where(LibraryImport.dj_id == dj.id))
+    if found is None:
+        found = LibraryImport(dj_id=dj.id, filename="crate.csv", file_format="csv", status="done")
+        db.session.add(found)
+        db.session.commit()
+    return found.public_id
+
+
+# parameter name -> the public id of such an object owned by DJ one (made if needed)
+OWNED_BY_NAME = {
+    "event_id": _event_id,
+    "set_id": _set_id,
+    "track_id": _track_id,
+    "request_id": _request_id,
+    "import_id": _import_id,
+}
+
+
+def dj_routes(app) -> list[tuple[object, str]]:
+    """(rule, method) for every rule of the dj blueprint."""
+    rules = [r for r in app.url_map.iter_rules() if r.endpoint.startswith("dj.")]
+    return [(rule, method) for rule in sorted(rules, key=lambda r: r.rule)
+            for method in sorted(rule.methods - IGNORED_METHODS)]
+
+
+def client_for(app, email: str | None = None, password: str = "correct-horse-battery"):
+    """A test client with its own address (the app-wide per-address limit is not under test)."""
+    client = app.test_client()
+    n = next(_addresses)
+    client.environ_base["REMOTE_ADDR"] = f"127.0.{n // 250}.{n % 250 + 1}"
+    if email:
+        assert sign_in(client, email, password).status_code == 303
+    client.csrf = TOKEN_RE.search(client.get("/").get_data(as_text=True)).group(1)
+    return client
+
+
+def call(client, rule, method: str, ids: dict[str, str], htmx: bool = False):
+    _, path = rule.build(ids, append_unknown=False)
+    headers = {"X-CSRFToken": client.csrf}
+    if htmx:
+        headers["HX-Request"] = "true"
+    data = {**FORM, "csrf_token": client.csrf} if method != "GET" else None
+    return client.open(path, method=method, data=data, headers=headers)
+
+
+@pytest.fixture
+def world(app, create_user):
+    """DJ one (the demo DJ, with a live event, set, library and requests), DJ two, a fan, a venue."""
+    with app.app_context():
+        seed_demo()
+        dj_one = accounts.find_user_by_email(DEMO_LOGINS["dj"]).dj_profile
+        needed = {name for rule, _ in dj_routes(app) for name in rule.arguments}
+        unknown = needed - OWNED_BY_NAME.keys()
+        assert not unknown, f"DJ routes use parameters this test cannot fill: {sorted(unknown)}. " \
+                            f"Teach OWNED_BY_NAME in {__file__} how to find DJ one's object."
+        ids = {name: OWNED_BY_NAME[name](dj_one) for name in needed}
+        assert all(ids.values()), ids
+        event_public_id = live_event()[0].public_id
+    return {"ids": ids, "event": event_public_id, "dj_one": DEMO_LOGINS["dj"], "dj_two": create_user("dj"),
+            "fan": create_user("fan"), "venue": create_user("venue")}
+
+
+def test_the_dj_blueprint_is_enumerated(app):
+    endpoints = {rule.endpoint for rule, _ in dj_routes(app)}
+    # A floor, not a list: the routes this file was written against are all seen.
+    assert {"dj.dashboard", "dj.events_list", "dj.new_event", "dj.event_detail", "dj.edit_event", "dj.new_set",
+            "dj.edit_set", "dj.start_set", "dj.pause_set", "dj.resume_set", "dj.end_set", "dj.event_qr",
+            "dj.event_poster"} <= endpoints
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(app, world):
+    client = client_for(app)
+    failures = []
+    for rule, method in dj_routes(app):
+        response = call(client, rule, method, world["ids"])
+        location = response.headers.get("Location", "")
+        if response.status_code != 302 or not location.startswith("/login?next="):
+            failures.append(f"{method} {rule.rule}: {response.status_code} {location}")
+        htmx = call(client, rule, method, world["ids"], htmx=True)
+        if htmx.status_code != 401:
+            failures.append(f"{method} {rule.rule} (htmx): {htmx.status_code}, expected 401")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("role", ["fan", "venue"])
+def test_fans_and_venues_are_forbidden(app, world, role):
+    client = client_for(app, world[role])
+    failures = [f"{method} {rule.rule}: {status}" for rule, method in dj_routes(app)
+                if (status := call(client, rule, method, world["ids"]).status_code) != 403]
+    assert not failures, "\n".join(failures)
+
+
+def _snapshot() -> dict[str, list[tuple]]:
+    """Every row of every table, and the event's live sequence number."""
+    db.session.expire_all()
+    rows = {}
+    for table in db.metadata.sorted_tables:
+        rows[table.name] = sorted(tuple(repr(bytes(v) if isinstance(v, memoryview) else v) for v in row)
+                                  for row in db.session.execute(table.select()))
+    return rows
+
+
+def test_another_dj_gets_404_for_every_id_of_mine_and_changes_nothing(app, world):
+    client = client_for(app, world["dj_two"])
+    with app.app_context():
+        before = _snapshot()
+        seq_before = redis_store.client.get(seq_key(world["event"]))
+    failures, checked = [], 0
+    for rule, method in dj_routes(app):
+        if not rule.arguments:
+            continue  # the DJ's own space (their dashboard, their list, a new event)
+        checked += 1
+        response = call(client, rule, method, world["ids"])
+        if response.status_code != 404:
+            failures.append(f"{method} {rule.rule}: {response.status_code}, expected 404")
+    assert checked >= 10
+    assert not failures, "\n".join(failures)
+    with app.app_context():
+        after = _snapshot()
+        changed = [name for name in before if before[name] != after[name]]
+        assert not changed, f"another DJ's calls changed: {changed}"
+        assert redis_store.client.get(seq_key(world["event"])) == seq_before, "a live update was published"
+
+
+def test_the_owner_opens_every_page(app, world):
+    client = client_for(app, world["dj_one"], DEMO_PASSWORD)
+    failures = []
+    for rule, method in dj_routes(app):
+        if method != "GET":
+            continue
+        response = call(client, rule, method, world["ids"])
+        if response.status_code not in (200, 302, 303):
+            failures.append(f"GET {rule.rule}: {response.status_code}")
+    assert not failures, "\n".join(failures)
