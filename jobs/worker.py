@@ -19,7 +19,7 @@ class AppWorker(Worker):
         app = worker_app()
         with app.app_context():
             from app.extensions import db
-            from jobs import payments, sandbox  # noqa: F401 - import job modules before forking
+            from jobs import imports, payments, sandbox  # noqa: F401 - import job modules before forking
 
             db.engine.dispose()
 

@@ -2,6 +2,7 @@
 from .base import CURRENCY, utcnow  # noqa: F401
 from .bookings import AvailabilityException, AvailabilityRule, Booking, BookingSlot
 from .events import DJSet, Event
+from .imports import LibraryImport
 from .library import Track
 from .notifications import Notification, PushSubscription
 from .payments import IdempotencyKey, Payment, PaymentTransition, Tip, WebhookEvent
@@ -14,6 +15,6 @@ from .vouchers import Voucher
 __all__ = [
     "AuditLog", "AvailabilityException", "AvailabilityRule", "Ban", "BlockedKeyword", "Booking",
     "BookingSlot", "DJProfile", "DJSet", "Dispute", "Event", "FraudAlert", "GuestDevice",
-    "IdempotencyKey", "Notification", "Payment", "PaymentTransition", "PushSubscription", "Report",
+    "IdempotencyKey", "LibraryImport", "Notification", "Payment", "PaymentTransition", "PushSubscription", "Report",
     "SongRequest", "Tip", "Track", "User", "VenueProfile", "Vote", "Voucher", "WebhookEvent",
 ]
