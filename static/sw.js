@@ -3,9 +3,12 @@
  *
  * - install:  precache the app shell (SHELL below).
  * - fetch:    GET only. /static/ is cache-first; page navigations are
- *             network-first, and successful event pages (/e/...) are kept
- *             so the last seen event still opens offline. If the network
- *             fails we serve that copy, or else /offline.
+ *             network-first, and successful event pages (/e/...) and the
+ *             DJ's dashboard (/dj/, /dj/sets/<id>/live) are kept so the last
+ *             seen copy still opens offline (dj-actions.js then lays its last
+ *             live view and its waiting actions over it). If the network
+ *             fails we serve that copy, or else /offline. DJ actions are
+ *             POSTs: never touched here; static/js/dj-actions.js queues them.
  * - activate: delete caches from older versions, take control of open tabs.
  *
  * Static URLs carry a content hash (?v=), so a cached copy is never stale;
@@ -13,7 +16,7 @@
  */
 'use strict';
 
-const VERSION = 'v1';
+const VERSION = 'v2';
 const PREFIX = 'bmm-';
 const SHELL_CACHE = `${PREFIX}shell-${VERSION}`;
 const PAGES_CACHE = `${PREFIX}pages-${VERSION}`;
@@ -25,6 +28,8 @@ const SHELL = [
   OFFLINE_URL,
   '/static/css/app.css',
   '/static/js/app.js',
+  '/static/js/live.js',
+  '/static/js/dj-actions.js',
   '/static/vendor/htmx.min.js',
   '/static/vendor/htmx-ext-ws.js',
   '/static/icons/icon.svg',
@@ -43,6 +48,15 @@ function isBypassed(path) {
 
 function isEventPage(path) {
   return path.startsWith('/e/');
+}
+
+// The DJ's dashboard: a reload in a wifi dead spot still shows the night.
+function isDashboardPage(path) {
+  return path === '/dj/' || /^\/dj\/sets\/[^/]+\/live$/.test(path);
+}
+
+function isKeptPage(path) {
+  return isEventPage(path) || isDashboardPage(path);
 }
 
 self.addEventListener('install', (event) => {
@@ -111,7 +125,7 @@ async function networkFirstPage(event, url) {
   const key = url.origin + url.pathname;
   try {
     const response = await fetch(event.request);
-    if (isEventPage(url.pathname) && isStorable(response)) {
+    if (isKeptPage(url.pathname) && isStorable(response)) {
       const copy = response.clone();
       event.waitUntil(
         caches.open(PAGES_CACHE)
@@ -121,7 +135,7 @@ async function networkFirstPage(event, url) {
     }
     return response;
   } catch (err) {
-    const cached = isEventPage(url.pathname)
+    const cached = isKeptPage(url.pathname)
       ? await caches.match(key, { cacheName: PAGES_CACHE, ignoreVary: true })
       : undefined;
     return cached ||

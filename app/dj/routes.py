@@ -4,11 +4,10 @@ import re
 
 from flask import Response, abort, render_template
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Event, Track
-from ..services import events as event_service
+from ..models import Event
 from ..services import qr
 from . import bp
 
@@ -25,28 +24,10 @@ def _own_event(public_id: str) -> Event:
     return event
 
 
-@bp.get("/")
-def dashboard():
-    """The DJ's night at a glance: the live set's queue, their events, their library."""
-    dj = _dj()
-    events = db.session.scalars(
-        select(Event).where(Event.dj_id == dj.id, Event.status.in_(("live", "scheduled")))
-        .order_by(Event.starts_at)
-    ).all()
-    live_event = next((e for e in events if e.status == "live"), None)
-    dj_set = event_service.current_set(live_event) if live_event else None
-    playing, queue = event_service.queue_for_set(dj_set) if dj_set else (None, [])
-    library_size = db.session.scalar(select(func.count()).select_from(Track).where(Track.dj_id == dj.id))
-    return render_template(
-        "dj/dashboard.html", dj=dj, events=events, live_event=live_event, dj_set=dj_set,
-        playing=playing, queue=queue, library_size=library_size,
-    )
-
-
-@bp.get("/events/<public_id>/qr.svg")
-def event_qr(public_id: str):
+@bp.get("/events/<event_id>/qr.svg")
+def event_qr(event_id: str):
     """The event's QR code as an SVG file, for print or screens."""
-    event = _own_event(public_id)
+    event = _own_event(event_id)
     slug = re.sub(r"[^a-z0-9]+", "-", event.name.lower()).strip("-") or "event"
     return Response(
         qr.qr_svg(qr.join_url(event.public_id)),
@@ -55,9 +36,9 @@ def event_qr(public_id: str):
     )
 
 
-@bp.get("/events/<public_id>/poster")
-def event_poster(public_id: str):
+@bp.get("/events/<event_id>/poster")
+def event_poster(event_id: str):
     """A printable A4 poster: the QR code, the event and how to request."""
-    event = _own_event(public_id)
+    event = _own_event(event_id)
     url = qr.join_url(event.public_id)
     return render_template("dj/poster.html", event=event, join_url=url, qr_svg=qr.qr_svg(url, scale=10))

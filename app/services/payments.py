@@ -11,9 +11,6 @@ machine (models/payments.py) and the unique constraints enforce the rest.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -25,6 +22,7 @@ import jobs
 
 from ..extensions import db
 from ..models import BlockedKeyword, DJSet, Event, GuestDevice, IdempotencyKey, Payment, SongRequest, Track, utcnow
+from . import idempotency
 from .errors import DomainError
 from .live import publish_after_commit
 from .locks import lock_set
@@ -32,8 +30,11 @@ from .payments_ledger import lock_payment, record_transition
 from .request_rules import RequestRefused, check_attempt_rate, check_capacity_and_duplicates, check_open
 from .yoco import YocoError, yoco_client
 
-IDEMPOTENCY_TTL = timedelta(hours=24)
 CHECKOUT_ENDPOINT = "request-checkout"
+CHECKOUT_KEY_MESSAGES = idempotency.Messages(
+    mismatch="That form was already used for another request. Reload the page and try again.",
+    in_progress="Your payment is still being set up. Wait a moment and reload.",
+)
 
 
 @dataclass(frozen=True)
@@ -42,43 +43,18 @@ class CheckoutStarted:
     redirect_url: str
 
 
-def _fingerprint(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+def _claim_checkout_key(scope: str, key: str, fingerprint: str) -> IdempotencyKey | CheckoutStarted:
+    """Claim the key, or return (or raise) the outcome of the call that first used it."""
+    claimed = idempotency.claim(scope, CHECKOUT_ENDPOINT, key, fingerprint, CHECKOUT_KEY_MESSAGES)
+    if isinstance(claimed, IdempotencyKey):
+        return claimed
+    if claimed.error:
+        raise RequestRefused(**claimed.error)
+    return CheckoutStarted(claimed.body["payment"], claimed.body["redirect_url"])
 
 
-def _claim_idempotency_key(scope: str, key: str, fingerprint: str) -> IdempotencyKey | CheckoutStarted:
-    """Insert the key, or return the stored outcome of the call that first used it."""
-    row = IdempotencyKey(scope=scope, endpoint=CHECKOUT_ENDPOINT, key=key, request_fingerprint=fingerprint,
-                         expires_at=utcnow() + IDEMPOTENCY_TTL)
-    db.session.add(row)
-    try:
-        db.session.commit()
-        return row
-    except IntegrityError:
-        db.session.rollback()
-    # A double tap or a retry: wait briefly for the first call to finish.
-    for _ in range(50):
-        existing = db.session.scalar(select(IdempotencyKey).where(
-            IdempotencyKey.scope == scope, IdempotencyKey.endpoint == CHECKOUT_ENDPOINT, IdempotencyKey.key == key))
-        if existing.request_fingerprint != fingerprint:
-            raise DomainError("IDEMPOTENCY_MISMATCH", "That form was already used for another request. "
-                              "Reload the page and try again.", status=422)
-        if existing.status == "completed":
-            body = json.loads(existing.response_body or "{}")
-            if "error" in body:
-                raise RequestRefused(**body["error"])
-            return CheckoutStarted(body["payment"], body["redirect_url"])
-        db.session.rollback()
-        time.sleep(0.1)
-    raise DomainError("IN_PROGRESS", "Your payment is still being set up. Wait a moment and reload.", status=409)
-
-
-def _finish_idempotency_key(row: IdempotencyKey, status: int, body: dict, payment: Payment | None) -> None:
-    row.status = "completed"
-    row.response_status = status
-    row.response_body = json.dumps(body)
-    if payment is not None:
-        row.resource_type, row.resource_id = "payment", payment.public_id
+def _finish_checkout_key(row: IdempotencyKey, status: int, body: dict, payment: Payment | None) -> None:
+    idempotency.finish(row, status, body, resource=("payment", payment.public_id) if payment else None)
 
 
 def start_request_checkout(
@@ -91,7 +67,7 @@ def start_request_checkout(
     checkout; the provider gets an idempotency key derived from our payment id.
     """
     scope = f"device:{device.id}"
-    claimed = _claim_idempotency_key(scope, idempotency_key, _fingerprint(dj_set.id, track.id, shoutout))
+    claimed = _claim_checkout_key(scope, idempotency_key, idempotency.fingerprint(dj_set.id, track.id, shoutout))
     if isinstance(claimed, CheckoutStarted):
         return claimed
     key_row = claimed
@@ -103,9 +79,7 @@ def start_request_checkout(
         check_capacity_and_duplicates(dj_set, track, device)
     except RequestRefused as refusal:
         db.session.rollback()
-        _finish_idempotency_key(key_row, refusal.status, {"error": {
-            "code": refusal.code, "message": refusal.message, "retry_after": refusal.retry_after,
-            "status": refusal.status}}, None)
+        _finish_checkout_key(key_row, refusal.status, idempotency.refusal_body(refusal), None)
         db.session.commit()
         raise
 
@@ -135,15 +109,13 @@ def start_request_checkout(
         payment.hold_expires_at = None  # the slot is free again
         refusal = RequestRefused("PAYMENT_FAILED", err.message, retry_after=30 if err.retryable else None,
                                  status=503 if err.retryable else 402)
-        _finish_idempotency_key(key_row, refusal.status, {"error": {
-            "code": refusal.code, "message": refusal.message, "retry_after": refusal.retry_after,
-            "status": refusal.status}}, payment)
+        _finish_checkout_key(key_row, refusal.status, idempotency.refusal_body(refusal), payment)
         db.session.commit()
         raise refusal from err
 
     payment.provider_checkout_id = checkout["id"]
     started = CheckoutStarted(payment.public_id, checkout["redirectUrl"])
-    _finish_idempotency_key(key_row, 303,
+    _finish_checkout_key(key_row, 303,
                             {"payment": payment.public_id, "redirect_url": started.redirect_url}, payment)
     db.session.commit()
     return started
@@ -247,7 +219,9 @@ def veto_request(request_public_id: str, *, dj_id: int, reason: str) -> SongRequ
 
 
 def end_set(set_id: int) -> int:
-    """Close a set: requests stop, and every unplayed request is refunded. Returns how many."""
+    """Close a set: requests stop, and every unplayed request is refunded; the
+    event ends with its last set. Returns how many were refunded. (The DJ's
+    "End set" and the every-minute job both come here.)"""
     lock_set(set_id)
     dj_set = db.session.get(DJSet, set_id)
     db.session.refresh(dj_set)
@@ -260,6 +234,10 @@ def end_set(set_id: int) -> int:
                                                            SongRequest.status == "playing")).all()
     for request in playing:
         request.status, request.closed_at = "played", utcnow()
+    event = dj_set.event
+    if event.status == "live" and not any(s.status in ("live", "scheduled") for s in event.sets):
+        event.status = "ended"  # its last set is over
+    publish_after_commit(event.public_id, "set_ended", set=dj_set.public_id)
     db.session.commit()
     return len(unplayed)
 

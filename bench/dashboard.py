@@ -1,0 +1,139 @@
+"""The DJ dashboard's live parts with a long queue: server time (p50/p95) of
+
+- the htmx fragment (`GET /dj/sets/<id>/live`, what the 10-second poll gets),
+- the live hub's render of the same parts (`render_dj_live`, per change),
+- an action answered with the parts (accept, then undo, each with a new key),
+- the whole dashboard page,
+
+with N pending requests (default 200) from N different fans in the demo's
+live set. In-process (Flask test client), a throw-away SQLite file (or
+BENCH_DATABASE_URL) and the Redis at REDIS_URL (a private one otherwise).
+
+    python bench/dashboard.py [--requests 200] [--runs 200]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import time
+from datetime import timedelta
+
+from _support import bench_app, summary
+
+
+def fill_queue(app, n: int) -> tuple[str, str]:
+    """N paid pending requests (votes and ages spread out); returns (set id, one request id)."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import DJSet, GuestDevice, Payment, SongRequest, Track, utcnow
+    from app.services.payments_ledger import record_transition
+
+    with app.app_context():
+        dj_set = db.session.scalar(select(DJSet).where(DJSet.status == "live"))
+        tracks = db.session.scalars(select(Track).where(Track.dj_id == dj_set.event.dj_id)
+                                    .order_by(Track.id).offset(100).limit(n)).all()
+        now = utcnow()
+        for i, track in enumerate(tracks):
+            device = GuestDevice(public_id=f"bench-fan-{i}")
+            db.session.add(device)
+            db.session.flush()
+            payment = Payment(purpose="request", amount_cents=2000, provider="sandbox", device_id=device.id,
+                              set_id=dj_set.id, track_id=track.id)
+            record_transition(payment, "PENDING", "bench")
+            record_transition(payment, "COMPLETED", "bench")
+            db.session.add(SongRequest(
+                set_id=dj_set.id, track_id=track.id, device_id=device.id, payment_id=payment.id,
+                amount_cents=2000, vote_count=i % 7, created_at=now - timedelta(seconds=30 * (n - i)),
+                shoutout="Happy birthday!" if i % 5 == 0 else None,
+                shoutout_status="approved" if i % 5 == 0 else "none"))
+        db.session.commit()
+        first = db.session.scalar(select(SongRequest.public_id).where(
+            SongRequest.set_id == dj_set.id, SongRequest.status == "pending").order_by(SongRequest.id.desc()))
+        return dj_set.public_id, first
+
+
+def timed(times: list[float], call):
+    start = time.perf_counter()
+    result = call()
+    times.append((time.perf_counter() - start) * 1000)
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=200)
+    args = parser.parse_args(argv)
+    with bench_app() as app:
+        from app.dj.dashboard import render_dj_live
+        from app.extensions import db
+        from app.models import DJSet
+        from app.services.demo import DEMO_LOGINS, DEMO_PASSWORD
+
+        set_id, request_id = fill_queue(app, args.requests)
+        dj = app.test_client()
+        dj.post("/login", data={"email": DEMO_LOGINS["dj"], "password": DEMO_PASSWORD})
+        htmx = {"HX-Request": "true"}
+        fragment_url = f"/dj/sets/{set_id}/live"
+
+        cases: dict[str, tuple[list[float], int]] = {}
+
+        def run(name, call, runs=args.runs, warm=10):
+            for _ in range(warm):
+                call()
+            times, size = [], 0
+            for _ in range(runs):
+                size = timed(times, call)
+            cases[name] = (times, size)
+
+        def fragment():
+            response = dj.get(fragment_url, headers=htmx)
+            assert response.status_code == 200, response.status_code
+            return len(response.data)
+
+        def hub_render():
+            with app.test_request_context("/"):
+                dj_set = db.session.scalar(db.select(DJSet).where(DJSet.public_id == set_id))
+                html = render_dj_live(dj_set)
+                db.session.remove()
+                return len(html.encode())
+
+        def page():
+            response = dj.get("/dj/")
+            assert response.status_code == 200, response.status_code
+            return len(response.data)
+
+        def action():
+            sizes = 0
+            for name in ("accept", "undo"):
+                response = dj.post(f"/dj/requests/{request_id}/{name}",
+                                   headers={**htmx, "Idempotency-Key": secrets.token_hex(16)})
+                assert response.status_code == 200, (name, response.status_code, response.data[:300])
+                sizes = len(response.data)
+            return sizes
+
+        run("fragment (htmx poll)", fragment)
+        run("hub render (per change)", hub_render)
+        run("dashboard page", page, runs=max(20, args.runs // 4))
+        # Each call is two actions (accept, undo); time per action below.
+        run("action + fragment", action, runs=max(20, args.runs // 4), warm=2)
+        times, size = cases["action + fragment"]
+        cases["action + fragment"] = ([t / 2 for t in times], size)
+
+    print(f"DJ dashboard with {args.requests} pending requests")
+    print(f"{'what':<26}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'bytes':>10}")
+    results = {}
+    for name, (times, size) in cases.items():
+        s = summary(times)
+        results[name] = {**s, "bytes": size}
+        print(f"{name:<26}{s['p50_ms']:>9}{s['p95_ms']:>9}{s['max_ms']:>9}{size:>10}")
+    key = {"fragment (htmx poll)": "fragment", "hub render (per change)": "hub_render",
+           "dashboard page": "page", "action + fragment": "action"}
+    print(json.dumps({"bench": "dashboard", "requests": args.requests, "runs": args.runs,
+                      **{key[name]: r for name, r in results.items()}}))
+
+
+if __name__ == "__main__":
+    main()
