@@ -9,7 +9,7 @@ keep gthread, the model the rest of the app already runs under, because:
   patching, and a slow database call never stalls every socket of a process.
 - A socket costs two threads (the handler, which sends, and
   simple-websocket's reader), each an 8 MB *virtual* stack of which a few
-  tens of KB are touched; we refuse permessage-deflate (app/live/routes.py),
+  tens of KB are touched; fans' sockets refuse permessage-deflate (app/live/routes.py),
   which would add ~300 KB of zlib state per socket. bench/live_fanout.py
   measures the resident memory; see docs/live.md for the figures at 1,000
   sockets.

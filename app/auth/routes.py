@@ -97,8 +97,9 @@ def logout():
     session.clear()
     flash("You are signed out.", "info")
     response = redirect(url_for("fan.home"), code=303)
-    # Pages cached for offline use may hold this account's data (shared phones).
-    response.headers["Clear-Site-Data"] = '"cache"'
+    # Pages cached for offline use, and the DJ dashboard's IndexedDB (its last
+    # view and unsent actions), may hold this account's data (shared devices).
+    response.headers["Clear-Site-Data"] = '"cache", "storage"'
     return response
 
 

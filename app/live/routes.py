@@ -31,10 +31,13 @@ CLOSE_RESTART = 1012
 
 
 @bp.before_request
-def _no_compression():
-    """Refuse permessage-deflate: a compression context costs ~300 KB per socket,
-    and the fragments are small. (simple-websocket reads the offer from environ.)"""
-    request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+def _compression_only_for_djs():
+    """Fans' sockets refuse permessage-deflate: a compression context costs
+    ~300 KB per socket and their fragments are a few KB. A DJ's dashboard
+    parts are far bigger (~200 KB with 200 requests waiting) and there are
+    few DJs, so theirs keep it. (simple-websocket reads the offer from environ.)"""
+    if not (current_user.is_authenticated and current_user.role == "dj"):
+        request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
 
 
 def _same_origin() -> bool:
