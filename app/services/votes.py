@@ -44,15 +44,17 @@ def set_vote(event: Event, request_public_id: str, device: GuestDevice, *, vote:
         raise DomainError("OWN_REQUEST", "That's your own request: other fans' votes move it up.")
     if vote:
         insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+        # RETURNING says whether a row was written (rowcount is not reliable
+        # for ORM-enabled statements on every driver).
         changed = db.session.execute(
             insert(Vote).values(request_id=song_request.id, device_id=device.id, created_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["request_id", "device_id"])
-        ).rowcount
+            .on_conflict_do_nothing(index_elements=["request_id", "device_id"]).returning(Vote.id)
+        ).first() is not None
         step = 1
     else:
         changed = db.session.execute(
-            delete(Vote).where(Vote.request_id == song_request.id, Vote.device_id == device.id)
-        ).rowcount
+            delete(Vote).where(Vote.request_id == song_request.id, Vote.device_id == device.id).returning(Vote.id)
+        ).first() is not None
         step = -1
     if changed:
         db.session.execute(

@@ -132,9 +132,11 @@ def test_concurrent_votes_from_many_fans_are_all_counted_exactly(night, app):
     def tap(public_id: str, times: int):
         for _ in range(times):
             with app.test_request_context("/"):
-                votes.set_vote(event_service.get_event(event.public_id), request.public_id,
-                               device(public_id), vote=True)
-                db.session.remove()
+                try:
+                    votes.set_vote(event_service.get_event(event.public_id), request.public_id,
+                                   device(public_id), vote=True)
+                finally:
+                    db.session.remove()
 
     threads = [threading.Thread(target=tap, args=(f, 3)) for f in fans]
     for thread in threads:
