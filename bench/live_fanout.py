@@ -10,8 +10,9 @@ one connection per fan.
    make queue changes the way the app does (a fan's vote, committed and
    published after commit, from this process like a worker would) and time
    each change from just before its commit to its arrival on every socket
-   (the first message whose sequence number includes it). Also reports the
-   server's resident memory (gunicorn master + workers).
+   (the first message whose sequence number includes it). Each fan carries
+   its own device cookie, as phones do. Also reports the server's resident
+   memory (gunicorn master + workers).
 2. Restart: with 1,000 sockets open, restart the server (a reload:
    `kill -HUP` the master, as a deploy does; and a cold stop and start);
    the clients reconnect with the product's schedule (1, 2, 4, 8, 16, 30 s)
@@ -93,8 +94,9 @@ class Server:
 class Fan:
     """One socket; reconnects like static/js/live.js and records arrivals."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, cookie: str):
         self.url = url
+        self.cookie = cookie  # each fan is a phone with its own device cookie
         self.arrivals: list[tuple[int, float]] = []  # (seq, time)
         self.connected = asyncio.Event()
         self.snapshots = 0
@@ -109,7 +111,7 @@ class Fan:
         while True:
             try:
                 async with connect(self.url, compression=None, open_timeout=30, ping_interval=None,
-                                   max_size=2 ** 22) as ws:
+                                   max_size=2 ** 22, additional_headers={"Cookie": self.cookie}) as ws:
                     failures = 0
                     first = True
                     async for message in ws:
@@ -172,13 +174,17 @@ async def fanout_round(app, fans: list[Fan], event_id: str, request_ids: list[st
 
 async def main_async(app, args, server: Server, event_id: str, request_ids: list[str]) -> None:
     url = f"ws://127.0.0.1:{server.port}/live/events/{event_id}"
+    from tests.live_support import signed_device_cookie
+
+    with app.app_context():
+        cookies = [signed_device_cookie(f"bench-fan-{n}") for n in range(max(args.sizes))]
     fans: list[Fan] = []
     results: dict = {"fanout": {}, "restart": {}}
     print("fan-out: one queue change -> every socket (ms from commit to arrival)")
     for size in args.sizes:
         opening = time.perf_counter()
         while len(fans) < size:
-            fan = Fan(url)
+            fan = Fan(url, cookies[len(fans)])
             fan.task = asyncio.create_task(fan.run())
             fans.append(fan)
             if len(fans) % 50 == 0:

@@ -75,7 +75,9 @@ class Hub:
         self.connections: dict[str, set[Connection]] = {}
         self.dirty: dict[str, int] = {}
         self.wake = threading.Condition(self.lock)
-        self.cache: dict[str, tuple[float, int, str]] = {}  # event -> (when, seq, public html)
+        # event -> (when, seq, public html, queue index): what snapshots reuse
+        self.cache: dict[str, tuple[float, int, str, object]] = {}
+        self.snapshot_locks: dict[str, threading.Lock] = {}
         self.pid: int | None = None
         self.stopping = False
         self.stats = {"renders": 0, "dropped": 0, "messages": 0}
@@ -190,12 +192,12 @@ class Hub:
             except Exception:  # noqa: BLE001 - the event is gone: nothing to send
                 return
             state = live_view.load_state(event)
-            public = live_view.render_public(state)
+            public, index = live_view.render_public(state), state.index()
             devices = {c.device_id for c in conns if c.device_id is not None}
-            personal = live_view.render_personal(state, devices) if devices else {}
+            personal = live_view.render_personal(index, devices) if devices else {}
             dj = live_view.render_dj(state) if any(c.is_dj for c in conns) else ""
             live_view.release_session()
-        self.cache[event_id] = (time.monotonic(), seq, public)
+        self.cache[event_id] = (time.monotonic(), seq, public, index)
         self.stats["renders"] += 1
         head = f"{seq}\n{public}"
         plain = head + live_view.EMPTY_VIEWER_STATE
@@ -208,12 +210,20 @@ class Hub:
             else:
                 self.stats["dropped"] += 1
 
-    def cached_public(self, event_id: str, seq: int) -> str | None:
-        """A recent render of the event's public parts at this sequence number, for snapshots."""
-        hit = self.cache.get(event_id)
-        if hit and hit[1] == seq and time.monotonic() - hit[0] < SNAPSHOT_CACHE_SECONDS:
-            return hit[2]
-        return None
+    def public_snapshot(self, event_id: str, seq: int, render) -> tuple[str, object]:
+        """The event's public parts and queue index at `seq`, rendered at most
+        once per few seconds however many sockets (re)connect at once: the
+        first caller renders (`render()` -> (html, index)), the rest wait
+        for it and share the result."""
+        with self.lock:
+            lock = self.snapshot_locks.setdefault(event_id, threading.Lock())
+        with lock:
+            hit = self.cache.get(event_id)
+            if hit and hit[1] == seq and time.monotonic() - hit[0] < SNAPSHOT_CACHE_SECONDS:
+                return hit[2], hit[3]
+            public, index = render()
+            self.cache[event_id] = (time.monotonic(), seq, public, index)
+            return public, index
 
 
 def hub_for(app: Flask) -> Hub:

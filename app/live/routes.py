@@ -15,10 +15,10 @@ from flask import current_app, request
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
 
-from ..extensions import db, sock
+from ..extensions import sock
 from ..services import events as event_service
 from ..services import live_view
-from ..services.devices import current_device
+from ..services.devices import device_id_for_socket
 from ..services.errors import DomainError
 from ..services.live import current_seq
 from . import bp
@@ -49,21 +49,20 @@ def _same_origin() -> bool:
 
 def snapshot(conn: Connection) -> str:
     """The whole current state for this connection (sent first, and on "resync")."""
-    event = event_service.get_event(conn.event_id)
     seq = current_seq(conn.event_id)
     hub = hub_for(current_app)
-    public = hub.cached_public(conn.event_id, seq)
-    state = None
-    if public is None or conn.device_id is not None or conn.is_dj:
-        state = live_view.load_state(event)
-    if public is None:
-        public = live_view.render_public(state)
+
+    def render():
+        state = live_view.load_state(event_service.get_event(conn.event_id))
+        return live_view.render_public(state), state.index()
+
+    public, index = hub.public_snapshot(conn.event_id, seq, render)
     personal = live_view.EMPTY_VIEWER_STATE
     if conn.device_id is not None:
-        personal = live_view.render_personal(state, {conn.device_id}).get(conn.device_id, personal)
+        personal = live_view.render_personal(index, {conn.device_id}).get(conn.device_id, personal)
     text = live_view.message(seq, public, personal)
     if conn.is_dj:
-        text += live_view.render_dj(state)
+        text += live_view.render_dj(live_view.load_state(event_service.get_event(conn.event_id)))
     live_view.release_session()
     return text
 
@@ -79,11 +78,10 @@ def event_socket(ws, event_id: str):
         ws.close(CLOSE_POLICY, "no such event")
         return
     # Known from the first connect on, so a fan's first request shows as theirs.
-    device = current_device() if request.cookies.get(current_app.config["DEVICE_COOKIE_NAME"]) else None
-    db.session.commit()
+    device_id = device_id_for_socket()
     is_dj = bool(current_user.is_authenticated and current_user.role == "dj"
                  and current_user.dj_profile and current_user.dj_profile.id == event.dj_id)
-    conn = Connection(event.public_id, device.id if device else None, is_dj)
+    conn = Connection(event.public_id, device_id, is_dj)
     live_view.release_session()
     hub = hub_for(current_app)
     hub.register(conn)

@@ -60,6 +60,20 @@ def current_device(create: bool = True) -> GuestDevice | None:
     return device
 
 
+def device_id_for_socket() -> int | None:
+    """This browser's device id for a live socket: a read, and a write only the
+    first time the device is seen (a reconnect storm of a whole club after a
+    restart must not queue a thousand writes). None without a device cookie:
+    a socket response cannot set one."""
+    if not request.cookies.get(current_app.config["DEVICE_COOKIE_NAME"]):
+        return None
+    found = db.session.scalar(select(GuestDevice.id).where(GuestDevice.public_id == device_token()))
+    if found is None:
+        found = current_device().id
+        db.session.commit()
+    return found
+
+
 def register(app: Flask) -> None:
     @app.after_request
     def _set_device_cookie(response: Response) -> Response:

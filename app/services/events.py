@@ -147,10 +147,12 @@ def device_requests(device: GuestDevice, event: Event) -> list[DeviceRequest]:
     return requests_by_device(event, {device.id}).get(device.id, [])
 
 
-def requests_by_device(event: Event, device_ids: set[int], per_device: int = 20) -> dict[int, list[DeviceRequest]]:
-    """The request payments of several devices at this event in one query,
-    newest first, at most `per_device` each."""
-    set_ids = [s.id for s in event.sets]
+def requests_by_device(event: Event | None, device_ids: set[int], per_device: int = 20,
+                       set_ids: list[int] | None = None) -> dict[int, list[DeviceRequest]]:
+    """The request payments of several devices at this event (or these sets)
+    in one query, newest first, at most `per_device` each."""
+    if set_ids is None:
+        set_ids = [s.id for s in event.sets]
     if not set_ids or not device_ids:
         return {}
     rows = db.session.execute(

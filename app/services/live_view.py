@@ -44,9 +44,38 @@ class LiveState:
     queue: list[QueueEntry]
     entries: dict[int, QueueEntry] = field(default_factory=dict)  # request id -> entry
 
+    def index(self) -> QueueIndex:
+        return QueueIndex(
+            self.event.public_id, tuple(s.id for s in self.event.sets),
+            tuple(Entry(e.request.id, e.request.public_id, e.request.device_id, e.position, e.wait_s)
+                  for e in self.queue),
+        )
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a fan's own parts need of a queue entry (plain data)."""
+
+    request_id: int
+    public_id: str
+    device_id: int
+    position: int
+    wait_s: int
+
+
+@dataclass(frozen=True)
+class QueueIndex:
+    """The queue as plain data, safe to share between threads and cache with
+    the rendered public parts: a (re)connect storm then needs no queue query
+    per fan, only the fan's own small lookups."""
+
+    event_public_id: str
+    set_ids: tuple[int, ...]
+    entries: tuple[Entry, ...]
+
     @property
-    def request_ids(self) -> list[int]:
-        return [e.request.id for e in self.queue]
+    def by_request(self) -> dict[int, Entry]:
+        return {e.request_id: e for e in self.entries}
 
 
 @dataclass(frozen=True)
@@ -71,9 +100,9 @@ def render_public(state: LiveState) -> str:
     )
 
 
-def viewer_state_html(state: LiveState, viewer: Viewer) -> str:
+def viewer_state_html(index: QueueIndex, viewer: Viewer) -> str:
     def ids(request_ids: frozenset[int]) -> str:
-        return " ".join(e.request.public_id for e in state.queue if e.request.id in request_ids)
+        return " ".join(e.public_id for e in index.entries if e.request_id in request_ids)
 
     return (f'<div id="viewer-state" hidden hx-swap-oob="true" data-mine="{escape(ids(viewer.own))}" '
             f'data-voted="{escape(ids(viewer.voted))}"></div>')
@@ -82,41 +111,41 @@ def viewer_state_html(state: LiveState, viewer: Viewer) -> str:
 EMPTY_VIEWER_STATE = '<div id="viewer-state" hidden hx-swap-oob="true" data-mine="" data-voted=""></div>'
 
 
-def viewers(state: LiveState, device_ids: set[int]) -> dict[int, Viewer]:
+def viewers(index: QueueIndex, device_ids: set[int]) -> dict[int, Viewer]:
     """The marks of every device in `device_ids` that has any (one query for the votes)."""
-    voted = voted_request_ids(device_ids, state.request_ids)
+    voted = voted_request_ids(device_ids, [e.request_id for e in index.entries])
     own: dict[int, set[int]] = {}
-    for entry in state.queue:
-        if entry.request.device_id in device_ids:
-            own.setdefault(entry.request.device_id, set()).add(entry.request.id)
+    for entry in index.entries:
+        if entry.device_id in device_ids:
+            own.setdefault(entry.device_id, set()).add(entry.request_id)
     return {d: Viewer(frozenset(own.get(d, ())), frozenset(voted.get(d, ()))) for d in set(voted) | set(own)}
 
 
-def _seen(item: event_service.DeviceRequest, state: LiveState) -> notify.Seen:
-    request = item.request
-    entry = state.entries.get(request.id) if request else None
-    status = request.status if request else item.payment.state.lower()
-    return notify.Seen(status, entry.position if entry else 0, item.payment.state == "REFUNDED")
+def _toast_items(my_requests: list[event_service.DeviceRequest], entries: dict[int, Entry]) -> list:
+    def seen(item: event_service.DeviceRequest) -> notify.Seen:
+        request = item.request
+        entry = entries.get(request.id) if request else None
+        status = request.status if request else item.payment.state.lower()
+        return notify.Seen(status, entry.position if entry else 0, item.payment.state == "REFUNDED")
 
-
-def _toast_items(my_requests: list[event_service.DeviceRequest], state: LiveState) -> list:
-    return [(item.payment.public_id, item.track.title, item.payment.amount_cents, _seen(item, state))
+    return [(item.payment.public_id, item.track.title, item.payment.amount_cents, seen(item))
             for item in my_requests]
 
 
-def render_personal(state: LiveState, device_ids: set[int]) -> dict[int, str]:
+def render_personal(index: QueueIndex, device_ids: set[int]) -> dict[int, str]:
     """Each device's own parts; devices with nothing of their own are left out
     (they get EMPTY_VIEWER_STATE)."""
-    marks = viewers(state, device_ids)
-    mine = event_service.requests_by_device(state.event, device_ids)
+    marks = viewers(index, device_ids)
+    mine = event_service.requests_by_device(None, device_ids, set_ids=list(index.set_ids))
+    entries = index.by_request
     parts: dict[int, str] = {}
     for device_id in set(marks) | set(mine):
-        html = viewer_state_html(state, marks.get(device_id, Viewer()))
+        html = viewer_state_html(index, marks.get(device_id, Viewer()))
         my_requests = mine.get(device_id)
         if my_requests:
-            html += render_template("fan/_my_requests.html", event=state.event, my_requests=my_requests,
-                                    entries=state.entries, oob=True)
-            toasts = notify.due_toasts(device_id, _toast_items(my_requests, state))
+            html += render_template("fan/_my_requests.html", event_public_id=index.event_public_id,
+                                    my_requests=my_requests, entries=entries, oob=True)
+            toasts = notify.due_toasts(device_id, _toast_items(my_requests, entries))
             if toasts:
                 html += render_template("fan/_toasts.html", toasts=toasts)
         parts[device_id] = html
@@ -139,7 +168,8 @@ def message(seq: int, *fragments: str) -> str:
 def render_for_device(event: Event, device_id: int | None, seq: int) -> str:
     """A whole message for one fan: the snapshot on (re)connect, and what polling gets."""
     state = load_state(event)
-    personal = render_personal(state, {device_id}).get(device_id, EMPTY_VIEWER_STATE) if device_id else EMPTY_VIEWER_STATE
+    index = state.index()
+    personal = render_personal(index, {device_id}).get(device_id, EMPTY_VIEWER_STATE) if device_id else EMPTY_VIEWER_STATE
     return message(seq, render_public(state), personal)
 
 
@@ -149,12 +179,14 @@ def page_context(event: Event, device_id: int | None) -> dict:
     The page records what the fan has now seen, so notifications only follow
     later changes."""
     state = load_state(event)
-    viewer = viewers(state, {device_id}).get(device_id, Viewer()) if device_id else Viewer()
+    index = state.index()
+    viewer = viewers(index, {device_id}).get(device_id, Viewer()) if device_id else Viewer()
     my_requests = event_service.requests_by_device(event, {device_id}).get(device_id, []) if device_id else []
     if my_requests:
-        notify.due_toasts(device_id, _toast_items(my_requests, state))
+        notify.due_toasts(device_id, _toast_items(my_requests, index.by_request))
     return dict(dj_set=state.dj_set, playing=state.playing, queue=state.queue, viewer=viewer,
-                my_requests=my_requests, entries=state.entries, viewer_state=viewer_state_html(state, viewer))
+                my_requests=my_requests, entries=index.by_request, event_public_id=event.public_id,
+                viewer_state=viewer_state_html(index, viewer))
 
 
 def release_session() -> None:
