@@ -70,13 +70,11 @@ def snapshot(conn: Connection) -> str:
 @sock.route("/events/<event_id>", bp=bp)
 def event_socket(ws, event_id: str):
     if not _same_origin():
-        ws.close(CLOSE_POLICY, "cross-site socket refused")
-        return
+        return _refuse(ws, "cross-site socket refused")
     try:
         event = event_service.get_event(event_id)
     except DomainError:
-        ws.close(CLOSE_POLICY, "no such event")
-        return
+        return _refuse(ws, "no such event")
     # Known from the first connect on, so a fan's first request shows as theirs.
     device_id = device_id_for_socket()
     is_dj = bool(current_user.is_authenticated and current_user.role == "dj"
@@ -106,6 +104,11 @@ def event_socket(ws, event_id: str):
         hub.unregister(conn)
         live_view.release_session()
         _finish(ws)
+
+
+def _refuse(ws, reason: str) -> None:
+    ws.close(CLOSE_POLICY, reason)
+    _finish(ws)
 
 
 def _finish(ws) -> None:

@@ -246,3 +246,9 @@ def test_a_slow_client_is_dropped_and_never_holds_up_the_others(night, app):
     assert slow.closing == "too slow"
     assert fast.closing is None
     assert hub.stats["dropped"] >= 1
+
+
+def test_a_socket_for_an_unknown_event_is_closed_with_a_reason(night, live_server):
+    reader = SocketReader(ws_url(live_server, "no-such-event"))
+    reader._thread.join(timeout=5)
+    assert reader.messages == [] and reader.closed_with == 1008
