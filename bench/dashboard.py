@@ -61,11 +61,11 @@ def timed(times: list[float], call):
     return result
 
 
-def main(argv: list[str] | None = None) -> None:
+def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--runs", type=int, default=200)
-    args = parser.parse_args(argv)
+    args = parser.parse_args()
     with bench_app() as app:
         from app.dj.dashboard import render_dj_live
         from app.extensions import db

@@ -20,7 +20,10 @@ import csv
 import io
 import json
 import random
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from _support import bench_app
 
@@ -120,10 +123,9 @@ def main() -> None:
                       "reimport_updated_s": results["changed BPMs (all updated)"]["total_s"],
                       "target_s": 10, "within_target": first["total_s"] <= 10}))
     if not args.no_dashboard:
-        print()
-        from dashboard import main as dashboard_bench
-
-        dashboard_bench([])
+        print(flush=True)
+        # Its own process: a fresh app, database and Redis.
+        subprocess.run([sys.executable, str(Path(__file__).with_name("dashboard.py"))], check=True)
 
 
 def _bump_bpm(line: str) -> str:
