@@ -127,14 +127,15 @@ def test_concurrent_votes_from_many_fans_are_all_counted_exactly(night, app):
     request = paid_request(dj_set, t[0], device("requester"))
     fans = [device(f"voter-{i}").public_id for i in range(12)]
     db.session.commit()
+    # Plain values for the threads: ORM objects belong to this thread's session.
+    event_id, request_id, request_pk = event.public_id, request.public_id, request.id
     from app.services import votes
 
     def tap(public_id: str, times: int):
         for _ in range(times):
             with app.test_request_context("/"):
                 try:
-                    votes.set_vote(event_service.get_event(event.public_id), request.public_id,
-                                   device(public_id), vote=True)
+                    votes.set_vote(event_service.get_event(event_id), request_id, device(public_id), vote=True)
                 finally:
                     db.session.remove()
 
@@ -144,8 +145,8 @@ def test_concurrent_votes_from_many_fans_are_all_counted_exactly(night, app):
     for thread in threads:
         thread.join()
     db.session.expire_all()
-    assert db.session.get(SongRequest, request.id).vote_count == len(fans)
-    assert db.session.scalar(select(func.count()).select_from(Vote).where(Vote.request_id == request.id)) == len(fans)
+    assert db.session.get(SongRequest, request_pk).vote_count == len(fans)
+    assert db.session.scalar(select(func.count()).select_from(Vote).where(Vote.request_id == request_pk)) == len(fans)
 
 
 def test_votes_are_rate_limited_per_fan(night, client):
