@@ -15,11 +15,13 @@ from flask import current_app, request
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
 
-from ..extensions import sock
+from sqlalchemy import select
+
+from ..extensions import db, sock
+from ..models import Event
 from ..services import events as event_service
 from ..services import live_view
 from ..services.devices import device_id_for_socket
-from ..services.errors import DomainError
 from ..services.live import current_seq
 from . import bp
 from .hub import Connection, hub_for
@@ -71,9 +73,8 @@ def snapshot(conn: Connection) -> str:
 def event_socket(ws, event_id: str):
     if not _same_origin():
         return _refuse(ws, "cross-site socket refused")
-    try:
-        event = event_service.get_event(event_id)
-    except DomainError:
+    event = db.session.execute(select(Event.public_id, Event.dj_id).where(Event.public_id == event_id)).first()
+    if event is None:
         return _refuse(ws, "no such event")
     # Known from the first connect on, so a fan's first request shows as theirs.
     device_id = device_id_for_socket()

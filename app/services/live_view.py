@@ -28,8 +28,10 @@ from html import escape
 
 from flask import render_template
 
+from sqlalchemy import select, union
+
 from ..extensions import db
-from ..models import DJSet, Event
+from ..models import DJSet, Event, Payment, Vote
 from . import events as event_service
 from . import notify
 from .events import QueueEntry
@@ -45,11 +47,11 @@ class LiveState:
     entries: dict[int, QueueEntry] = field(default_factory=dict)  # request id -> entry
 
     def index(self) -> QueueIndex:
-        return QueueIndex(
-            self.event.public_id, tuple(s.id for s in self.event.sets),
-            tuple(Entry(e.request.id, e.request.public_id, e.request.device_id, e.position, e.wait_s)
-                  for e in self.queue),
-        )
+        set_ids = tuple(s.id for s in self.event.sets)
+        entries = tuple(Entry(e.request.id, e.request.public_id, e.request.device_id, e.position, e.wait_s)
+                        for e in self.queue)
+        return QueueIndex(self.event.public_id, set_ids, entries,
+                          active_devices(set_ids, [e.request_id for e in entries]))
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,10 @@ class QueueIndex:
     event_public_id: str
     set_ids: tuple[int, ...]
     entries: tuple[Entry, ...]
+    # Devices with anything of their own here (a request payment at the
+    # event, or a vote in the queue). Everyone else's own parts are empty,
+    # found without a query: most fans at a club never pay or vote.
+    active_devices: frozenset[int] = frozenset()
 
     @property
     def by_request(self) -> dict[int, Entry]:
@@ -132,9 +138,20 @@ def _toast_items(my_requests: list[event_service.DeviceRequest], entries: dict[i
             for item in my_requests]
 
 
+def active_devices(set_ids: tuple[int, ...], request_ids: list[int]) -> frozenset[int]:
+    payers = select(Payment.device_id).where(Payment.set_id.in_(set_ids), Payment.purpose == "request")
+    voters = select(Vote.device_id).where(Vote.request_id.in_(request_ids))
+    if not set_ids:
+        return frozenset()
+    return frozenset(db.session.scalars(union(payers, voters)))
+
+
 def render_personal(index: QueueIndex, device_ids: set[int]) -> dict[int, str]:
     """Each device's own parts; devices with nothing of their own are left out
     (they get EMPTY_VIEWER_STATE)."""
+    device_ids = device_ids & index.active_devices
+    if not device_ids:
+        return {}
     marks = viewers(index, device_ids)
     mine = event_service.requests_by_device(None, device_ids, set_ids=list(index.set_ids))
     entries = index.by_request
