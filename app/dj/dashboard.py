@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..models import DJSet, Event, Track
 from ..services import dj_actions
-from ..services import dj_dashboard
+from ..services import dj_dashboard, live_view
 from ..services import events as event_service
 from ..services.errors import DomainError
 from ..services.live import current_seq
@@ -125,7 +125,7 @@ def live_set(set_id: str):
 def live_message(set_id: str):
     """The live parts as a live message ("<seq>\\n<fragments>"), for live.js's polling fallback."""
     dj_set = dj_actions.own_set(_dj_id(), set_id)
-    body = f"{current_seq(dj_set.event.public_id)}\n{render_dj_live(dj_set)}"
+    body = live_view.message(current_seq(dj_set.event.public_id), render_dj_live(dj_set))
     return Response(body, mimetype="text/plain", headers={"Cache-Control": "no-store"})
 
 

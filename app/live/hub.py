@@ -96,10 +96,6 @@ class Hub:
                 if not conns:
                     del self.connections[conn.event_id]
 
-    def count(self) -> int:
-        with self.lock:
-            return sum(len(c) for c in self.connections.values())
-
     def shutdown(self) -> None:
         """The process is stopping: close every socket (clients reconnect to the
         next process) and stop the threads."""
@@ -125,8 +121,10 @@ class Hub:
     def _mark_all_dirty(self) -> None:
         from ..services.live import current_seq
 
+        with self.lock:
+            event_ids = list(self.connections)
         with self.app.app_context():
-            for event_id in list(self.connections):
+            for event_id in event_ids:
                 self.mark_dirty(event_id, current_seq(event_id))
 
     # -- threads -------------------------------------------------------
@@ -199,10 +197,9 @@ class Hub:
             live_view.release_session()
         self.cache[event_id] = (time.monotonic(), seq, public, index)
         self.stats["renders"] += 1
-        head = f"{seq}\n{public}"
-        plain = head + live_view.EMPTY_VIEWER_STATE
+        head = live_view.message(seq, public)
         for conn in conns:
-            text = head + personal[conn.device_id] if conn.device_id in personal else plain
+            text = head + live_view.personal_part(personal, conn.device_id)
             if conn.is_dj:
                 text += dj
             if conn.offer(text):

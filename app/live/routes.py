@@ -59,10 +59,8 @@ def snapshot(conn: Connection) -> str:
         return live_view.render_public(state), state.index()
 
     public, index = hub.public_snapshot(conn.event_id, seq, render)
-    personal = live_view.EMPTY_VIEWER_STATE
-    if conn.device_id is not None:
-        personal = live_view.render_personal(index, {conn.device_id}).get(conn.device_id, personal)
-    text = live_view.message(seq, public, personal)
+    own = live_view.render_personal(index, {conn.device_id}) if conn.device_id is not None else {}
+    text = live_view.message(seq, public, live_view.personal_part(own, conn.device_id))
     if conn.is_dj:
         text += live_view.render_dj(live_view.load_state(event_service.get_event(conn.event_id)))
     live_view.release_session()

@@ -9,7 +9,7 @@ from sqlalchemy import case, select
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
-from ..models import DJSet, Event, GuestDevice, Payment, SongRequest, Track, utcnow
+from ..models import DJSet, Event, Payment, SongRequest, Track, utcnow
 from ..models.requests import ACTIVE_REQUEST_STATUSES
 from .errors import NotFound
 
@@ -140,11 +140,6 @@ class DeviceRequest:
     payment: Payment
     track: Track
     request: SongRequest | None
-
-
-def device_requests(device: GuestDevice, event: Event) -> list[DeviceRequest]:
-    """This device's request payments at this event, newest first, with their requests."""
-    return requests_by_device(event, {device.id}).get(device.id, [])
 
 
 def requests_by_device(event: Event | None, device_ids: set[int], per_device: int = 20,

@@ -178,6 +178,11 @@ def render_dj(state: LiveState) -> str:
     return render_dj_live(state.dj_set)
 
 
+def personal_part(parts: dict[int, str], device_id: int | None) -> str:
+    """A device's own parts from render_personal(), or the empty ones."""
+    return parts.get(device_id, EMPTY_VIEWER_STATE) if device_id is not None else EMPTY_VIEWER_STATE
+
+
 def message(seq: int, *fragments: str) -> str:
     return f"{seq}\n" + "".join(fragments)
 
@@ -186,7 +191,7 @@ def render_for_device(event: Event, device_id: int | None, seq: int) -> str:
     """A whole message for one fan: the snapshot on (re)connect, and what polling gets."""
     state = load_state(event)
     index = state.index()
-    personal = render_personal(index, {device_id}).get(device_id, EMPTY_VIEWER_STATE) if device_id else EMPTY_VIEWER_STATE
+    personal = personal_part(render_personal(index, {device_id}) if device_id else {}, device_id)
     return message(seq, render_public(state), personal)
 
 
