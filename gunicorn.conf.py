@@ -23,6 +23,9 @@ WEB_CONCURRENCY x WEB_THREADS must exceed the expected sockets. The defaults
 """
 import os
 import signal
+import tempfile
+import threading
+import time
 
 bind = os.environ.get("BIND", "127.0.0.1:5000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -31,23 +34,85 @@ threads = int(os.environ.get("WEB_THREADS", "700"))
 # Every socket is a connection; leave room for kept-alive HTTP ones.
 worker_connections = threads + 200
 timeout = 60
-graceful_timeout = 10
+# Long enough for a reload's hand-over (below): the new workers' start plus
+# a paced close of the old workers' sockets.
+graceful_timeout = 30
 accesslog = "-"
 access_log_format = 'ts=%(t)s method=%(m)s path="%(U)s" status=%(s)s bytes=%(B)s ms=%(M)s request_id=%({x-request-id}o)s'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
+# Live sockets on a reload (SIGHUP, `systemctl reload`): the old workers keep
+# serving their fans until a new worker accepts connections, then close their
+# sockets with 1012 "service restart" at HANDOVER_RATE a second each, so the
+# fans reconnect (after the client's 1 s backoff) to running workers, a few
+# at a time, instead of all at once into workers still starting. On a stop
+# (SIGTERM from outside) there is no one to hand over to: close at once.
+HANDOVER_RATE = float(os.environ.get("LIVE_HANDOVER_RATE", "150"))
+HANDOVER_WAIT_SECONDS = 15.0
+
+
+def _marker(master_pid: int, kind: str) -> str:
+    return os.path.join(tempfile.gettempdir(), f"bmm-gunicorn-{master_pid}.{kind}")
+
+
+def _stamp(path: str) -> None:
+    with open(path, "w") as f:
+        f.write(str(time.time()))
+
+
+def _stamped_at(path: str) -> float:
+    try:
+        with open(path) as f:
+            return float(f.read() or 0)
+    except (OSError, ValueError):
+        return 0.0
+
+
+def on_reload(server):
+    """In the master, on SIGHUP, before it starts the new workers."""
+    _stamp(_marker(server.pid, "reload"))
+
+
+def on_exit(server):
+    for kind in ("reload", "ready"):
+        try:
+            os.unlink(_marker(server.pid, kind))
+        except OSError:
+            pass
+
 
 def post_worker_init(worker):
-    """On SIGTERM (a deploy or restart) close this worker's sockets at once
-    with 1012 "service restart", so clients reconnect to the new workers
-    instead of waiting out the graceful timeout."""
+    """This worker accepts connections from now on (a reload's old workers
+    wait for that), and on SIGTERM it closes its live sockets: handed over
+    on a reload, at once on a stop.
+
+    The signal handler runs in the main thread and may be re-entered: a stop
+    sends SIGTERM twice within milliseconds (pkill or systemd, then the
+    master), and a second handler that waited for a lock the first one held
+    would hang the worker until the master kills it. So it takes no lock: it
+    only starts a thread that closes the sockets, once."""
     from app.live.hub import hub_for
 
     app = worker.wsgi
+    booted = time.time()
+    _stamp(_marker(worker.ppid, "ready"))
     graceful_exit = worker.handle_exit
+    closing = []  # a list append is atomic; no lock in a signal handler
+
+    def close_sockets():
+        hub = hub_for(app)
+        reload_at = _stamped_at(_marker(worker.ppid, "reload"))
+        if reload_at >= booted:  # a reload after this worker started: new workers are coming
+            deadline = time.time() + HANDOVER_WAIT_SECONDS
+            while _stamped_at(_marker(worker.ppid, "ready")) < reload_at and time.time() < deadline:
+                time.sleep(0.05)
+            hub.drain(HANDOVER_RATE)
+        hub.shutdown()
 
     def on_term(sig, frame):
-        hub_for(app).shutdown()
+        if not closing:
+            closing.append(sig)
+            threading.Thread(target=close_sockets, name="live-shutdown", daemon=True).start()
         graceful_exit(sig, frame)
 
     signal.signal(signal.SIGTERM, on_term)

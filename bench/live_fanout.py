@@ -15,9 +15,13 @@ one connection per fan.
    memory (gunicorn master + workers).
 2. Restart: with 1,000 sockets open, restart the server (a reload:
    `kill -HUP` the master, as a deploy does; and a cold stop and start);
-   the clients reconnect with the product's schedule (1, 2, 4, 8, 16, 30 s)
-   and the time from the restart to each client's fresh snapshot is
-   measured.
+   the clients reconnect with the product's schedule (1, 2, 4, 8, 16, 30 s).
+   Reported per client: reconnect + resync, from its socket closing to its
+   fresh snapshot (what a fan lives through; the target is 95% within 5 s),
+   and the time from the restart command to that snapshot. On a reload the
+   old workers keep their sockets until a new worker accepts, then hand them
+   over a few at a time (gunicorn.conf.py); on a cold restart the server is
+   down for its stop and start.
 
     python bench/live_fanout.py [--sizes 100,500,1000] [--changes 20]
 """
@@ -101,6 +105,7 @@ class Fan:
         self.connected = asyncio.Event()
         self.snapshots = 0
         self.last_snapshot_at = 0.0
+        self.closed_at = 0.0  # when its socket last ended
         self.task: asyncio.Task | None = None
 
     async def run(self) -> None:
@@ -125,6 +130,8 @@ class Fan:
                         self.arrivals.append((seq, now))
             except (OSError, ConnectionClosed, InvalidHandshake, asyncio.TimeoutError):
                 pass
+            if self.connected.is_set():
+                self.closed_at = time.perf_counter()
             self.connected.clear()
             failures += 1
             await asyncio.sleep(DELAYS[min(failures - 1, len(DELAYS) - 1)])
@@ -179,7 +186,7 @@ async def main_async(app, args, server: Server, event_id: str, request_ids: list
     with app.app_context():
         cookies = [signed_device_cookie(f"bench-fan-{n}") for n in range(max(args.sizes))]
     fans: list[Fan] = []
-    results: dict = {"fanout": {}, "restart": {}}
+    results: dict = {"bench": "live_fanout", "fanout": {}, "restart": {}}
     print("fan-out: one queue change -> every socket (ms from commit to arrival)")
     for size in args.sizes:
         opening = time.perf_counter()
@@ -215,13 +222,23 @@ async def main_async(app, args, server: Server, event_id: str, request_ids: list
         deadline = time.perf_counter() + 90
         while time.perf_counter() < deadline and any(f.snapshots == before[id(f)] for f in fans):
             await asyncio.sleep(0.05)
-        back = [(f.last_snapshot_at - began) for f in fans if f.snapshots > before[id(f)]]
+        returned = [f for f in fans if f.snapshots > before[id(f)]]
+        back = [f.last_snapshot_at - began for f in returned]
+        # What a fan lives through: from its socket closing to its fresh snapshot.
+        gaps = [f.last_snapshot_at - f.closed_at for f in returned]
         within5 = sum(1 for t in back if t <= 5) / len(fans) * 100
-        print(f"  {how}; back with a fresh snapshot: {len(back)}/{len(fans)}; p50 {percentile(back, 50):.2f} s  "
-              f"p95 {percentile(back, 95):.2f} s  max {max(back):.2f} s;  within 5 s: {within5:.1f}%")
+        gaps_within5 = sum(1 for t in gaps if t <= 5) / len(fans) * 100
+        print(f"  {how}; back with a fresh snapshot: {len(back)}/{len(fans)}")
+        print(f"    reconnect + resync (socket closed -> fresh snapshot): p50 {percentile(gaps, 50):.2f} s  "
+              f"p95 {percentile(gaps, 95):.2f} s  max {max(gaps):.2f} s;  within 5 s: {gaps_within5:.1f}%")
+        print(f"    from the restart command: p50 {percentile(back, 50):.2f} s  p95 {percentile(back, 95):.2f} s  "
+              f"max {max(back):.2f} s;  within 5 s: {within5:.1f}%")
         print(f"  server RSS after the reconnect: {rss_mb(server.proc.pid)} MB")
-        results["restart"][mode] = {"p50_s": round(percentile(back, 50), 2), "p95_s": round(percentile(back, 95), 2),
-                                    "max_s": round(max(back), 2), "within_5s_pct": round(within5, 1)}
+        results["restart"][mode] = {
+            "gap_p50_s": round(percentile(gaps, 50), 2), "gap_p95_s": round(percentile(gaps, 95), 2),
+            "gap_max_s": round(max(gaps), 2), "gap_within_5s_pct": round(gaps_within5, 1),
+            "p50_s": round(percentile(back, 50), 2), "p95_s": round(percentile(back, 95), 2),
+            "max_s": round(max(back), 2), "within_5s_pct": round(within5, 1)}
         await asyncio.sleep(2)
     for fan in fans:
         fan.task.cancel()

@@ -36,6 +36,7 @@ from ..services.live import CHANNEL_PREFIX
 
 SEND_QUEUE_SIZE = 16
 SNAPSHOT_CACHE_SECONDS = 5.0
+EVENT_CACHE_SECONDS = 60.0
 
 
 @dataclass(eq=False)
@@ -43,7 +44,7 @@ class Connection:
     """One open socket: who holds it and the messages waiting to be sent to it."""
 
     event_id: str
-    device_id: int | None
+    device_token: str | None  # the public id the fan's signed device cookie carries
     is_dj: bool = False
     queue: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=SEND_QUEUE_SIZE))
     closing: str | None = None  # why the server is closing it, once it is
@@ -62,10 +63,30 @@ class Connection:
 
     def close_soon(self, reason: str) -> None:
         self.closing = reason
+        self.wake()
+
+    def wake(self) -> None:
+        """Wake the handler (a frame arrived, the socket ended, or it must close)."""
         try:
-            self.queue.put_nowait(None)  # wake the handler
+            self.queue.put_nowait(None)
         except queue.Full:
-            pass  # it will see `closing` within a second
+            pass  # a full queue wakes it anyway
+
+
+class WakingEvent(threading.Event):
+    """simple-websocket's "something arrived" event (SOCK_SERVER_OPTIONS
+    event_class), which also wakes the socket's handler: the handler then
+    sleeps on its queue alone instead of polling the socket every second,
+    so a thousand idle fans cost no wake-ups at all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_set = None
+
+    def set(self) -> None:
+        super().set()
+        if self.on_set is not None:
+            self.on_set()
 
 
 class Hub:
@@ -78,6 +99,7 @@ class Hub:
         # event -> (when, seq, public html, queue index): what snapshots reuse
         self.cache: dict[str, tuple[float, int, str, object]] = {}
         self.snapshot_locks: dict[str, threading.Lock] = {}
+        self.event_djs: dict[str, tuple[float, int]] = {}  # event -> (when, its DJ's id)
         self.pid: int | None = None
         self.stopping = False
         self.stats = {"renders": 0, "dropped": 0, "messages": 0}
@@ -104,8 +126,18 @@ class Hub:
             self.wake.notify_all()
         self.close_all("server restarting")
 
+    def drain(self, per_second: float, reason: str = "server restarting") -> None:
+        """Close every socket, `per_second` at a time, while the hub keeps the
+        rest current: a reload hands its fans over to the new workers without
+        a stampede."""
+        with self.lock:
+            conns = [c for group in self.connections.values() for c in group]
+        for conn in conns:
+            conn.close_soon(reason)
+            time.sleep(1 / per_second)
+
     def close_all(self, reason: str) -> None:
-        """Ask every socket of this process to close; the handlers do within a second."""
+        """Ask every socket of this process to close; their handlers wake and do at once."""
         with self.lock:
             conns = [c for group in self.connections.values() for c in group]
         for conn in conns:
@@ -191,7 +223,7 @@ class Hub:
                 return
             state = live_view.load_state(event)
             public, index = live_view.render_public(state), state.index()
-            devices = {c.device_id for c in conns if c.device_id is not None}
+            devices = {index.device_id(c.device_token) for c in conns} - {None}
             personal = live_view.render_personal(index, devices) if devices else {}
             dj = live_view.render_dj(state) if any(c.is_dj for c in conns) else ""
             live_view.release_session()
@@ -199,7 +231,7 @@ class Hub:
         self.stats["renders"] += 1
         head = live_view.message(seq, public)
         for conn in conns:
-            text = head + live_view.personal_part(personal, conn.device_id)
+            text = head + live_view.personal_part(personal, index.device_id(conn.device_token))
             if conn.is_dj:
                 text += dj
             if conn.offer(text):
@@ -221,6 +253,18 @@ class Hub:
             public, index = render()
             self.cache[event_id] = (time.monotonic(), seq, public, index)
             return public, index
+
+    def event_dj(self, event_id: str, load) -> int | None:
+        """The id of the event's DJ, or None when there is no such event.
+        An event's DJ never changes, so a reconnect storm asks the database
+        once per event and minute, not once per socket (`load()` asks it)."""
+        hit = self.event_djs.get(event_id)
+        if hit and time.monotonic() - hit[0] < EVENT_CACHE_SECONDS:
+            return hit[1]
+        dj_id = load()
+        if dj_id is not None:
+            self.event_djs[event_id] = (time.monotonic(), dj_id)
+        return dj_id
 
 
 def hub_for(app: Flask) -> Hub:

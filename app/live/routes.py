@@ -21,15 +21,22 @@ from ..extensions import db, sock
 from ..models import Event
 from ..services import events as event_service
 from ..services import live_view
-from ..services.devices import device_id_for_socket
+from ..services.devices import socket_device_token
 from ..services.live import current_seq
 from . import bp
-from .hub import Connection, hub_for
+from .hub import Connection, WakingEvent, hub_for
 
-POLL_SECONDS = 1.0
+IDLE_SECONDS = 60.0  # a safety net only: frames, closes and messages wake the handler
+MAX_MESSAGE_BYTES = 1024  # clients send "ping" and "resync", nothing bigger
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_RESTART = 1012
+
+
+@bp.record_once
+def _socket_options(state) -> None:
+    state.app.config.setdefault("SOCK_SERVER_OPTIONS", {
+        "event_class": WakingEvent, "max_message_size": MAX_MESSAGE_BYTES})
 
 
 @bp.before_request
@@ -59,8 +66,9 @@ def snapshot(conn: Connection) -> str:
         return live_view.render_public(state), state.index()
 
     public, index = hub.public_snapshot(conn.event_id, seq, render)
-    own = live_view.render_personal(index, {conn.device_id}) if conn.device_id is not None else {}
-    text = live_view.message(seq, public, live_view.personal_part(own, conn.device_id))
+    device_id = index.device_id(conn.device_token)
+    own = live_view.render_personal(index, {device_id}) if device_id is not None else {}
+    text = live_view.message(seq, public, live_view.personal_part(own, device_id))
     if conn.is_dj:
         text += live_view.render_dj(live_view.load_state(event_service.get_event(conn.event_id)))
     live_view.release_session()
@@ -71,22 +79,25 @@ def snapshot(conn: Connection) -> str:
 def event_socket(ws, event_id: str):
     if not _same_origin():
         return _refuse(ws, "cross-site socket refused")
-    event = db.session.execute(select(Event.public_id, Event.dj_id).where(Event.public_id == event_id)).first()
-    if event is None:
-        return _refuse(ws, "no such event")
-    # Known from the first connect on, so a fan's first request shows as theirs.
-    device_id = device_id_for_socket()
-    is_dj = bool(current_user.is_authenticated and current_user.role == "dj"
-                 and current_user.dj_profile and current_user.dj_profile.id == event.dj_id)
-    conn = Connection(event.public_id, device_id, is_dj)
-    live_view.release_session()
     hub = hub_for(current_app)
+    dj_id = hub.event_dj(event_id, lambda: db.session.scalar(select(Event.dj_id).where(Event.public_id == event_id)))
+    if dj_id is None:
+        return _refuse(ws, "no such event")
+    is_dj = bool(current_user.is_authenticated and current_user.role == "dj"
+                 and current_user.dj_profile and current_user.dj_profile.id == dj_id)
+    # The fan is known by the signed cookie alone (no query): the queue index
+    # maps the public ids of fans with anything of their own to their devices.
+    conn = Connection(event_id, socket_device_token(), is_dj)
+    live_view.release_session()
     hub.register(conn)
+    ws.event.on_set = conn.wake
+    if ws.event.is_set():
+        conn.wake()  # a frame came before we listened
     try:
         ws.send(snapshot(conn))
         while conn.closing is None:
             try:
-                text = conn.queue.get(timeout=POLL_SECONDS)
+                text = conn.queue.get(timeout=IDLE_SECONDS)
             except queue.Empty:
                 text = None
             if text:

@@ -60,18 +60,14 @@ def current_device(create: bool = True) -> GuestDevice | None:
     return device
 
 
-def device_id_for_socket() -> int | None:
-    """This browser's device id for a live socket: a read, and a write only the
-    first time the device is seen (a reconnect storm of a whole club after a
-    restart must not queue a thousand writes). None without a device cookie:
-    a socket response cannot set one."""
+def socket_device_token() -> str | None:
+    """The public id a live socket's device cookie carries, or None without a
+    valid one (a socket response cannot set a cookie). No query: a reconnect
+    storm of a whole club after a restart must not queue a thousand lookups."""
     if not request.cookies.get(current_app.config["DEVICE_COOKIE_NAME"]):
         return None
-    found = db.session.scalar(select(GuestDevice.id).where(GuestDevice.public_id == device_token()))
-    if found is None:
-        found = current_device().id
-        db.session.commit()
-    return found
+    token = device_token()
+    return None if g.get("device_cookie_needed") else token
 
 
 def register(app: Flask) -> None:

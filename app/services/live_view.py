@@ -23,6 +23,7 @@ requests at the event, their "Your requests" panel and due notifications.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html import escape
 
@@ -31,7 +32,7 @@ from flask import render_template
 from sqlalchemy import select, union
 
 from ..extensions import db
-from ..models import DJSet, Event, Payment, Vote
+from ..models import DJSet, Event, GuestDevice, Payment, Vote
 from . import events as event_service
 from . import notify
 from .events import QueueEntry
@@ -75,9 +76,14 @@ class QueueIndex:
     set_ids: tuple[int, ...]
     entries: tuple[Entry, ...]
     # Devices with anything of their own here (a request payment at the
-    # event, or a vote in the queue). Everyone else's own parts are empty,
-    # found without a query: most fans at a club never pay or vote.
-    active_devices: frozenset[int] = frozenset()
+    # event, or a vote in the queue), by the public id their cookie carries.
+    # Everyone else's own parts are empty, found without a query: most fans
+    # at a club never pay or vote, and a socket needs no device lookup.
+    active_devices: Mapping[str, int] = field(default_factory=dict)
+
+    def device_id(self, device_token: str | None) -> int | None:
+        """The id of the device with this public id, if it has anything of its own here."""
+        return self.active_devices.get(device_token) if device_token else None
 
     @property
     def by_request(self) -> dict[int, Entry]:
@@ -138,18 +144,21 @@ def _toast_items(my_requests: list[event_service.DeviceRequest], entries: dict[i
             for item in my_requests]
 
 
-def active_devices(set_ids: tuple[int, ...], request_ids: list[int]) -> frozenset[int]:
+def active_devices(set_ids: tuple[int, ...], request_ids: list[int]) -> dict[str, int]:
+    """Public id -> id of the devices that paid for a request in these sets or voted in the queue."""
+    if not set_ids:
+        return {}
     payers = select(Payment.device_id).where(Payment.set_id.in_(set_ids), Payment.purpose == "request")
     voters = select(Vote.device_id).where(Vote.request_id.in_(request_ids))
-    if not set_ids:
-        return frozenset()
-    return frozenset(db.session.scalars(union(payers, voters)))
+    rows = db.session.execute(select(GuestDevice.public_id, GuestDevice.id)
+                              .where(GuestDevice.id.in_(union(payers, voters))))
+    return dict(rows.all())
 
 
 def render_personal(index: QueueIndex, device_ids: set[int]) -> dict[int, str]:
     """Each device's own parts; devices with nothing of their own are left out
     (they get EMPTY_VIEWER_STATE)."""
-    device_ids = device_ids & index.active_devices
+    device_ids = device_ids & set(index.active_devices.values())
     if not device_ids:
         return {}
     marks = viewers(index, device_ids)

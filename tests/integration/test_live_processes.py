@@ -3,6 +3,7 @@ production, next to the test's own server; Redis pub/sub joins them."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -111,3 +112,31 @@ def test_gunicorn_restart_closes_sockets_promptly_with_service_restart(night, gu
     reader._thread.join(timeout=10)
     assert reader.closed_with == 1012
     assert time.monotonic() - started < 5
+
+
+def test_a_reload_keeps_fans_live_until_new_workers_take_their_sockets(night, gunicorn_server):
+    """SIGHUP (a deploy): the old workers keep serving their sockets while the
+    new ones start, then hand them over with 1012; the fan reconnects to a
+    running worker and is current again."""
+    event, dj_set, t = night
+    port = gunicorn_server.rsplit(":", 1)[1]
+    master = int(subprocess.run(["pgrep", "-o", "-f", f"gunicorn.*{port}"], capture_output=True,
+                                text=True).stdout.split()[0])
+    reader = SocketReader(ws(gunicorn_server, event.public_id))
+    reader.wait_for(lambda m: True, timeout=10)
+    os.kill(master, signal.SIGHUP)
+    # New workers take seconds to start (the old ones are told to stop at once);
+    # meanwhile the old socket still gets changes.
+    time.sleep(0.8)
+    request = paid_request(dj_set, t[2], device("during-the-reload"))
+    publish_after_commit(event.public_id, "request_created", request=request.public_id)
+    db.session.commit()
+    assert t[2].title in reader.wait_for(lambda m: t[2].title in m, timeout=5)
+    assert reader.closed_with is None
+    reader._thread.join(timeout=25)
+    assert reader.closed_with == 1012
+    again = SocketReader(ws(gunicorn_server, event.public_id))  # the fan's reconnect
+    try:
+        assert t[2].title in again.wait_for(lambda m: t[2].title in m, timeout=5)
+    finally:
+        again.close()
