@@ -1,6 +1,8 @@
 """Accounts: password hashing, sign-in checks, fan registration, sessions."""
 from __future__ import annotations
 
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
@@ -12,9 +14,15 @@ from .text import normalise_email
 
 # Argon2id with the library's current (RFC 9106 low-memory) parameters.
 _hasher = PasswordHasher()
-# Verified against when the account does not exist, so timing does not tell.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
 MIN_PASSWORD_LENGTH = 10
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the account does not exist, so timing does not
+    tell. Made on first use: hashing costs ~150 ms, which every process
+    start (each web worker, each job) would otherwise pay."""
+    return _hasher.hash("not-a-real-password")
 
 
 class AuthError(DomainError):
@@ -40,7 +48,7 @@ def authenticate(email: str, password: str) -> User:
     """Return the user for these credentials or raise AuthError (one message for both cases)."""
     user = find_user_by_email(email)
     if user is None:
-        verify_password(_DUMMY_HASH, password)
+        verify_password(_dummy_hash(), password)
         raise AuthError("BAD_CREDENTIALS", "That email and password do not match an account.")
     if not verify_password(user.password_hash, password):
         raise AuthError("BAD_CREDENTIALS", "That email and password do not match an account.")
