@@ -4,7 +4,7 @@ from __future__ import annotations
 import secrets
 import time
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, abort, current_app, g, request
 
 CSP = "; ".join(
     [
@@ -24,12 +24,25 @@ CSP = "; ".join(
 )
 
 
+def _has_nul() -> bool:
+    """No text we store or look up may hold NUL: PostgreSQL refuses it (a 500
+    otherwise) and SQLite would keep it silently. Forms are only looked at
+    when they are forms (a webhook's raw body is left alone)."""
+    if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
+        return True
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return any("\x00" in k or "\x00" in v for k, v in request.form.items(multi=True))
+    return False
+
+
 def register(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else secrets.token_hex(8)
         g.started = time.perf_counter()
+        if _has_nul():
+            abort(400, description="The address or form contained a character that is not allowed (NUL).")
 
     @app.after_request
     def _headers(response: Response) -> Response:

@@ -9,7 +9,7 @@ from ..services.devices import current_device, device_token
 from ..services.recent import recent_searches, remember_search
 from ..services.search import library_index, search
 from . import bp
-from .schemas import LocationArgs, parse_search_args
+from .schemas import SEARCH_KEYS, LocationArgs, parse_search_args
 
 
 def _is_fragment_request() -> bool:
@@ -57,9 +57,8 @@ def event_page(public_id: str):
         remember_search(device_token(), event.dj_id, params.q)
 
     def page_url(page: int) -> str:
-        args = request.args.to_dict(flat=False)
-        args["page"] = [str(page)]
-        return url_for("fan.event_page", public_id=public_id, **args)
+        args = {key: request.args.getlist(key) for key in SEARCH_KEYS if key in request.args}
+        return url_for("fan.event_page", public_id=public_id, **args, page=page)
 
     suggestions = None
     if not params.q:

@@ -26,6 +26,11 @@ class SearchArgs(Schema):
     page = fields.Integer(validate=validate.Range(min=1, max=MAX_PAGE))
 
 
+# The search state a results URL carries (the pager adds `page`); anything
+# else in the query string is not ours to repeat.
+SEARCH_KEYS = tuple(name for name in SearchArgs._declared_fields if name != "page")
+
+
 class LocationArgs(Schema):
     """The fan's position, sent by the browser when they allow it."""
 

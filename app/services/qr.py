@@ -47,7 +47,8 @@ def verify(event_public_id: str, token: str) -> bool:
     key = keyring().get(kid)
     if key is None or not signature:
         return False
-    return hmac.compare_digest(_signature(key, event_public_id), signature)
+    # Bytes: compare_digest refuses str with non-ASCII characters (a forged link is no 500).
+    return hmac.compare_digest(_signature(key, event_public_id).encode(), signature.encode())
 
 
 def join_url(event_public_id: str) -> str:

@@ -78,7 +78,8 @@ def test_tampered_foreign_and_unknown_key_links_are_refused(app, client, events)
     tampered = f"/j/{friday}/{kid}.{sig[:-1]}{'A' if sig[-1] != 'A' else 'B'}"
     foreign = f"/j/{cape}/{kid}.{sig}"  # a valid signature, for another event
     unknown_kid = f"/j/{friday}/zz.{sig}"
-    for path in (tampered, foreign, unknown_kid, f"/j/{friday}/nodot"):
+    not_ascii = f"/j/{friday}/{kid}.{sig[:-1]}%C3%A9"
+    for path in (tampered, foreign, unknown_kid, f"/j/{friday}/nodot", not_ascii):
         response = client.get(path)
         assert response.status_code == 403, path
         assert "We couldn't verify that code" in response.get_data(as_text=True)

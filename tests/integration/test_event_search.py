@@ -127,3 +127,21 @@ def test_recent_searches_and_suggestions(client, event_url):
 
 def test_unknown_event_is_404(client):
     assert client.get("/e/nope?q=x").status_code == 404
+
+
+def test_foreign_query_arguments_are_not_repeated_in_the_pager(client, event_url):
+    """The pager repeats the search state only: `public_id`, `_anchor` and
+    friends in a crafted link must not break the page (they once raised in url_for)."""
+    response = client.get(f"{event_url}?public_id=x&_anchor=y&_scheme=z&_method=w&utm_source=qr&genre=pop")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    pager = re.findall(r'href="([^"]*page=2[^"]*)"', html)
+    assert pager and all("genre=pop" in link and "public_id" not in link and "_anchor" not in link
+                         and "utm_source" not in link for link in pager)
+
+
+@pytest.mark.parametrize("path", ["?q=des%00pacito", "?genre=%00", "%00"])
+def test_a_nul_character_is_refused_with_400(client, event_url, path):
+    response = client.get(f"{event_url}{path}")
+    assert response.status_code == 400
+    assert "not allowed" in response.get_data(as_text=True)
