@@ -57,14 +57,18 @@ def refuse(message: str, code: str = "IMPORT_REFUSED") -> DomainError:
 # -- bytes to text ------------------------------------------------------------
 
 def decode_bytes(raw: bytes) -> str:
-    """UTF-8 (with or without BOM), UTF-16 with a BOM, else Windows-1252."""
+    """UTF-8 (with or without BOM), UTF-16 with a BOM, else Windows-1252.
+    A stray NUL (past the first 8 KB that _looks_binary() checks) is dropped:
+    no text column may hold one (PostgreSQL refuses it)."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16", errors="replace")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # Windows-1252 leaves five bytes undefined; they become U+FFFD.
-        return raw.decode("cp1252", errors="replace")
+        text = raw.decode("utf-16", errors="replace")
+    else:
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            # Windows-1252 leaves five bytes undefined; they become U+FFFD.
+            text = raw.decode("cp1252", errors="replace")
+    return text.replace("\x00", "")
 
 
 def _looks_binary(raw: bytes) -> bool:

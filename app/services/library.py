@@ -65,9 +65,14 @@ def lock_library(dj_id: int) -> None:
     bump_library_version(dj_id)
 
 
+KEY_MAX = 300  # tracks.artist_key / title_key
+
+
 def track_keys(artist: str, title: str) -> tuple[str, str]:
-    """The merge key: folded artist and title (a title of only punctuation keeps its own text)."""
-    return fold(artist), fold(title) or title.casefold().strip()
+    """The merge key: folded artist and title (a title of only punctuation keeps
+    its own text). Folding can lengthen text ("ß" -> "ss", ligatures), so the
+    keys are cut to their columns' size."""
+    return fold(artist)[:KEY_MAX], (fold(title) or title.casefold().strip())[:KEY_MAX]
 
 
 def _number(value: str | None) -> float | None:

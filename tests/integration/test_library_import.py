@@ -304,3 +304,22 @@ def test_two_imports_of_one_file_at_once_merge_without_duplicates(app, dj):
     assert sorted(outcomes) == [(0, 1500), (1500, 0)]
     with app.app_context():
         assert track_count(dj.dj_id) == 1500
+
+
+def test_a_stray_nul_and_titles_that_fold_longer_still_import(app, dj):
+    """Real exports carry junk: a NUL byte deep in the file (past the binary
+    sniff) and a title whose folded key is longer than the title itself."""
+    filler = "".join(f"Filler {n},Someone,pop,120,200\n" for n in range(400))  # > 8 KB before the NUL
+    long_title = "ß" * 300  # folds to 600 characters
+    raw = ("title,artist,genre,bpm,duration\n" + filler + "Null\x00 Song,Band,pop,100,180\n"
+           + f"{long_title},Band,pop,100,180\n").encode()
+    assert len(raw.split(b"\x00")[0]) > 8192
+    response = dj.upload("junk.csv", raw)
+    assert response.status_code == 303
+    with app.app_context():
+        tracks = tracks_of(dj.dj_id)
+        assert "Null Song" in tracks and long_title in tracks
+        assert len(tracks[long_title].title_key) == 300
+    assert dj.upload("junk.csv", raw).status_code == 303  # and a re-import merges on the cut key
+    with app.app_context():
+        assert track_count(dj.dj_id) == 402
