@@ -29,7 +29,7 @@ test-sqlite: $(STAMP)
 
 test-postgres: $(STAMP)
 	@echo "== test suite on PostgreSQL =="
-	TEST_DATABASE_URL="$$(scripts/test-postgres.sh)" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	url="$$(scripts/test-postgres.sh)" && TEST_DATABASE_URL="$$url" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)
 

@@ -2,6 +2,9 @@
 # Start the machine's PostgreSQL cluster with pg_ctlcluster and make sure the
 # test role and database exist. Prints the SQLAlchemy URL on stdout.
 set -euo pipefail
+# A cluster created without a locale in the environment (a bare container)
+# would be SQL_ASCII; the database below asks for UTF-8 whatever the cluster.
+export LANG="${LANG:-C.UTF-8}"
 as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi; }
 
 version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
@@ -23,5 +26,5 @@ db=bmm_test
 as_postgres psql -q -p "$port" -tAc "SELECT 1 FROM pg_roles WHERE rolname='$user'" | grep -q 1 \
   || as_postgres psql -q -p "$port" -c "CREATE ROLE $user LOGIN PASSWORD '$pass'" >&2
 as_postgres psql -q -p "$port" -tAc "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 \
-  || as_postgres psql -q -p "$port" -c "CREATE DATABASE $db OWNER $user" >&2
+  || as_postgres psql -q -p "$port" -c "CREATE DATABASE $db OWNER $user ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8' TEMPLATE template0" >&2
 echo "postgresql+psycopg://$user:$pass@127.0.0.1:$port/$db"

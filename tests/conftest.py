@@ -69,7 +69,14 @@ def redis_url(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> str:
-    return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    """SQLite unless TEST_DATABASE_URL is set; set but not PostgreSQL is an error,
+    so a broken PostgreSQL set-up can never pass as a second SQLite run."""
+    if "TEST_DATABASE_URL" not in os.environ:
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    url = os.environ["TEST_DATABASE_URL"]
+    if not url.startswith("postgresql"):
+        pytest.exit(f"TEST_DATABASE_URL must name a PostgreSQL database, not {url!r}", returncode=2)
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -117,8 +124,16 @@ def _clean_state(request):
             if conn.dialect.name == "postgresql":
                 conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
             else:
+                # The append-only tables refuse DELETE (a trigger); the wipe
+                # lifts their guard for its own transaction only.
+                guards = conn.execute(text(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%BEFORE DELETE%'")).all()
+                for name, _ in guards:
+                    conn.execute(text(f'DROP TRIGGER "{name}"'))
                 for table in tables:
                     conn.execute(text(f"DELETE FROM {table}"))
+                for _, sql in guards:
+                    conn.execute(text(sql))
         redis_lib.Redis.from_url(application.config["REDIS_URL"]).flushdb()
     # Ids restart after the wipe, so per-process caches keyed by them must go too.
     from app.services.search import clear_indexes
