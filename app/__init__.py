@@ -32,6 +32,12 @@ def create_app(config: BaseConfig | type[BaseConfig] | None = None) -> Flask:
     app.config["ENV_NAME"] = config.ENV_NAME
     app.config["DEMO_DATA_ALLOWED"] = getattr(config, "DEMO_DATA_ALLOWED", False)
 
+    if app.config["TRUSTED_PROXY_HOPS"] > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TRUSTED_PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
     _configure_logging(app)
     _init_extensions(app)
     _register_blueprints(app)

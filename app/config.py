@@ -84,6 +84,10 @@ class BaseConfig:
         self.SESSION_HOURS = _env_int("SESSION_HOURS", 12)
         self.LOGIN_ATTEMPTS = _env_int("LOGIN_ATTEMPTS", 5)
         self.LOGIN_WINDOW_MINUTES = _env_int("LOGIN_WINDOW_MINUTES", 15)
+        # Reverse proxies in front of the app that set X-Forwarded-For/-Proto
+        # (0: none; the client's address is the connection's). Per-address
+        # limits need it behind nginx, or every fan shares the proxy's address.
+        self.TRUSTED_PROXY_HOPS = _env_int("TRUSTED_PROXY_HOPS", 0)
 
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
         self.PERMANENT_SESSION_LIFETIME = timedelta(hours=self.SESSION_HOURS)

@@ -1,6 +1,8 @@
 """CSRF on every form and htmx call; one role check guarding every area."""
 import pytest
+from sqlalchemy import select
 
+from app.extensions import db
 from tests.conftest import csrf_token_from
 
 AREAS = {"dj": "/dj/", "venue": "/venue/", "admin": "/admin/"}
@@ -78,3 +80,18 @@ def test_unknown_page_is_a_friendly_404(client):
     response = client.get("/e/does-not-exist")
     assert response.status_code == 404
     assert "could not be found" in response.get_data(as_text=True)
+
+
+def test_the_api_allows_100_calls_a_minute_per_client(app, client):
+    from app.models import Event
+    from app.services.demo import seed_demo
+
+    with app.app_context():
+        seed_demo()
+        event_id = db.session.scalar(select(Event.public_id).where(Event.status == "live"))
+    url = f"/api/v1/events/{event_id}"
+    assert all(client.get(url).status_code == 200 for _ in range(100))
+    refused = client.get(url)
+    assert refused.status_code == 429
+    assert refused.get_json()["error"]["code"] == "SLOW_DOWN"
+    assert client.get(url, environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 200  # another client
