@@ -99,12 +99,32 @@ def tracks(dj_id: int, n: int, offset: int = 20) -> list[Track]:
 
 
 def money_invariants() -> dict[str, int]:
-    """Every successful charge is exactly one request or one refund; returns the tallies."""
+    """Every successful charge is exactly one request or one refund; returns the tallies.
+
+    Checked against our ledger and against the provider's own records (the
+    sandbox's): what it charged and what it refunded, per checkout."""
+    from app.models.payments import PAYMENT_TRANSITIONS
+    from app.sandbox import store
+
     tally = {"requests": 0, "refunds": 0, "other": 0}
     for payment in db.session.scalars(select(Payment).where(Payment.purpose == "request")):
         states = [t.to_state for t in payment.history]
         assert states and states[-1] == payment.state, (payment.public_id, states, payment.state)
         assert [t.seq for t in payment.history] == list(range(1, len(states) + 1))
+        # Replaying the history from nothing walks only allowed moves and ends where the payment is.
+        for before, after in zip([None, *states], states):
+            assert after in PAYMENT_TRANSITIONS[before], (payment.public_id, before, after)
+        if payment.provider_checkout_id:
+            record = store.load_checkout(payment.provider_checkout_id)
+            provider_paid = record["checkout"]["status"] == "completed"
+            refunds_done = [r for r in record.get("refunds", []) if r["status"] == "succeeded"]
+            assert len(refunds_done) <= 1, (payment.public_id, "refunded twice by the provider")
+            assert provider_paid == ("COMPLETED" in states) or payment.state == "PENDING", (
+                payment.public_id, provider_paid, states)
+            if payment.state == "REFUNDED":
+                assert len(refunds_done) == 1, (payment.public_id, "REFUNDED without a refund at the provider")
+            elif payment.state == "COMPLETED":
+                assert not refunds_done, (payment.public_id, "refunded at the provider but kept as a request")
         request = db.session.scalar(select(SongRequest).where(SongRequest.payment_id == payment.id))
         charged = "COMPLETED" in states
         refunded = payment.state in ("REFUND_PENDING", "REFUND_FAILED", "REFUNDED")

@@ -85,7 +85,10 @@ def checkout_return(public_id: str, payment_id: str):
     """Where Yoco sends the fan back: 'confirming payment…' until the server knows."""
     event = event_service.get_event(public_id)
     payment = _own_payment(event, payment_id)
-    if payment.state == "PENDING":
+    cancelled = request.args.get("result") == "cancel" and payment.state == "PENDING"
+    if cancelled:
+        payments.release_hold(payment.id)
+    elif payment.state == "PENDING":
         _ask_provider_soon(payment)
     song_request = db.session.scalar(select(SongRequest).where(SongRequest.payment_id == payment.id))
     position = None
@@ -93,7 +96,8 @@ def checkout_return(public_id: str, payment_id: str):
         _, queue = event_service.queue_for_set(song_request.dj_set)
         position = next((e.position for e in queue if e.request.id == song_request.id), None)
     track = db.session.get(Track, payment.track_id)
-    context = dict(event=event, payment=payment, song_request=song_request, position=position, track=track)
+    context = dict(event=event, payment=payment, song_request=song_request, position=position, track=track,
+                   cancelled=cancelled)
     if request.headers.get("HX-Request"):
         return render_template("fan/_checkout_status.html", **context)
     return render_template("fan/checkout.html", **context)

@@ -64,6 +64,9 @@ class DJSet(db.Model):
         sa.CheckConstraint("ends_at > starts_at", name="ends_after_start"),
         sa.CheckConstraint("hourly_cap > 0", name="hourly_cap_positive"),
         money_check("base_price_cents"),
+        # At most one set of an event is on air.
+        sa.Index("uq_dj_sets_one_live_per_event", "event_id", unique=True,
+                 sqlite_where=sa.text("status = 'live'"), postgresql_where=sa.text("status = 'live'")),
     )
 
     id: Mapped[int] = id_column()

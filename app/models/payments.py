@@ -82,6 +82,9 @@ class Payment(db.Model):
     updated_at: Mapped[datetime] = updated_at_column()
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When we last asked the provider about a payment we had given up on
+    # (FAILED/EXPIRED): reconciliation keeps looking for a late payment.
+    provider_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     history: Mapped[list["PaymentTransition"]] = relationship(
         back_populates="payment", order_by="PaymentTransition.seq"
@@ -97,7 +100,7 @@ class Payment(db.Model):
 
 
 class PaymentTransition(db.Model):
-    """Append-only: a database trigger refuses UPDATE on this table."""
+    """Append-only: database triggers refuse UPDATE and DELETE on this table."""
 
     __tablename__ = "payment_transitions"
     __table_args__ = (

@@ -57,6 +57,16 @@ def _finish_checkout_key(row: IdempotencyKey, status: int, body: dict, payment: 
     idempotency.finish(row, status, body, resource=("payment", payment.public_id) if payment else None)
 
 
+def _checkout_not_created(payment_id: int, code: str, message: str) -> None:
+    """The provider never gave us a checkout: the payment failed and its slot is free again."""
+    payment = lock_payment(payment_id, "PENDING")
+    if payment is None:
+        return
+    record_transition(payment, "FAILED", f"checkout could not be created: {code}")
+    payment.failure_code, payment.failure_message = code[:40], message[:255]
+    payment.hold_expires_at = None
+
+
 def start_request_checkout(
     event: Event, dj_set: DJSet, track: Track, device: GuestDevice, *, shoutout: str | None,
     idempotency_key: str, client_ip: str | None,
@@ -103,16 +113,21 @@ def start_request_checkout(
             metadata={"paymentId": payment.public_id, "purpose": "request", "eventId": event.public_id},
             idempotency_key=payment.checkout_idempotency_key,
         )
-    except YocoError as err:
-        record_transition(payment, "FAILED", f"checkout could not be created: {err.code}")
-        payment.failure_code, payment.failure_message = err.code, err.message
-        payment.hold_expires_at = None  # the slot is free again
-        refusal = RequestRefused("PAYMENT_FAILED", err.message, retry_after=30 if err.retryable else None,
-                                 status=503 if err.retryable else 402)
+    except Exception as err:  # noqa: BLE001 - whatever broke, the payment must not stay "in progress"
+        db.session.rollback()
+        if not isinstance(err, YocoError):
+            current_app.logger.exception("checkout of payment %s could not be created", payment.public_id)
+        retryable = not isinstance(err, YocoError) or err.retryable
+        message = err.message if isinstance(err, YocoError) else "We couldn't start the payment. Please try again."
+        code = err.code if isinstance(err, YocoError) else "internal_error"
+        _checkout_not_created(payment.id, code, message)
+        refusal = RequestRefused("PAYMENT_FAILED", message, retry_after=30 if retryable else None,
+                                 status=503 if retryable else 402)
         _finish_checkout_key(key_row, refusal.status, idempotency.refusal_body(refusal), payment)
         db.session.commit()
         raise refusal from err
 
+    payment = lock_payment(payment.id)
     payment.provider_checkout_id = checkout["id"]
     started = CheckoutStarted(payment.public_id, checkout["redirectUrl"])
     _finish_checkout_key(key_row, 303,
@@ -175,6 +190,9 @@ def confirm_payment(payment_id: int, *, provider_payment_id: str | None, source:
 
 def _refund_after_conflict(payment_id: int, source: str) -> None:
     payment = lock_payment(payment_id)
+    if db.session.scalar(select(SongRequest.id).where(SongRequest.payment_id == payment_id)) is not None:
+        db.session.rollback()
+        return None  # the rollback released the lock and another confirmation made the request meanwhile
     if payment.state in ("PENDING", "FAILED", "EXPIRED"):
         record_transition(payment, "COMPLETED", f"payment succeeded ({source})", actor=source)
     if payment.state == "COMPLETED":
@@ -240,6 +258,17 @@ def end_set(set_id: int) -> int:
     publish_after_commit(event.public_id, "set_ended", set=dj_set.public_id)
     db.session.commit()
     return len(unplayed)
+
+
+def release_hold(payment_id: int) -> None:
+    """The fan cancelled on the payment page: the slot goes back to the set.
+    The browser's word proves nothing about money, so the payment stays
+    PENDING: a payment made after all is still found and honoured."""
+    payment = lock_payment(payment_id, "PENDING")
+    if payment is None:
+        return
+    payment.hold_expires_at = None
+    db.session.commit()
 
 
 def mark_payment_failed(payment_id: int, *, reason: str, code: str = "PAYMENT_FAILED", expired: bool = False) -> None:

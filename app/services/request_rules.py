@@ -22,7 +22,8 @@ from ..models.requests import ACTIVE_REQUEST_STATUSES
 from .errors import DomainError
 
 MAX_ACTIVE_PER_FAN = 3
-ATTEMPTS_PER_MINUTE = parse("3/minute")
+ATTEMPTS_PER_MINUTE = parse("3/minute")  # per fan per event
+PAYMENTS_PER_HOUR = parse("10/hour")  # per fan, every event: a card-testing brake
 
 
 class RequestRefused(DomainError):
@@ -43,14 +44,19 @@ def _attempt_limiter() -> MovingWindowRateLimiter:
 
 
 def check_attempt_rate(device: GuestDevice, event_public_id: str) -> None:
-    """At most 3 request attempts per minute per fan per event (counted in Redis)."""
+    """At most 3 request attempts per minute per fan per event, and 10 payment
+    attempts an hour per fan (counted in Redis)."""
     strategy = _attempt_limiter()
-    keys = ("request-attempt", device.public_id, event_public_id)
-    if not strategy.hit(ATTEMPTS_PER_MINUTE, *keys):
-        reset_at, _ = strategy.get_window_stats(ATTEMPTS_PER_MINUTE, *keys)
-        wait = max(1, math.ceil(reset_at - utcnow().timestamp()))
-        raise RequestRefused("RATE_LIMITED", "That's a lot of requests in a minute. Take a breath and try again.",
-                             retry_after=wait, status=429)
+    for limit, keys, message in (
+        (ATTEMPTS_PER_MINUTE, ("request-attempt", device.public_id, event_public_id),
+         "That's a lot of requests in a minute. Take a breath and try again."),
+        (PAYMENTS_PER_HOUR, ("payment-attempt", device.public_id),
+         "That's the most payments one phone can start in an hour."),
+    ):
+        if not strategy.hit(limit, *keys):
+            reset_at, _ = strategy.get_window_stats(limit, *keys)
+            wait = max(1, math.ceil(reset_at - utcnow().timestamp()))
+            raise RequestRefused("RATE_LIMITED", message, retry_after=wait, status=429)
 
 
 def check_open(dj_set: DJSet, track: Track) -> None:
@@ -89,8 +95,11 @@ def check_capacity_and_duplicates(
                                   SongRequest.status.in_(ACTIVE_REQUEST_STATUSES))
     ).all()
     my_holds = [h for h in holds if h.device_id == device.id]
-    if any(r.track_id == track.id for r in active) or any(h.track_id == track.id for h in my_holds):
+    if any(r.track_id == track.id for r in active):
         raise RequestRefused("DUPLICATE_REQUEST", "You already have this song in the queue.")
+    if any(h.track_id == track.id for h in my_holds):
+        raise RequestRefused("DUPLICATE_REQUEST", "You're already paying for this song. Finish that payment, "
+                             "or cancel it on the payment page and try again.")
     if len(active) + len(my_holds) >= MAX_ACTIVE_PER_FAN:
         raise RequestRefused(
             "CAPACITY_EXCEEDED",

@@ -21,7 +21,8 @@ def yoco():
     """Standard Webhooks signature on the raw body, ±3 minutes, dedup on webhook-id."""
     if (request.content_length or 0) > MAX_BODY:
         return jsonify(error={"code": "too_large", "message": "Body too large."}), 413
-    body = request.get_data(cache=False)
+    # Read at most one byte past the limit: a chunked body has no length to check first.
+    body = request.stream.read(MAX_BODY + 1)
     if len(body) > MAX_BODY:
         return jsonify(error={"code": "too_large", "message": "Body too large."}), 413
     try:

@@ -3,7 +3,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
 from app.extensions import db
 
@@ -42,11 +42,28 @@ def test_payment_history_and_audit_log_are_append_only(app_ctx):
     seed_demo()
     db.session.add(AuditLog(action="test", target_type="user", target_id="1"))
     db.session.commit()
-    for table in ("payment_transitions", "audit_log"):
+    statements = [f"{verb} {table}" for table in ("payment_transitions", "audit_log")
+                  for verb in ("UPDATE", "DELETE FROM")]
+    # A payment with a history cannot go either: its history would go with it.
+    from app.models import DJSet, GuestDevice, Payment, Track
+    from app.services.payments_ledger import record_transition
+
+    dj_set = db.session.scalar(select(DJSet).limit(1))
+    device = GuestDevice(public_id="append-only-test")
+    db.session.add(device)
+    db.session.flush()
+    lone = Payment(purpose="request", amount_cents=2000, provider="sandbox", set_id=dj_set.id, device_id=device.id,
+                   track_id=db.session.scalar(select(Track.id).limit(1)))
+    record_transition(lone, "PENDING", "test")
+    db.session.commit()
+    statements.append(f"DELETE FROM payments WHERE id = {lone.id}")
+    for statement in statements:
+        sql = statement + (" SET created_at = created_at" if statement.startswith("UPDATE") else "")
         try:
             with db.engine.begin() as conn:
-                conn.execute(text(f"UPDATE {table} SET created_at = created_at"))
+                conn.execute(text(sql))
         except Exception as exc:  # noqa: BLE001 - the driver's error type differs per backend
-            assert "append-only" in str(exc)
+            assert "append-only" in str(exc), statement
         else:
-            raise AssertionError(f"{table} accepted an UPDATE")
+            raise AssertionError(f"{statement} was accepted")
+    assert db.session.get(Payment, lone.id).history

@@ -1,5 +1,6 @@
 """Paid requests end to end: fan's browser -> our server -> sandbox over HTTP ->
 signed webhook -> a real RQ worker -> request or refund."""
+import re
 from datetime import timedelta
 
 import pytest
@@ -51,6 +52,29 @@ def test_a_paid_request_joins_the_queue_only_after_the_webhook(night):
     assert "your request is in" in page.text and "#4" in page.text
     event_page = fan.http.get(f"{night['base']}/e/{night['event']}")
     assert "Your requests" in event_page.text
+
+
+def test_cancelling_on_the_payment_page_frees_the_slot_and_a_late_payment_still_counts(night):
+    fan = Fan(night["base"])
+    song = night["tracks"][2]
+    first = fan.pay(night["event"], song)
+    payment = payment_for(checkout_id_from(first))
+    pay_page = fan.http.get(first.headers["Location"])
+    cancel_url = re.search(r'href="([^"]*result=cancel[^"]*)"', pay_page.text).group(1).replace("&amp;", "&")
+    page = fan.http.get(cancel_url)
+    assert "Payment cancelled" in page.text and "Try again" in page.text and "hx-trigger" not in page.text
+    db.session.refresh(payment)
+    assert payment.state == "PENDING" and payment.hold_expires_at is None  # the browser proves nothing
+    # The slot is free: the same song can be paid for again at once.
+    again = fan.pay(night["event"], song)
+    assert again.status_code == 303, again.text[:500]
+    # Had the fan paid the first checkout after all, it still settles (here: a refund, a duplicate).
+    settle(night["app"], checkout_id_from(again), "approve")
+    settle(night["app"], checkout_id_from(first), "approve")
+    wait_for(lambda: db.session.get(Payment, payment.id).state in ("REFUND_PENDING", "REFUNDED"),
+             message="the late payment refunded")
+    assert db.session.scalar(select(func.count()).select_from(SongRequest).where(
+        SongRequest.track_id == db.session.get(Payment, payment.id).track_id)) == 1
 
 
 def test_a_declined_card_shows_payment_failed_and_can_be_retried(night):
@@ -118,6 +142,24 @@ def test_request_rules_are_checked_at_checkout(night):
     dj_set.requests_state = "paused"
     db.session.commit()
     _refused(fan3.pay(night["event"], night["tracks"][10], sheet=sheet), "REQUESTS_CLOSED")
+
+
+def test_one_phone_starts_at_most_ten_payments_an_hour(night):
+    """Across events and minutes: a card-testing brake (PRODUCT: payments 10/hour)."""
+    from app.extensions import redis_store
+
+    fan = Fan(night["base"])
+    started = 0
+    for i in range(10):
+        if i and i % 3 == 0:
+            redis_store.client.delete(*redis_store.client.keys("*request-attempt*"))  # a new minute
+        response = fan.pay(night["event"], night["tracks"][20 + i])
+        started += response.status_code in (303, 409)  # a checkout, or a rule such as 3 active
+    assert started == 10
+    redis_store.client.delete(*redis_store.client.keys("*request-attempt*"))
+    limited = _refused(fan.pay(night["event"], night["tracks"][30]), "RATE_LIMITED")
+    assert limited.status_code == 429 and "in an hour" in limited.text and "try again in" in limited.text
+    assert Fan(night["base"]).pay(night["event"], night["tracks"][31]).status_code == 303  # another phone may
 
 
 def test_the_hourly_cap_refuses_with_a_retry_time(night):
