@@ -2,11 +2,16 @@
 
 Idempotent: every piece is looked up by a natural key first, so a second run
 changes nothing. Refused where demo data is not allowed (production).
+
+The demo stays a demo on any day: once the live night is over (its set ends
+after 8 hours) or the upcoming event has begun, the next run adds a new
+night and a new upcoming event instead of leaving the site without either.
 """
 from __future__ import annotations
 
 from datetime import timedelta
 
+import redis
 from sqlalchemy import func, select
 
 from ..extensions import db
@@ -44,10 +49,13 @@ def seed_demo() -> dict[str, int]:
         added["tracks"] = merge_tracks(dj, read_spotify_csv(), source="demo").added
 
     now = utcnow().replace(second=0, microsecond=0)
-    live = _event(dj, venue, LIVE_EVENT, now - timedelta(hours=1), now + timedelta(hours=8), "live", added)
+    _close_nights_that_are_over(dj, now)
+    live = _event(dj, venue, LIVE_EVENT, now - timedelta(hours=1), now + timedelta(hours=8), "live", added,
+                  current=(Event.status == "live") & (Event.ends_at > now))
     next_saturday = now + timedelta(days=(5 - now.weekday()) % 7 or 7)
     start = next_saturday.replace(hour=16, minute=0)
-    _event(dj, venue, UPCOMING_EVENT, start, start + timedelta(hours=6), "scheduled", added)
+    _event(dj, venue, UPCOMING_EVENT, start, start + timedelta(hours=6), "scheduled", added,
+           current=Event.starts_at > now)
 
     dj_set = live.sets[0]
     if not db.session.scalar(select(func.count()).select_from(SongRequest).where(SongRequest.set_id == dj_set.id)):
@@ -71,8 +79,24 @@ def _user(role: str, email: str, added: dict[str, int]) -> User:
     return accounts.create_user(email, DEMO_PASSWORD, role, "Demo " + role.title())
 
 
-def _event(dj, venue, name, starts_at, ends_at, status, added) -> Event:
-    event = db.session.scalar(select(Event).where(Event.dj_id == dj.id, Event.name == name))
+def _close_nights_that_are_over(dj, now) -> None:
+    """A past demo night whose set is still on air (no worker ran when it
+    ended) is closed the way the worker would: unplayed requests refunded."""
+    from .payments import end_set
+
+    over = db.session.scalars(select(DJSet.id).join(Event).where(
+        Event.dj_id == dj.id, Event.name == LIVE_EVENT, DJSet.status == "live", DJSet.ends_at <= now)).all()
+    for set_id in over:
+        try:
+            end_set(set_id)
+        except redis.RedisError:
+            pass  # committed; without Redis the refund jobs wait for reconciliation
+
+
+def _event(dj, venue, name, starts_at, ends_at, status, added, *, current) -> Event:
+    """The demo event called `name` that is still `current`, or a new one."""
+    event = db.session.scalar(select(Event).where(Event.dj_id == dj.id, Event.name == name, current)
+                              .order_by(Event.starts_at.desc()).limit(1))
     if event is not None:
         return event
     added["events"] += 1

@@ -53,3 +53,39 @@ def test_demo_data_is_refused_in_production(app, runner):
         app.config["DEMO_DATA_ALLOWED"] = True
     assert result.exit_code != 0
     assert "never created in production" in result.output
+
+
+def test_the_demo_has_a_live_night_on_any_day(app, runner):
+    """Seeded last week: the night is over (its set still on air, no worker
+    ran) and the upcoming event has begun. The next run closes that night the
+    way the worker would and adds a new night and a new upcoming event."""
+    from datetime import timedelta
+
+    from app.models import DJSet, utcnow
+
+    runner.invoke(args=["seed-demo"])
+    with app.app_context():
+        week = timedelta(days=7)
+        for event in db.session.scalars(select(Event)):
+            event.starts_at, event.ends_at = event.starts_at - week, event.ends_at - week
+            for dj_set in event.sets:
+                dj_set.starts_at, dj_set.ends_at = dj_set.starts_at - week, dj_set.ends_at - week
+        db.session.commit()
+    again = runner.invoke(args=["seed-demo"])
+    assert again.exit_code == 0, again.output
+    with app.app_context():
+        now = utcnow()
+        live = db.session.scalars(select(Event).where(Event.status == "live", Event.ends_at > now)).all()
+        assert len(live) == 1 and live[0].sets[0].status == "live"
+        assert db.session.scalar(select(func.count()).select_from(SongRequest).where(
+            SongRequest.set_id == live[0].sets[0].id)) == 4
+        assert db.session.scalar(select(func.count()).select_from(Event).where(Event.starts_at > now)) == 1
+        old_set = db.session.scalar(select(DJSet).where(DJSet.ends_at < now - timedelta(days=6)))
+        assert old_set.status == "ended"
+        # Its unplayed requests were refunded, as at the end of any set.
+        assert {r.status for r in db.session.scalars(select(SongRequest).where(SongRequest.set_id == old_set.id))
+                if r.status != "playing"} <= {"expired", "played"}
+        before = _counts()
+    assert "nothing changed" in runner.invoke(args=["seed-demo"]).output
+    with app.app_context():
+        assert _counts() == before
