@@ -8,7 +8,9 @@ from __future__ import annotations
 from functools import wraps
 from typing import Callable
 
-from flask import Blueprint, abort, redirect, request, url_for
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, make_response, redirect, request, url_for
 from flask_login import current_user
 
 
@@ -16,12 +18,23 @@ def check_role(*roles: str):
     """None when the current user may go on; otherwise the response to send."""
     if not current_user.is_authenticated:
         if request.headers.get("HX-Request"):
-            # An htmx call cannot follow a redirect to a full page usefully.
-            abort(401)
+            # An htmx call cannot follow a redirect to a full page usefully:
+            # 401, and HX-Redirect sends the browser to sign in and back to
+            # the page the call came from (a session that expired mid-night).
+            login = url_for("auth.login", next=_page_of_htmx_call())
+            abort(make_response("Sign in to continue.", 401, {"HX-Redirect": login}))
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     if current_user.role not in roles:
         abort(403)
     return None
+
+
+def _page_of_htmx_call() -> str:
+    """The same-site path of the page an htmx call was made from (HX-Current-URL)."""
+    page = urlsplit(request.headers.get("HX-Current-URL", ""))
+    if page.netloc == request.host and page.path.startswith("/"):
+        return page.path + (f"?{page.query}" if page.query else "")
+    return request.full_path.rstrip("?")
 
 
 def role_required(*roles: str) -> Callable:

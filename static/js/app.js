@@ -9,6 +9,9 @@
  *    .toast notifications (#toasts) on their button or after 8 seconds.
  * 4. "Sort by distance": asks for the position only when the fan taps it,
  *    then submits it (rounded to ~100 m) for the server to sort events.
+ * 5. A tap whose htmx call fails (a 403, a 5xx, no network) says so in a
+ *    toast instead of doing nothing; polls stay quiet (they try again).
+ *    A 401 needs nothing here: its HX-Redirect goes to sign-in and back.
  */
 (function () {
   'use strict';
@@ -66,6 +69,42 @@
   document.addEventListener('click', function (event) {
     var button = event.target.closest && event.target.closest('.toast-close');
     if (button) button.closest('.toast').remove();
+  });
+
+  // 5. Failed taps.
+  var FAILURES = {
+    403: 'You are not allowed to do that.',
+    404: 'That is no longer there. Reload the page.',
+    413: 'That is too large.'
+  };
+  function toast(text) {
+    var box = document.getElementById('toasts');
+    if (!box) return;
+    var item = document.createElement('div');
+    item.className = 'toast toast--refused';
+    item.setAttribute('role', 'status');
+    var p = document.createElement('p');
+    p.textContent = text;
+    var close = document.createElement('button');
+    close.className = 'toast-close';
+    close.type = 'button';
+    close.setAttribute('aria-label', 'Dismiss notification');
+    close.textContent = '×';
+    item.appendChild(p);
+    item.appendChild(close);
+    box.appendChild(item);
+    armToasts();
+  }
+  function userTriggered(detail) {
+    return !!(detail && detail.requestConfig && detail.requestConfig.triggeringEvent);
+  }
+  document.addEventListener('htmx:responseError', function (event) {
+    var xhr = event.detail && event.detail.xhr;
+    if (!xhr || xhr.status === 401 || !userTriggered(event.detail)) return;
+    toast(FAILURES[xhr.status] || 'Something went wrong on our side. Please try again.');
+  });
+  document.addEventListener('htmx:sendError', function (event) {
+    if (userTriggered(event.detail)) toast('No connection. Try again when you are back online.');
   });
 
   // 4. Geolocation for event discovery: <form data-geolocate hidden>.

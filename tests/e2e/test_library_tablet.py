@@ -131,3 +131,21 @@ def test_the_library_on_a_phone(live_server, create_user, open_page):
         box = page.locator(selector).first.bounding_box()
         assert box["height"] >= 44 and box["width"] >= 44, (selector, box)
     assert errors == [], errors
+
+
+def test_a_session_that_expired_on_the_tablet_signs_in_and_comes_back(live_server, create_user, open_page):
+    """An htmx call without a session (it ran out mid-night): the browser goes
+    to sign-in and, signed in again, back to the page it was on."""
+    email = create_user("dj", name="DJ Expired")
+    page, errors = open_page(TABLET)
+    sign_in(page, live_server, email)
+    page.context.clear_cookies(name="bmm_session")
+    page.locator("#lib-q").fill("groove")  # search-as-you-type: an htmx call
+    expect(page).to_have_url(f"{live_server}/login?next=/dj/library/")
+    expect(page.locator(".form-error, .flash, main")).to_contain_text("Sign in")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill("correct-horse-battery")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{live_server}/dj/library/")
+    # The 401 itself is the only console error a browser reports here.
+    assert all("401" in e for e in errors), errors

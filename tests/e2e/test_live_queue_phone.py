@@ -99,3 +99,22 @@ def test_a_fan_is_told_when_their_request_is_playing(event, live_server, open_pa
     toast.get_by_role("button", name="Dismiss notification").click()
     expect(toast).to_have_count(0)
     assert token and errors == []
+
+
+def test_a_vote_that_cannot_be_sent_or_fails_says_so(event, live_server, open_page):
+    page, errors = open_page(PHONE, mobile=True)
+    page.goto(f"{live_server}/e/{event.public_id}")
+    expect(page.locator(".conn-status")).to_have_text("Live")
+    target = db.session.scalar(select(SongRequest).where(SongRequest.status == "pending"))
+    button = page.locator(f'.queue-item[data-request="{target.public_id}"] .vote-button')
+    page.route("**/vote", lambda route: route.abort("internetdisconnected"))
+    button.click()
+    expect(page.locator(".toast", has_text="No connection")).to_have_count(1)
+    page.unroute("**/vote")
+    page.route("**/vote", lambda route: route.fulfill(status=500, body="boom"))
+    button.click()
+    expect(page.locator(".toast", has_text="Something went wrong")).to_have_count(1)
+    screenshot(page, "live-vote-failed-phone")
+    # htmx and the browser log the two failures we caused; nothing else may go wrong.
+    caused = ("htmx:afterRequest", "htmx:sendError", "Failed to load resource", "Response Status Error Code 500")
+    assert [e for e in errors if not e.startswith(caused)] == []

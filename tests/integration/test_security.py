@@ -46,7 +46,13 @@ def test_anonymous_visitors_are_sent_to_login_and_back(client, area, url):
 
 @pytest.mark.parametrize("area,url", AREAS.items())
 def test_anonymous_htmx_calls_get_401_not_a_login_page(client, area, url):
-    assert client.get(url, headers={"HX-Request": "true"}).status_code == 401
+    page = f"http://localhost{url}?tab=1"
+    response = client.get(url, headers={"HX-Request": "true", "HX-Current-URL": page})
+    assert response.status_code == 401
+    # htmx follows HX-Redirect: sign in, then back to the page the call came from.
+    assert response.headers["HX-Redirect"] == f"/login?next={url}?tab%3D1"
+    foreign = client.get(url, headers={"HX-Request": "true", "HX-Current-URL": "https://evil.example/x"})
+    assert foreign.headers["HX-Redirect"] == f"/login?next={url}"
 
 
 @pytest.mark.parametrize("role", ["fan", "dj", "venue", "admin"])
