@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import math
-import time
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
-from flask_limiter import RequestLimit
+from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from marshmallow import ValidationError
 
-from ..extensions import client_ip, limiter
-from ..services import accounts
+from ..extensions import client_ip
+from ..services import accounts, login_throttle
 from ..services.devices import current_device
 from ..services.errors import DomainError
 from ..services.text import normalise_email
@@ -21,35 +19,15 @@ from .schemas import LoginSchema, RegisterSchema, form_data
 HOME_BY_ROLE = {"dj": "dj.dashboard", "venue": "venue.home", "admin": "admin.overview", "fan": "fan.home"}
 
 
-def _login_limit() -> str:
-    cfg = current_app.config
-    return f"{cfg['LOGIN_ATTEMPTS']} per {cfg['LOGIN_WINDOW_MINUTES']} minutes"
-
-
-def _account_key() -> str:
-    return "account:" + normalise_email(request.form.get("email", ""))[:254]
-
-
-def _ip_key() -> str:
-    return "ip:" + client_ip()
-
-
-def _failed(response) -> bool:
-    """Only failed attempts count towards the throttle."""
-    return response.status_code != 303
-
-
-def _throttled(limit: RequestLimit):
-    # reset_at is rounded up to the next whole second; take that second back.
-    minutes = max(1, math.ceil((limit.reset_at - 1 - time.time()) / 60))
+def _throttled(retry_after: int):
+    minutes = max(1, math.ceil(retry_after / 60))
     message = (
         f"Too many sign-in attempts. For your security, sign-in is paused: "
         f"try again in {minutes} minute{'s' if minutes != 1 else ''}."
     )
     values = {"email": request.form.get("email", "")}
-    return current_app.make_response(
-        (render_template("auth/login.html", errors={"_form": [message]}, values=values, throttled=True), 429)
-    )
+    return render_template("auth/login.html", errors={"_form": [message]}, values=values, throttled=True), 429, {
+        "Retry-After": str(retry_after)}
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -67,10 +45,6 @@ def _home_for(user) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, key_func=_ip_key, methods=["POST"], deduct_when=_failed,
-               on_breach=_throttled, scope="login-ip")
-@limiter.limit(_login_limit, key_func=_account_key, methods=["POST"], deduct_when=_failed,
-               on_breach=_throttled, scope="login-account")
 def login():
     """Email and password sign-in for every role."""
     if request.method == "GET":
@@ -82,9 +56,14 @@ def login():
     except ValidationError as err:
         return render_template("auth/login.html", errors=err.messages, values=request.form), 422
     try:
+        attempt = login_throttle.begin_attempt(normalise_email(data["email"])[:254], client_ip())
+    except login_throttle.Throttled as throttled:
+        return _throttled(throttled.retry_after)
+    try:
         user = accounts.authenticate(data["email"], data["password"])
     except DomainError as err:
         return render_template("auth/login.html", errors={"_form": [err.message]}, values=request.form), err.status
+    attempt.succeeded()
     session.clear()  # no fixation: a fresh session for the signed-in user
     session.permanent = True
     login_user(user)

@@ -183,3 +183,23 @@ def test_a_new_phones_simultaneous_first_requests_make_one_device(app, live_serv
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(GuestDevice).where(
             GuestDevice.public_id == "brand-new-device-token")) == 1
+
+
+def test_a_burst_of_simultaneous_guesses_gets_five_tries_not_twenty(app, live_server, create_user):
+    """The throttle counts an attempt before the password check (~150 ms of
+    Argon2), so guesses sent all at once cannot all slip through."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    email = create_user("dj")
+    http = requests.Session()
+    token = csrf_token_from(http.get(f"{live_server}/login", timeout=10).text)
+
+    def guess(n):
+        return http.post(f"{live_server}/login", data={"email": email, "password": f"guess-{n}-wrong",
+                                                       "csrf_token": token}, allow_redirects=False, timeout=30)
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = sorted(r.status_code for r in pool.map(guess, range(20)))
+    assert statuses.count(401) == 5 and statuses.count(429) == 15, statuses
