@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import DJSet, Event, GuestDevice, Payment, SongRequest, Track, User, utcnow
@@ -68,13 +68,12 @@ class LiveSet:
 
 
 def earnings(dj_set: DJSet) -> Earnings:
+    """The night's money kept so far: paid requests (not refunded) and tips over every set of the event."""
     event_sets = select(DJSet.id).where(DJSet.event_id == dj_set.event_id).scalar_subquery()
     rows = db.session.execute(
         select(Payment.purpose, func.count(), func.coalesce(func.sum(Payment.amount_cents), 0))
-        .where(Payment.state == "COMPLETED", or_(
-            and_(Payment.purpose == "request", Payment.set_id == dj_set.id),
-            and_(Payment.purpose == "tip", Payment.set_id.in_(event_sets)),
-        ))
+        .where(Payment.state == "COMPLETED", Payment.purpose.in_(("request", "tip")),
+               Payment.set_id.in_(event_sets))
         .group_by(Payment.purpose)
     ).all()
     totals = {purpose: (count, int(cents)) for purpose, count, cents in rows}

@@ -140,13 +140,21 @@ def test_earnings_count_paid_requests_not_refunded_and_the_events_tips(dj, night
     unpaid_tip = Payment(purpose="tip", amount_cents=9900, provider="sandbox", set_id=dj_set.id)
     record_transition(unpaid_tip, "PENDING", "test")
     db.session.commit()
+    # The warm-up set earlier that night is part of the night's money too.
+    warm_up = DJSet(event_id=dj_set.event_id, starts_at=dj_set.starts_at - timedelta(hours=2),
+                    ends_at=dj_set.starts_at, status="ended", base_price_cents=3000)
+    db.session.add(warm_up)
+    db.session.flush()
+    earlier = paid_request(warm_up, night["tracks"][9], device("warm-up-fan"), status="played")
+    db.session.commit()
     assert dj.on(night["r"]["bad guy"], "veto", reason="Not right for this venue").status_code == 200
     refunded = night["r"]["bad guy"].amount_cents
+    requests_total += earlier.amount_cents
 
     page = text(dj.get("/dj/"))
     earnings = page[page.index('id="dj-earnings"'):]
     assert rands(requests_total - refunded + 5000) in earnings
-    assert f"{rands(requests_total - refunded)} <span class=\"muted\">· {len(paid) - 1} paid" in earnings
+    assert f"{rands(requests_total - refunded)} <span class=\"muted\">· {len(paid)} paid" in earnings
     assert f"{rands(5000)} <span class=\"muted\">· 1</span>" in earnings
 
 
