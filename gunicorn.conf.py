@@ -34,6 +34,9 @@ threads = int(os.environ.get("WEB_THREADS", "700"))
 # Every socket is a connection; leave room for kept-alive HTTP ones.
 worker_connections = threads + 200
 timeout = 60
+# The longest request line gunicorn takes (its maximum; the default is 4094):
+# a search URL with many genre filters fits. Longer lines get a bare 400.
+limit_request_line = 8190
 # Long enough for a reload's hand-over (below): the new workers' start plus
 # a paced close of the old workers' sockets.
 graceful_timeout = 30
