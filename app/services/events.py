@@ -14,6 +14,11 @@ from ..models.requests import ACTIVE_REQUEST_STATUSES
 from .errors import NotFound
 
 
+def _listed(now: datetime):
+    """Events a fan can still go to: live or scheduled, not over."""
+    return (Event.status.in_(("live", "scheduled")), Event.ends_at > now)
+
+
 def listed_events(now: datetime | None = None, limit: int = 50) -> list[Event]:
     """Live events first, then upcoming ones by start time."""
     now = now or utcnow()
@@ -22,7 +27,7 @@ def listed_events(now: datetime | None = None, limit: int = 50) -> list[Event]:
         db.session.scalars(
             select(Event)
             .options(joinedload(Event.dj), joinedload(Event.venue))
-            .where(Event.status.in_(("live", "scheduled")), Event.ends_at > now)
+            .where(*_listed(now))
             .order_by(live_first, Event.starts_at)
             .limit(limit)
         )
@@ -46,17 +51,23 @@ class ListedEvent:
     distance_km: float | None
 
 
-def discover_events(lat: float | None = None, lng: float | None = None) -> list[ListedEvent]:
+def discover_events(lat: float | None = None, lng: float | None = None, limit: int = 50) -> list[ListedEvent]:
     """Live and upcoming events; nearest first when the fan shared a location
-    (events without coordinates last), otherwise live first, then by start."""
-    events = listed_events()
+    (events without coordinates last), otherwise live first, then by start.
+    The nearest are chosen among all listed events, not among the first few."""
     if lat is None or lng is None:
-        return [ListedEvent(e, None) for e in events]
-    listed = [
-        ListedEvent(e, distance_km(lat, lng, e.latitude, e.longitude) if e.latitude is not None else None)
-        for e in events
-    ]
-    return sorted(listed, key=lambda le: (le.distance_km is None, le.distance_km or 0, le.event.starts_at))
+        return [ListedEvent(e, None) for e in listed_events(limit=limit)]
+    places = db.session.execute(select(Event.id, Event.latitude, Event.longitude, Event.starts_at)
+                                .where(*_listed(utcnow()))).all()
+    nearest = sorted(
+        ((distance_km(lat, lng, la, lo) if la is not None else None, starts, event_id)
+         for event_id, la, lo, starts in places),
+        key=lambda item: (item[0] is None, item[0] or 0, item[1]),
+    )[:limit]
+    events = {e.id: e for e in db.session.scalars(
+        select(Event).options(joinedload(Event.dj), joinedload(Event.venue))
+        .where(Event.id.in_([event_id for _, _, event_id in nearest])))}
+    return [ListedEvent(events[event_id], distance) for distance, _, event_id in nearest]
 
 
 def get_event(public_id: str) -> Event:

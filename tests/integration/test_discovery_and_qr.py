@@ -51,6 +51,26 @@ def test_with_location_nearest_first_with_distance(client, events):
     assert re.search(r"\d\.\d km away", html)
 
 
+def test_the_nearest_event_is_found_among_many_earlier_ones_far_away(app, client, events):
+    """Sixty events in Johannesburg start before the Durban one: a fan in Durban still sees it first."""
+    from datetime import timedelta
+
+    with app.app_context():
+        dj = accounts.create_dj("many@test.example", "x" * 12, "DJ Many").dj_profile
+        now = utcnow()
+        for n in range(60):
+            db.session.add(Event(dj_id=dj.id, name=f"Joburg night {n}", venue_name="Somewhere", latitude=JOHANNESBURG[0],
+                                 longitude=JOHANNESBURG[1], starts_at=now + timedelta(hours=1 + n),
+                                 ends_at=now + timedelta(hours=5 + n), status="scheduled"))
+        db.session.add(Event(dj_id=dj.id, name="Durban Beach", venue_name="uShaka", latitude=-29.8587, longitude=31.0218,
+                             starts_at=now + timedelta(days=20), ends_at=now + timedelta(days=20, hours=5),
+                             status="scheduled"))
+        db.session.commit()
+    html = client.get("/events", query_string={"lat": -29.86, "lng": 31.02}).get_data(as_text=True)
+    assert names(html)[0] == "Durban Beach"
+    assert "Durban Beach" not in names(client.get("/events").get_data(as_text=True))  # by start, it is past the first 50
+
+
 @pytest.mark.parametrize("query", ["lat=999&lng=0", "lat=abc&lng=1", "lat=10"])
 def test_bad_location_falls_back_with_a_note(client, events, query):
     response = client.get(f"/events?{query}")
