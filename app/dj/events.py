@@ -6,6 +6,8 @@ answer with the event page, or its sets section for htmx.
 """
 from __future__ import annotations
 
+import re
+import secrets
 from datetime import timedelta
 
 from flask import Response, flash, redirect, render_template, request, url_for
@@ -18,6 +20,8 @@ from ..services import event_admin
 from ..services.event_admin import ScheduleError, StateError
 from . import bp
 from .schemas import COMMON_TIMEZONES, LOCAL_INPUT_FORMAT, EventForm, SetForm, form_data, to_local_input, zone
+
+FORM_KEY_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 # htmx (base.html) swaps 2xx and 422 only; a refused action must still show in place.
 HTMX_REFUSAL_STATUS = 422
@@ -36,6 +40,12 @@ def _see_other(url: str):
     if _htmx():
         return Response(status=204, headers={"HX-Redirect": url})
     return redirect(url, code=303)
+
+
+def _form_key() -> str | None:
+    """The idempotency key a create form was shown with (None from an old form)."""
+    key = request.form.get("idempotency_key", "")
+    return key if FORM_KEY_RE.fullmatch(key) else None
 
 
 def _render(page: str, partial: str, status: int = 200, **context):
@@ -81,7 +91,7 @@ def _event_form(event: Event | None, *, errors=None, values=None, status=200):
     return _render(
         "dj/events/event_form.html", "dj/events/_event_form.html", status,
         event=event, errors=errors or {}, values=values if values is not None else _event_values(event),
-        timezones=COMMON_TIMEZONES,
+        timezones=COMMON_TIMEZONES, new_key=secrets.token_urlsafe(24),
     )
 
 
@@ -102,7 +112,7 @@ def new_event():
     data, refusal = _load_event_form(None)
     if refusal:
         return refusal
-    event = event_admin.create_event(_dj_id(), data)
+    event = event_admin.create_event(_dj_id(), data, key=_form_key())
     flash(f"{event.name} is created. Add a set so fans can request songs.", "success")
     return _see_other(url_for("dj.event_detail", event_id=event.public_id))
 
@@ -159,7 +169,7 @@ def _set_form(event: Event, dj_set: DJSet | None, *, errors=None, values=None, s
     return _render(
         "dj/events/set_form.html", "dj/events/_set_form.html", status,
         event=event, dj_set=dj_set, errors=errors or {},
-        values=values if values is not None else _set_values(event, dj_set),
+        values=values if values is not None else _set_values(event, dj_set), new_key=secrets.token_urlsafe(24),
     )
 
 
@@ -181,7 +191,7 @@ def new_set(event_id: str):
     if refusal:
         return refusal
     try:
-        event_admin.add_set(_dj_id(), event_id, data)
+        event_admin.add_set(_dj_id(), event_id, data, key=_form_key())
     except ScheduleError as err:
         return _set_form(event, None, errors={err.field: [err.message]}, values=request.form, status=422)
     except StateError as err:

@@ -19,6 +19,10 @@ every unplayed request is refunded; the event ends when it has no live or
 scheduled set left). Pause, resume, start and end are idempotent: a second tap,
 or an action replayed after a wifi drop, changes nothing.
 
+Creating an event or a set takes the form's idempotency key (made when the
+form was shown): a double tap, or a resend after a lost answer on the booth's
+wifi, gives the one event or set the first tap made.
+
 Schedule writes lock the event's row first (an UPDATE of the row to itself, as
 services/locks.py does for sets), so two tablets adding overlapping sets at
 once cannot both pass the overlap check, on SQLite and PostgreSQL alike.
@@ -33,6 +37,7 @@ from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import DJSet, Event, utcnow
+from . import idempotency
 from .errors import DomainError, NotFound
 from .live import publish_after_commit
 
@@ -115,12 +120,33 @@ def _refuse_closed(event: Event) -> None:
 
 # --- events -------------------------------------------------------------------------------
 
-def create_event(dj_id: int, data: dict) -> Event:
-    """A new scheduled event (no sets yet)."""
-    event = Event(dj_id=dj_id, **{k: data[k] for k in EVENT_FIELDS})
-    db.session.add(event)
-    db.session.commit()
-    return event
+FORM_KEY_MESSAGES = idempotency.Messages(
+    mismatch="This form was already sent with other details. Open the form again to add another.",
+    in_progress="That is still being saved. Wait a moment and reload.",
+)
+
+
+def _once(dj_id: int, endpoint: str, key: str | None, data: dict, create) -> str:
+    """Run `create()` (which flushes, never commits, and returns a public id)
+    once per form key; without a key, just once now."""
+    if not key:
+        public_id = create()
+        db.session.commit()
+        return public_id
+    outcome = idempotency.run_once(f"dj:{dj_id}", endpoint, key, idempotency.fingerprint(data),
+                                   lambda: (303, {"id": create()}), FORM_KEY_MESSAGES, store_refusals=False)
+    return outcome.body["id"]
+
+
+def create_event(dj_id: int, data: dict, *, key: str | None = None) -> Event:
+    """A new scheduled event (no sets yet); one per form `key`."""
+    def create() -> str:
+        event = Event(dj_id=dj_id, **{k: data[k] for k in EVENT_FIELDS})
+        db.session.add(event)
+        db.session.flush()
+        return event.public_id
+
+    return own_event(dj_id, _once(dj_id, "create-event", key, data, create))
 
 
 def update_event(dj_id: int, public_id: str, data: dict) -> Event:
@@ -185,21 +211,23 @@ def _check_slot(event: Event, starts_at: datetime, ends_at: datetime, *, exclude
             )
 
 
-def add_set(dj_id: int, event_public_id: str, data: dict) -> DJSet:
-    """A scheduled set inside the event, overlapping none of its other sets."""
-    event = own_event(dj_id, event_public_id)
-    _lock_event(event.id)
-    _refuse_closed(event)
-    _check_slot(event, data["starts_at"], data["ends_at"])
-    dj_set = DJSet(event_id=event.id, starts_at=data["starts_at"], ends_at=data["ends_at"],
-                   base_price_cents=data["base_price"], hourly_cap=data["hourly_cap"],
-                   requests_state=data["requests_state"], status="scheduled")
-    db.session.add(dj_set)
-    db.session.flush()
-    db.session.expire(event, ["sets"])
-    _publish(event)
-    db.session.commit()
-    return dj_set
+def add_set(dj_id: int, event_public_id: str, data: dict, *, key: str | None = None) -> DJSet:
+    """A scheduled set inside the event, overlapping none of its other sets; one per form `key`."""
+    def create() -> str:
+        event = own_event(dj_id, event_public_id)
+        _lock_event(event.id)
+        _refuse_closed(event)
+        _check_slot(event, data["starts_at"], data["ends_at"])
+        dj_set = DJSet(event_id=event.id, starts_at=data["starts_at"], ends_at=data["ends_at"],
+                       base_price_cents=data["base_price"], hourly_cap=data["hourly_cap"],
+                       requests_state=data["requests_state"], status="scheduled")
+        db.session.add(dj_set)
+        db.session.flush()
+        db.session.expire(event, ["sets"])
+        _publish(event)
+        return dj_set.public_id
+
+    return own_set(dj_id, _once(dj_id, "add-set", key, {"event": event_public_id, **data}, create))
 
 
 def update_set(dj_id: int, set_public_id: str, data: dict) -> DJSet:

@@ -121,13 +121,15 @@ def finish(row: IdempotencyKey, status: int, body: dict, *, resource: tuple[str,
 
 def run_once(scope: str, endpoint: str, key: str, fp: str, action: Callable[[], tuple[int, dict]],
              messages: Messages = Messages(), *, refusal_extra: Callable[[DomainError], dict] | None = None,
-             ) -> StoredOutcome:
+             store_refusals: bool = True) -> StoredOutcome:
     """Run `action` (which must not commit) once per key, in one transaction
     with the key's record; return its outcome, or the stored one on a replay.
 
     `action` returns (status, body) or raises a DomainError, which is stored as
     the key's outcome (with `refusal_extra(error)` merged into it) and returned
-    with `outcome.error` set."""
+    with `outcome.error` set. With `store_refusals=False` (a form the user
+    corrects and sends again with its key) the DomainError is raised instead
+    and the key stays free."""
     existing = _find(scope, endpoint, key)
     if existing is not None:
         return wait_for_outcome(scope, endpoint, key, fp, messages)
@@ -142,6 +144,8 @@ def run_once(scope: str, endpoint: str, key: str, fp: str, action: Callable[[], 
         status, body = action()
     except DomainError as refusal:
         db.session.rollback()
+        if not store_refusals:
+            raise
         body = refusal_body(refusal, **(refusal_extra(refusal) if refusal_extra else {}))
         return _store_refusal(scope, endpoint, key, fp, refusal.status, body, messages)
     finish(row, status, body)

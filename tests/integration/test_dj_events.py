@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -94,6 +95,33 @@ def test_a_new_event_is_stored_in_utc_and_shown_back_in_its_zone(app, dj):
     assert 'value="2030-03-14T20:00"' in form and 'value="2030-03-15T02:00"' in form
     assert 'value="-26.2044"' in form and 'value="28.0592"' in form
     assert event_id in text(dj.get("/dj/events"))
+
+
+def test_a_double_tapped_create_makes_one_event_and_one_set(app, dj):
+    """The form's key: sent twice (a double tap, a resend after a lost answer), one event; one set."""
+    form = text(dj.get("/dj/events/new"))
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', form).group(1)
+    first = dj.post("/dj/events/new", {**EVENT, "idempotency_key": key})
+    again = dj.post("/dj/events/new", {**EVENT, "idempotency_key": key})
+    assert first.status_code == again.status_code == 303
+    assert first.headers["Location"] == again.headers["Location"]
+    event_id = first.headers["Location"].rsplit("/", 1)[1]
+    with app.app_context():
+        assert count(Event) == 1
+    # A form with an error keeps its key; corrected, it creates the set once.
+    set_form = text(dj.get(f"/dj/events/{event_id}/sets/new"))
+    set_key = re.search(r'name="idempotency_key" value="([^"]+)"', set_form).group(1)
+    wrong = dj.post(f"/dj/events/{event_id}/sets/new", {**SET, "hourly_cap": "0", "idempotency_key": set_key})
+    assert wrong.status_code == 422 and f'value="{set_key}"' in text(wrong)
+    for _ in range(2):
+        assert dj.post(f"/dj/events/{event_id}/sets/new", {**SET, "idempotency_key": set_key}).status_code == 303
+    with app.app_context():
+        assert count(DJSet) == 1
+    # The same key with other details is refused, not answered with the first event.
+    other = dj.post("/dj/events/new", {**EVENT, "name": "Another night", "idempotency_key": key})
+    assert other.status_code == 422 and "already sent with other details" in text(other)
+    with app.app_context():
+        assert count(Event) == 1
 
 
 def test_times_follow_the_chosen_zone_both_ways(app, dj):
