@@ -4,7 +4,7 @@
    Yoco client's HTTP call to the sandbox -> 303 to the hosted page.
 2. Webhook to request: a signed `payment.succeeded` webhook arrives at
    POST /webhooks/yoco -> stored, answered -> an RQ worker (AppWorker,
-   forking per job) creates the request -> committed and published on the
+   running jobs in its own process) creates the request -> committed and published on the
    event's Redis channel. Measured from sending the webhook to receiving
    the published message.
 

@@ -291,65 +291,52 @@ def reconcile_payments() -> dict[str, int]:
     from app.models import Payment, WebhookEvent, utcnow
 
     now = utcnow()
-    counts = {"checked": 0, "refunds": 0, "webhooks": 0, "rechecked": 0}
     stale_webhooks = db.session.scalars(select(WebhookEvent.id).where(
         WebhookEvent.status.in_(("received", "failed")), WebhookEvent.received_at < now - timedelta(seconds=30),
         WebhookEvent.attempts < 10)).all()
-    for row_id in stale_webhooks:
-        try:
-            process_webhook(row_id)
-        except Exception:  # noqa: BLE001
-            db.session.rollback()
-            current_app.logger.exception("reconcile: webhook %s failed again", row_id)
-        counts["webhooks"] += 1
+    webhooks = _sweep(stale_webhooks, process_webhook, "webhook")
     pending = db.session.scalars(select(Payment.id).where(
         Payment.state == "PENDING", Payment.created_at < now - timedelta(seconds=30))).all()
-    for payment_id in pending:
-        try:
-            verify_checkout(payment_id)
-        except Exception:  # noqa: BLE001 - one bad checkout must not stop the sweep
-            db.session.rollback()
-            current_app.logger.exception("reconcile: status check of payment %s failed", payment_id)
-        counts["checked"] += 1
+    checked = _sweep(pending, verify_checkout, "status check of payment")
+
+    def resend_or_give_up(row) -> None:
+        payment_id, updated_at = row
+        if updated_at < now - timedelta(minutes=10):
+            # No outcome for 10 minutes: its webhook was lost. A new attempt
+            # is safe: if the refund went through, the provider says so.
+            give_up_waiting_for_refund(payment_id)
+        else:
+            refund_payment(payment_id)  # same attempt again: the call may never have left
+
     refunding = db.session.execute(select(Payment.id, Payment.updated_at).where(
         Payment.state == "REFUND_PENDING", Payment.updated_at < now - timedelta(minutes=2))).all()
-    for payment_id, updated_at in refunding:
-        try:
-            if updated_at < now - timedelta(minutes=10):
-                # No outcome for 10 minutes: its webhook was lost. A new attempt
-                # is safe: if the refund went through, the provider says so.
-                give_up_waiting_for_refund(payment_id)
-            else:
-                refund_payment(payment_id)  # same attempt again: the call may never have left
-        except Exception:  # noqa: BLE001
-            db.session.rollback()
-            current_app.logger.exception("reconcile: refund of payment %s failed", payment_id)
-        counts["refunds"] += 1
+    refunds = _sweep(refunding, resend_or_give_up, "refund of payment")
     given_up = db.session.scalars(select(Payment.id).where(
         Payment.state.in_(("FAILED", "EXPIRED")), Payment.provider_checkout_id.isnot(None),
         Payment.created_at > now - timedelta(days=LATE_PAYMENT_DAYS),
         or_(Payment.provider_checked_at.is_(None), Payment.provider_checked_at < now - RECHECK_EVERY),
     ).order_by(Payment.provider_checked_at.is_(None).desc(), Payment.id).limit(RECHECKS_PER_RUN)).all()
-    for payment_id in given_up:
-        try:
-            recheck_given_up_checkout(payment_id)
-        except Exception:  # noqa: BLE001
-            db.session.rollback()
-            current_app.logger.exception("reconcile: late status check of payment %s failed", payment_id)
-        counts["rechecked"] += 1
+    rechecked = _sweep(given_up, recheck_given_up_checkout, "late status check of payment")
     # Failed refunds whose retry is due (its scheduled job was lost); the ones
     # that used up their attempts wait for an admin.
     failed_refunds = db.session.scalars(select(Payment).where(Payment.state == "REFUND_FAILED")).all()
     due = [p.id for p in failed_refunds if (at := refund_retry_due_at(p)) is not None and at <= now]
     db.session.rollback()
-    for payment_id in due:
+    refunds += _sweep(due, retry_refund, "refund retry of payment")
+    return {"checked": checked, "refunds": refunds, "webhooks": webhooks, "rechecked": rechecked}
+
+
+def _sweep(items: list, step, what: str) -> int:
+    """`step(item)` for each item; one that fails is logged and never stops the sweep."""
+    from app.extensions import db
+
+    for item in items:
         try:
-            retry_refund(payment_id)
-        except Exception:  # noqa: BLE001
+            step(item)
+        except Exception:  # noqa: BLE001 - the next sweep tries again
             db.session.rollback()
-            current_app.logger.exception("reconcile: refund retry of payment %s failed", payment_id)
-        counts["refunds"] += 1
-    return counts
+            current_app.logger.exception("reconcile: %s %s failed", what, item)
+    return len(items)
 
 
 def give_up_waiting_for_refund(payment_id: int) -> None:
