@@ -58,30 +58,50 @@ def _marker(master_pid: int, kind: str) -> str:
     return os.path.join(tempfile.gettempdir(), f"bmm-gunicorn-{master_pid}.{kind}")
 
 
-def _stamp(path: str) -> None:
+def _write(path: str, text: str) -> None:
     with open(path, "w") as f:
-        f.write(str(time.time()))
+        f.write(text)
 
 
-def _stamped_at(path: str) -> float:
+def _reload_age(master_pid: int) -> int:
+    """The age of the last worker started before the latest reload (-1: no reload yet)."""
     try:
-        with open(path) as f:
-            return float(f.read() or 0)
+        with open(_marker(master_pid, "reload")) as f:
+            return int(f.read() or -1)
     except (OSError, ValueError):
-        return 0.0
+        return -1
+
+
+def _newer_worker_ready(master_pid: int, age: int) -> bool:
+    prefix = os.path.basename(_marker(master_pid, "ready."))
+    for name in os.listdir(tempfile.gettempdir()):
+        if name.startswith(prefix) and name[len(prefix):].isdigit() and int(name[len(prefix):]) > age:
+            return True
+    return False
 
 
 def on_reload(server):
-    """In the master, on SIGHUP, before it starts the new workers."""
-    _stamp(_marker(server.pid, "reload"))
+    """In the master, on SIGHUP, before it starts the new workers: workers up
+    to this age are the old generation. (Ages, not times: a worker still
+    starting when the signal came is old too.)"""
+    _write(_marker(server.pid, "reload"), str(server.worker_age))
+
+
+def child_exit(server, worker):
+    try:
+        os.unlink(_marker(server.pid, f"ready.{worker.age}"))
+    except OSError:
+        pass
 
 
 def on_exit(server):
-    for kind in ("reload", "ready"):
-        try:
-            os.unlink(_marker(server.pid, kind))
-        except OSError:
-            pass
+    prefix = os.path.basename(_marker(server.pid, ""))
+    for name in os.listdir(tempfile.gettempdir()):
+        if name.startswith(prefix):
+            try:
+                os.unlink(os.path.join(tempfile.gettempdir(), name))
+            except OSError:
+                pass
 
 
 def post_worker_init(worker):
@@ -97,17 +117,16 @@ def post_worker_init(worker):
     from app.live.hub import hub_for
 
     app = worker.wsgi
-    booted = time.time()
-    _stamp(_marker(worker.ppid, "ready"))
+    _write(_marker(worker.ppid, f"ready.{worker.age}"), str(os.getpid()))
     graceful_exit = worker.handle_exit
     closing = []  # a list append is atomic; no lock in a signal handler
 
     def close_sockets():
         hub = hub_for(app)
-        reload_at = _stamped_at(_marker(worker.ppid, "reload"))
-        if reload_at >= booted:  # a reload after this worker started: new workers are coming
+        reload_age = _reload_age(worker.ppid)
+        if worker.age <= reload_age:  # the old generation of a reload: hand over to the new one
             deadline = time.time() + HANDOVER_WAIT_SECONDS
-            while _stamped_at(_marker(worker.ppid, "ready")) < reload_at and time.time() < deadline:
+            while not _newer_worker_ready(worker.ppid, reload_age) and time.time() < deadline:
                 time.sleep(0.05)
             hub.drain(HANDOVER_RATE)
         hub.shutdown()

@@ -191,6 +191,8 @@ class ProductionConfig(BaseConfig):
     def __init__(self) -> None:
         super().__init__()
         self.SESSION_COOKIE_SECURE = True
+        # Over HTTPS, a form must also come with a Referer from this host.
+        self.WTF_CSRF_SSL_STRICT = True
         self.PAYMENT_PROVIDER = os.environ.get("PAYMENT_PROVIDER", "yoco").strip().lower()
 
     def validate(self) -> None:

@@ -9,10 +9,11 @@ become a request. In-process, the app, its compiled statements and its
 connection pool live as long as the worker: ~25 ms from webhook to request.
 
 What forking bought, and how it is covered without it:
-- a job that crashes the interpreter takes the worker with it: the process
-  supervisor (honcho, systemd) restarts it, RQ's started-job registry moves
-  the abandoned job to the failed registry, and every job is idempotent and
-  re-run by reconciliation;
+- a job that crashes the interpreter takes the worker with it: in production
+  the process supervisor (systemd, Kubernetes) restarts it (under `make run`
+  honcho stops everything, so it cannot go unnoticed); RQ's started-job
+  registry moves the abandoned job to the failed registry, and every job is
+  idempotent and re-run by reconciliation;
 - timeouts: RQ's death penalty (SIGALRM) works in the worker's main thread;
 - per-job state: `jobs.context.with_app_context` removes the session after
   every job.

@@ -42,13 +42,18 @@ def demo(app_ctx):
     seed_demo()
 
 
-@pytest.mark.parametrize("role,viewport", [("fan", PHONE), ("dj", TABLET), ("venue", TABLET), ("admin", TABLET)])
+DESKTOP = {"width": 1440, "height": 900}
+
+
+@pytest.mark.parametrize("role,viewport", [("fan", PHONE), ("dj", TABLET), ("venue", TABLET), ("admin", TABLET),
+                                           ("admin", DESKTOP)])
 def test_each_role_home_is_accessible(demo, live_server, open_page, role, viewport):
     page, errors = open_page(viewport, mobile=viewport is PHONE)
     _sign_in(page, live_server, DEMO_LOGINS[role])
     page.wait_for_load_state("networkidle")
     _check(page)
-    screenshot(page, f"{role}-home-{'phone' if viewport is PHONE else 'tablet'}")
+    size = "phone" if viewport is PHONE else "desktop" if viewport is DESKTOP else "tablet"
+    screenshot(page, f"{role}-home-{size}")
     assert errors == []
 
 

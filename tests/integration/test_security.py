@@ -76,6 +76,8 @@ def test_every_guarded_view_is_behind_the_role_check(app):
 def test_security_headers_are_sent(client):
     response = client.get("/")
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    # Live sockets to this host only, not to any host.
+    assert "connect-src 'self' ws://localhost wss://localhost;" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Frame-Options"] == "DENY"
     assert "HX-Request" in response.headers["Vary"]
