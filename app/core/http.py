@@ -18,10 +18,17 @@ CSP = "; ".join(
         "worker-src 'self'",
         "frame-ancestors 'none'",
         "base-uri 'self'",
-        "form-action 'self'",
+        "form-action 'self'{form_action}",
         "object-src 'none'",
     ]
 )
+
+
+def content_security_policy(form_action: tuple[str, ...] = ()) -> str:
+    """The CSP for this request: live sockets to this host only (older browsers
+    do not count ws: as 'self'), forms to this site and `form_action` origins."""
+    return CSP.format(sockets=f"ws://{request.host} wss://{request.host}",
+                      form_action="".join(f" {origin}" for origin in form_action))
 
 
 def _has_nul() -> bool:
@@ -47,9 +54,7 @@ def register(app: Flask) -> None:
     @app.after_request
     def _headers(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "-")
-        # Sockets to this host only (older browsers do not count ws: as 'self').
-        response.headers.setdefault("Content-Security-Policy",
-                                    CSP.format(sockets=f"ws://{request.host} wss://{request.host}"))
+        response.headers.setdefault("Content-Security-Policy", content_security_policy())
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")

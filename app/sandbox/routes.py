@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from flask import abort, current_app, flash, jsonify, make_response, redirect, render_template, request, url_for
 
-from app.core.http import CSP
+from app.core.http import content_security_policy
 from app.extensions import csrf
 
 from . import bp, engine, store
@@ -195,8 +195,7 @@ def pay_page(checkout_id: str):
     # apply form-action to that redirect too, so allow those origins here.
     origins = sorted({_origin(checkout.get(k)) for k in ("successUrl", "failureUrl")} - {""})
     if origins:
-        response.headers["Content-Security-Policy"] = CSP.replace(
-            "form-action 'self'", "form-action 'self' " + " ".join(origins))
+        response.headers["Content-Security-Policy"] = content_security_policy(form_action=tuple(origins))
     return response
 
 
