@@ -139,6 +139,9 @@ def test_a_session_that_expired_on_the_tablet_signs_in_and_comes_back(live_serve
     email = create_user("dj", name="DJ Expired")
     page, errors = open_page(TABLET)
     sign_in(page, live_server, email)
+    # Every response re-sends the (refreshed) session cookie: let the page's own
+    # requests (assets, the service worker) finish before the session "expires".
+    page.wait_for_load_state("networkidle")
     page.context.clear_cookies(name="bmm_session")
     page.locator("#lib-q").fill("groove")  # search-as-you-type: an htmx call
     expect(page).to_have_url(f"{live_server}/login?next=/dj/library/")
