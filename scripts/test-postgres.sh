@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Start the machine's PostgreSQL cluster with pg_ctlcluster and make sure the
 # test role and database exist. Prints the SQLAlchemy URL on stdout.
+# PG_TEST_DB names the database (default bmm_test): two checkouts on one
+# machine can each run the PostgreSQL suite at once with their own.
 set -euo pipefail
 # A cluster created without a locale in the environment (a bare container)
 # would be SQL_ASCII; the database below asks for UTF-8 whatever the cluster.
@@ -22,7 +24,8 @@ done
 
 user=bmm_test
 pass=bmm_test
-db=bmm_test
+db="${PG_TEST_DB:-bmm_test}"
+case "$db" in *[!a-z0-9_]*|"") echo "PG_TEST_DB must be lower-case letters, digits and _" >&2; exit 2;; esac
 as_postgres psql -q -p "$port" -tAc "SELECT 1 FROM pg_roles WHERE rolname='$user'" | grep -q 1 \
   || as_postgres psql -q -p "$port" -c "CREATE ROLE $user LOGIN PASSWORD '$pass'" >&2
 as_postgres psql -q -p "$port" -tAc "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 \

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from functools import cache
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from flask import current_app
 from sqlalchemy import select
 
 from ..extensions import db
@@ -12,17 +13,32 @@ from ..models import DJProfile, GuestDevice, User, VenueProfile, utcnow
 from .errors import DomainError
 from .text import normalise_email
 
-# Argon2id with the library's current (RFC 9106 low-memory) parameters.
-_hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10
+HASH_PROFILES = {
+    "rfc9106-low-memory": profiles.RFC_9106_LOW_MEMORY,  # argon2-cffi's default
+    "cheapest": profiles.CHEAPEST,  # tests only (TestConfig)
+}
 
 
 @cache
+def _hasher_for(profile: str) -> PasswordHasher:
+    return PasswordHasher.from_parameters(HASH_PROFILES[profile])
+
+
+def _hasher() -> PasswordHasher:
+    """Argon2id with the app's profile (PASSWORD_HASH_PROFILE)."""
+    return _hasher_for(current_app.config["PASSWORD_HASH_PROFILE"])
+
+
+@cache
+def _dummy_hash_for(profile: str) -> str:
+    return _hasher_for(profile).hash("not-a-real-password")
+
+
 def _dummy_hash() -> str:
     """Verified against when the account does not exist, so timing does not
-    tell. Made on first use: hashing costs ~150 ms, which every process
-    start (each web worker, each job) would otherwise pay."""
-    return _hasher.hash("not-a-real-password")
+    tell. Made on first use, not at every process start."""
+    return _dummy_hash_for(current_app.config["PASSWORD_HASH_PROFILE"])
 
 
 class AuthError(DomainError):
@@ -30,12 +46,12 @@ class AuthError(DomainError):
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def verify_password(stored_hash: str, password: str) -> bool:
     try:
-        return _hasher.verify(stored_hash, password)
+        return _hasher().verify(stored_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
@@ -57,7 +73,7 @@ def authenticate(email: str, password: str) -> User:
             "ACCOUNT_SUSPENDED", "This account is suspended. Contact support if you think this is a mistake.",
             status=403,
         )
-    if _hasher.check_needs_rehash(user.password_hash):
+    if _hasher().check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()
     db.session.commit()
