@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export FLASK_APP := wsgi
 
-.PHONY: run test test-sqlite test-postgres install system-run system-test bench clean
+.PHONY: run test test-sqlite test-postgres lint-imports install system-run system-test bench clean
 
 run: system-run $(STAMP)
 	@mkdir -p instance
@@ -20,8 +20,13 @@ run: system-run $(STAMP)
 	exec $(BIN)/honcho start -f Procfile
 
 test: system-test $(STAMP)
+	$(MAKE) --no-print-directory lint-imports
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
+
+# The layers: models <- services <- areas, jobs -> services (.importlinter).
+lint-imports: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 
 test-sqlite: $(STAMP)
 	@echo "== test suite on SQLite =="

@@ -10,9 +10,9 @@ keep gthread, the model the rest of the app already runs under, because:
 - A socket costs two threads (the handler, which sends, and
   simple-websocket's reader), each an 8 MB *virtual* stack of which a few
   tens of KB are touched; fans' sockets refuse permessage-deflate (app/live/routes.py),
-  which would add ~300 KB of zlib state per socket. bench/live_fanout.py
-  measures the resident memory; see docs/live.md for the figures at 1,000
-  sockets.
+  which would add hundreds of KB of zlib state per socket.
+  bench/live_fanout.py measures the resident memory; docs/live.md has the
+  figures at 1,000 sockets.
 - The hub (app/live/hub.py) renders each change once per process and only
   hands finished text to the handlers, so the per-socket work is a queue put
   and a send.

@@ -7,9 +7,15 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import admin, api, auth, core, dj, fan, live, sandbox, venue, webhooks
 from .config import BaseConfig, config_from_env
+from .core import cli, devices, errors, http, templating
+from .core.logging import configure as configure_logging
 from .extensions import csrf, db, limiter, login_manager, migrate, redis_store, sock
+from .live.hub import hub_for
+from .services.accounts import load_user_from_session_id
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,17 +39,12 @@ def create_app(config: BaseConfig | type[BaseConfig] | None = None) -> Flask:
     app.config["DEMO_DATA_ALLOWED"] = getattr(config, "DEMO_DATA_ALLOWED", False)
 
     if app.config["TRUSTED_PROXY_HOPS"] > 0:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         hops = app.config["TRUSTED_PROXY_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
-    _configure_logging(app)
+    configure_logging(app)
     _init_extensions(app)
     _register_blueprints(app)
-
-    from .core import cli, errors, http, templating
-    from .services import devices
 
     templating.register(app)
     errors.register(app)
@@ -51,12 +52,6 @@ def create_app(config: BaseConfig | type[BaseConfig] | None = None) -> Flask:
     devices.register(app)
     cli.register(app)
     return app
-
-
-def _configure_logging(app: Flask) -> None:
-    from .core.logging import configure
-
-    configure(app)
 
 
 def _init_extensions(app: Flask) -> None:
@@ -71,33 +66,17 @@ def _init_extensions(app: Flask) -> None:
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
-
-    from .services.accounts import load_user_from_session_id
-
     login_manager.user_loader(load_user_from_session_id)
 
 
 def _register_blueprints(app: Flask) -> None:
-    from .admin import bp as admin_bp
-    from .api import bp as api_bp
-    from .auth import bp as auth_bp
-    from .core import bp as core_bp
-    from .dj import bp as dj_bp
-    from .fan import bp as fan_bp
-    from .live import bp as live_bp
-    from .sandbox import bp as sandbox_bp
-    from .venue import bp as venue_bp
-    from .webhooks import bp as webhooks_bp
-
-    for bp in (core_bp, auth_bp, fan_bp, dj_bp, venue_bp, admin_bp, api_bp, live_bp, webhooks_bp):
-        app.register_blueprint(bp)
+    for area in (core, auth, fan, dj, venue, admin, api, live, webhooks):
+        app.register_blueprint(area.bp)
     if app.config["PAYMENT_PROVIDER"] == "sandbox":
         # Config validation guarantees this never happens in production.
-        app.register_blueprint(sandbox_bp)
+        app.register_blueprint(sandbox.bp)
     # Webhooks authenticate by signature, not by session.
-    csrf.exempt(webhooks_bp)
-
-    from .live.hub import hub_for
+    csrf.exempt(webhooks.bp)
 
     hub_for(app)  # one live hub per app; its threads start with the first socket
 

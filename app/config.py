@@ -176,7 +176,7 @@ class TestConfig(BaseConfig):
     ENV_NAME = "test"
     TESTING = True
     DEMO_DATA_ALLOWED = True
-    # A password check costs ~0.1 ms instead of ~150 ms; never outside tests.
+    # Orders of magnitude cheaper per password check; never outside tests.
     PASSWORD_HASH_PROFILE = "cheapest"
 
     def __init__(self) -> None:

@@ -1,7 +1,7 @@
 """The DJ dashboard's live parts with a long queue: server time (p50/p95) of
 
 - the htmx fragment (`GET /dj/sets/<id>/live`, what the 10-second poll gets),
-- the live hub's render of the same parts (`render_dj_live`, per change),
+- the live hub's render of the same parts (`app/live/render.dj_parts`, per change),
 - an action answered with the parts (accept, then undo, each with a new key),
 - the whole dashboard page,
 
@@ -28,7 +28,7 @@ def fill_queue(app, n: int) -> tuple[str, str]:
 
     from app.extensions import db
     from app.models import DJSet, GuestDevice, Payment, SongRequest, Track, utcnow
-    from app.services.payments_ledger import record_transition
+    from app.services.payments.ledger import record_transition
 
     with app.app_context():
         dj_set = db.session.scalar(select(DJSet).where(DJSet.status == "live"))
@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     args = parser.parse_args()
     with bench_app() as app:
-        from app.dj.dashboard import render_dj_live
+        from app.live.render import dj_parts as render_dj_live
         from app.extensions import db
         from app.models import DJSet
         from app.services.demo import DEMO_LOGINS, DEMO_PASSWORD

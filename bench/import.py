@@ -62,7 +62,7 @@ def import_once(app, client, raw: bytes, filename: str) -> dict:
 
     from app.extensions import db
     from app.models import LibraryImport
-    from app.services.importers import parse_library_file
+    from app.services.library.importers import parse_library_file
     from jobs.imports import run_library_import
 
     t0 = time.perf_counter()

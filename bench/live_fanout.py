@@ -145,13 +145,12 @@ class Fan:
 
 def make_change(app, event_id: str, request_ids: list[str], n: int) -> tuple[float, int]:
     """A new fan votes on a request: committed, then published (after commit)."""
-    from app.services import events as event_service
-    from app.services import votes
-    from app.services.live import current_seq
+    from app.services import events
+    from app.services.live import current_seq, votes
     from tests.live_support import device
 
     with app.test_request_context("/"):
-        event = event_service.get_event(event_id)
+        event = events.get_event(event_id)
         fan = device(f"bench-voter-{n}-{secrets.token_hex(4)}")
         started = time.perf_counter()
         votes.set_vote(event, request_ids[n % len(request_ids)], fan, vote=True)  # commits, publishes

@@ -39,7 +39,7 @@ def main() -> None:
         from app.extensions import db
         from app.models import DJSet, Payment
         from app.services.live import channel
-        from app.services.webhook_signing import sign_headers
+        from app.services.payments.signing import sign_headers
         from tests.payment_support import Fan, checkout_id_from, live_event, tracks
 
         sock = __import__("socket").socket()

@@ -59,7 +59,7 @@ def grow_library(app, target: int) -> int:
         # A few price overrides, so price filters and sorts have something to do.
         for track in rng.sample(list(db.session.scalars(select(Track).where(Track.dj_id == dj.id))), 500):
             track.price_override_cents = rng.choice([1000, 1500, 3000, 5000])
-        from app.services.search import bump_library_version
+        from app.services.library.search import bump_library_version
 
         bump_library_version(dj.id)
         db.session.commit()

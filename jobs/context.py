@@ -6,14 +6,15 @@ from typing import Any, Callable
 
 from flask import Flask, has_app_context
 
+from app import create_app
+from app.extensions import db
+
 _app: Flask | None = None
 
 
 def worker_app() -> Flask:
     global _app
     if _app is None:
-        from app import create_app
-
         _app = create_app()
     return _app
 
@@ -29,11 +30,6 @@ def with_app_context(func: Callable[..., Any]) -> Callable[..., Any]:
             try:
                 return func(*args, **kwargs)
             finally:
-                from app.extensions import db
-
                 db.session.remove()
 
     return wrapper
-
-
-

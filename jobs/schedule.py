@@ -2,7 +2,8 @@
 from rq import cron
 
 from jobs.maintenance import purge_expired_idempotency_keys
-from jobs.payments import close_ended_sets, reconcile_payments
+from jobs.payments import reconcile_payments
+from jobs.requests import close_ended_sets
 
 cron.register(purge_expired_idempotency_keys, "default", cron="17 * * * *", name="purge-idempotency-keys")
 cron.register(reconcile_payments, "default", cron="*/5 * * * *", name="reconcile-payments")

@@ -1,12 +1,11 @@
 """The RQ worker class every process uses: `rq worker --worker-class jobs.worker.AppWorker`.
 
 Jobs run in the worker process itself (RQ's SimpleWorker), not in a work
-horse forked per job. Our jobs are short database and HTTP calls (a webhook
-is ~15 ms of work); a fork per job made each one pay the fork, a cold
-SQLAlchemy statement cache and fresh database and Redis connections, about
-150 ms, so one worker managed ~7 jobs a second and a webhook took ~170 ms to
-become a request. In-process, the app, its compiled statements and its
-connection pool live as long as the worker: ~25 ms from webhook to request.
+horse forked per job. Our jobs are short database and HTTP calls; a fork per
+job made each one pay the fork, a cold SQLAlchemy statement cache and fresh
+database and Redis connections, many times the job's own work. In-process,
+the app, its compiled statements and its connection pool live as long as the
+worker (docs/architecture.md, "Jobs", has the measured figures).
 
 What forking bought, and how it is covered without it:
 - a job that crashes the interpreter takes the worker with it: in production
@@ -25,6 +24,10 @@ import os
 
 from rq.worker import SimpleWorker
 
+from app.extensions import db
+
+# Imported here so that a broken job module fails the worker at start, not at the first job.
+from . import imports, maintenance, payments, requests, sandbox  # noqa: F401
 from .context import worker_app
 
 
@@ -32,11 +35,8 @@ class AppWorker(SimpleWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         app = worker_app()
-        from jobs import imports, payments, sandbox  # noqa: F401 - fail at start, not at the first job
 
         def drop_inherited_connections() -> None:
-            from app.extensions import db
-
             with app.app_context():
                 db.engine.dispose(close=False)  # the parent's connections stay the parent's
 

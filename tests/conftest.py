@@ -136,7 +136,7 @@ def _clean_state(request):
                     conn.execute(text(sql))
         redis_lib.Redis.from_url(application.config["REDIS_URL"]).flushdb()
     # Ids restart after the wipe, so per-process caches keyed by them must go too.
-    from app.services.search import clear_indexes
+    from app.services.library.search import clear_indexes
 
     clear_indexes()
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import DJSet, GuestDevice, Payment, SongRequest, Track, utcnow
-from app.services.payments_ledger import record_transition
+from app.services.payments.ledger import record_transition
 from tests.conftest import csrf_token_from
 
 SEQ_LINE = re.compile(r"^(\d+)\n")
@@ -116,6 +116,6 @@ def signed_device_cookie(public_id: str) -> str:
     """The Cookie header of a browser known as `public_id` (needs an app context)."""
     from flask import current_app
 
-    from app.services.devices import _serializer
+    from app.core.devices import _serializer
 
     return f"{current_app.config['DEVICE_COOKIE_NAME']}={_serializer().dumps(public_id)}"

@@ -104,7 +104,7 @@ def money_invariants() -> dict[str, int]:
     Checked against our ledger and against the provider's own records (the
     sandbox's): what it charged and what it refunded, per checkout."""
     from app.models.payments import PAYMENT_TRANSITIONS
-    from app.sandbox import store
+    from app.services.sandbox import store
 
     tally = {"requests": 0, "refunds": 0, "other": 0}
     for payment in db.session.scalars(select(Payment).where(Payment.purpose == "request")):

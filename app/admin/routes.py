@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from flask import render_template
 
-from ..services import stats
+from ..services.admin import stats
 from . import bp
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask import jsonify
 
 from ..services import events as event_service
+from ..services.live import queue_for_set
 from . import bp
 
 
@@ -10,11 +11,12 @@ from . import bp
 def event_detail(public_id: str):
     """An event with its current set's now playing and queue."""
     event = event_service.get_event(public_id)
-    dj_set = event_service.current_set(event)
-    playing, queue = event_service.queue_for_set(dj_set) if dj_set else (None, [])
+    dj_set = event.current_set
+    playing, queue = queue_for_set(dj_set) if dj_set else (None, [])
 
-    def track(req):
-        return {"title": req.track.title, "artist": req.track.artist, "duration_s": req.track.duration_s}
+    def track(song_request):
+        track = song_request.track
+        return {"title": track.title, "artist": track.artist, "duration_s": track.duration_s}
 
     return jsonify(
         id=event.public_id,
@@ -25,6 +27,6 @@ def event_detail(public_id: str):
         starts_at=event.starts_at.isoformat(),
         ends_at=event.ends_at.isoformat(),
         now_playing=track(playing) if playing else None,
-        queue=[{"position": e.position, "status": e.request.status, "votes": e.request.vote_count, "wait_s": e.wait_s,
-                **track(e.request)} for e in queue],
+        queue=[{"position": e.position, "status": e.song_request.status, "votes": e.song_request.vote_count,
+                "wait_s": e.wait_s, **track(e.song_request)} for e in queue],
     )

@@ -13,11 +13,13 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, make_response, redirect, request, url_for
 from flask_login import current_user
 
+from ..core.htmx import is_htmx
+
 
 def check_role(*roles: str):
     """None when the current user may go on; otherwise the response to send."""
     if not current_user.is_authenticated:
-        if request.headers.get("HX-Request"):
+        if is_htmx():
             # An htmx call cannot follow a redirect to a full page usefully:
             # 401, and HX-Redirect sends the browser to sign in and back to
             # the page the call came from (a session that expired mid-night).

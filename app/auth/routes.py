@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import math
-from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from marshmallow import ValidationError
 
+from ..core.devices import current_device
+from ..core.http import safe_next
 from ..extensions import client_ip
-from ..services import accounts, login_throttle
-from ..services.devices import current_device
-from ..services.errors import DomainError
-from ..services.text import normalise_email
+from ..services import accounts
+from ..services.accounts import login_throttle
+from ..services.common.errors import DomainError
+from ..services.common.text import normalise_email
 from . import bp
 from .schemas import LoginSchema, RegisterSchema, form_data
 
@@ -28,16 +29,6 @@ def _throttled(retry_after: int):
     values = {"email": request.form.get("email", "")}
     return render_template("auth/login.html", errors={"_form": [message]}, values=values, throttled=True), 429, {
         "Retry-After": str(retry_after)}
-
-
-def _safe_next(target: str | None) -> str | None:
-    """Only same-site paths: never bounce a user to another host after login."""
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return None
-    return target
 
 
 def _home_for(user) -> str:
@@ -67,7 +58,7 @@ def login():
     session.clear()  # no fixation: a fresh session for the signed-in user
     session.permanent = True
     login_user(user)
-    return redirect(_safe_next(data.get("next")) or _home_for(user), code=303)
+    return redirect(safe_next(data.get("next")) or _home_for(user), code=303)
 
 
 @bp.post("/logout")

@@ -5,6 +5,10 @@ import click
 from flask import Flask, current_app
 
 from ..extensions import db
+from ..services.accounts import MIN_PASSWORD_LENGTH, create_user
+from ..services.common import tasks
+from ..services.common.errors import DomainError
+from ..services.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
 
 
 def register(app: Flask) -> None:
@@ -15,8 +19,6 @@ def register(app: Flask) -> None:
         """Demo logins, the demo DJ's library and events (idempotent; never in production)."""
         if not current_app.config["DEMO_DATA_ALLOWED"]:
             raise click.ClickException("Demo data is never created in production.")
-        from ..services.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
-
         added = seed_demo()
         if any(added.values()):
             click.echo("Demo data added: " + ", ".join(f"{n} {k}" for k, n in added.items()))
@@ -29,9 +31,6 @@ def register(app: Flask) -> None:
     @click.password_option()
     def create_admin_command(email: str, password: str) -> None:
         """Create an admin account (the way to get the first admin in production)."""
-        from ..services.accounts import MIN_PASSWORD_LENGTH, create_user
-        from ..services.errors import DomainError
-
         if len(password) < MIN_PASSWORD_LENGTH:
             raise click.ClickException(f"Use at least {MIN_PASSWORD_LENGTH} characters.")
         try:
@@ -50,10 +49,8 @@ def jobs_group() -> None:
 @jobs_group.command("failed")
 def jobs_failed() -> None:
     """List failed jobs: id, function, when, and the last line of the error."""
-    import jobs
-
-    for name in jobs.QUEUES:
-        queue = jobs.queue(name)
+    for name in tasks.QUEUES:
+        queue = tasks.queue(name)
         registry = queue.failed_job_registry
         ids = registry.get_job_ids()
         click.echo(f"{name}: {len(ids)} failed")
@@ -70,13 +67,11 @@ def jobs_failed() -> None:
 @click.option("--all", "requeue_all", is_flag=True, help="Requeue every failed job.")
 def jobs_requeue(job_ids: tuple[str, ...], requeue_all: bool) -> None:
     """Put failed jobs back on their queue (they are idempotent, so this is safe)."""
-    import jobs
-
     if not job_ids and not requeue_all:
         raise click.UsageError("name job ids, or pass --all")
     count = 0
-    for name in jobs.QUEUES:
-        registry = jobs.queue(name).failed_job_registry
+    for name in tasks.QUEUES:
+        registry = tasks.queue(name).failed_job_registry
         for job_id in (registry.get_job_ids() if requeue_all else job_ids):
             if job_id in registry:
                 registry.requeue(job_id)

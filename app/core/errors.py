@@ -6,7 +6,8 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from ..extensions import db
-from ..services.errors import DomainError
+from .htmx import is_htmx, toast_html
+from ..services.common.errors import DomainError
 
 TITLES = {
     400: "Bad request",
@@ -29,7 +30,7 @@ def wants_json() -> bool:
     if request.path.startswith("/api/") or request.path.startswith("/webhooks/"):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json" and not request.headers.get("HX-Request")
+    return best == "application/json" and not is_htmx()
 
 
 def render_error(status: int, message: str, code: str | None = None, retry_after: int | None = None):
@@ -39,17 +40,17 @@ def render_error(status: int, message: str, code: str | None = None, retry_after
         if retry_after is not None:
             body["retry_after"] = retry_after
         response = jsonify(error=body)
-    elif request.headers.get("HX-Request") and status in TOAST_STATUSES:
+    elif is_htmx() and status in TOAST_STATUSES:
         # A refused tap (a vote, an action): the page stays as it is and the
         # reason appears as a notification (htmx swaps 409/429 out of band).
         text = message if retry_after is None else f"{message} Try again in {retry_after} s."
-        response = render_template("fan/_toasts.html", toasts=[{"key": code, "kind": "refused", "text": text}])
+        response = toast_html("refused", text, code)
         headers = {"HX-Reswap": "none"}
         if retry_after is not None:
             headers["Retry-After"] = str(retry_after)
         return response, status, headers
     else:
-        template = "errors/_error.html" if request.headers.get("HX-Request") else "errors/error.html"
+        template = "errors/_error.html" if is_htmx() else "errors/error.html"
         response = render_template(
             template, status=status, title=TITLES.get(status, "Error"), message=message,
             code=code, retry_after=retry_after,

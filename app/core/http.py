@@ -1,8 +1,10 @@
-"""Per-request plumbing: request ids, security headers, `Vary: HX-Request`."""
+"""Per-request plumbing: request ids, security headers, `Vary: HX-Request`, safe redirects."""
 from __future__ import annotations
 
 import secrets
 import time
+
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, current_app, g, request
 
@@ -29,6 +31,17 @@ def content_security_policy(form_action: tuple[str, ...] = ()) -> str:
     do not count ws: as 'self'), forms to this site and `form_action` origins."""
     return CSP.format(sockets=f"ws://{request.host} wss://{request.host}",
                       form_action="".join(f" {origin}" for origin in form_action))
+
+
+def safe_next(target: str | None, default: str | None = None, *, prefix: str = "/") -> str | None:
+    """A `next` to redirect to after a form: only a path on this site under
+    `prefix` (never another host, "//host", or a scheme), else `default`."""
+    if not target or target.startswith("//") or not target.startswith(prefix):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or "\\" in target:
+        return default
+    return target
 
 
 def _has_nul() -> bool:

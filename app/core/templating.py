@@ -1,4 +1,4 @@
-"""Jinja filters and globals: money in rand, times in the event's zone."""
+"""Jinja filters and globals: money in rand, thousands, times in the event's zone."""
 from __future__ import annotations
 
 import hashlib
@@ -10,14 +10,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask
 
 from ..models.events import DEFAULT_TIMEZONE
-
-
-def rands(cents: int | None) -> str:
-    """2000 -> 'R20', 2050 -> 'R20.50'."""
-    if cents is None:
-        return "–"
-    whole, part = divmod(int(cents), 100)
-    return f"R{whole:,}".replace(",", " ") + (f".{part:02d}" if part else "")
+from ..services.common.text import rands, thousands
 
 
 def local_time(value: datetime | None, zone: str = DEFAULT_TIMEZONE, fmt: str = "%a %d %b, %H:%M") -> str:
@@ -93,6 +86,7 @@ def register(app: Flask) -> None:
                 values["v"] = version
 
     app.add_template_filter(rands)
+    app.add_template_filter(thousands)
     app.add_template_filter(local_time)
     app.add_template_filter(duration)
     app.add_template_filter(distance)

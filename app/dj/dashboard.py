@@ -8,12 +8,12 @@
 
 Every POST carries an `Idempotency-Key` header (or `idempotency_key` field)
 made on the tablet (static/js/dj-actions.js, which also queues actions taken
-offline and replays them with the same keys); services/dj_actions.py applies
+offline and replays them with the same keys); services/requests/actions.py applies
 each key once. The answer is the set's live parts (out-of-band swaps by id)
 plus a toast: 200 when applied (`Idempotent-Replayed: true` for a stored
 outcome), 409/422 with the current state when refused, which undoes the
 tablet's optimistic change. The same live parts are pushed to the DJ's socket
-by the live hub (`render_dj_live`) and polled every 10 s as a fallback.
+by the live hub (app/live/render.dj_parts) and polled every 10 s as a fallback.
 """
 from __future__ import annotations
 
@@ -22,12 +22,14 @@ from flask_login import current_user
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from sqlalchemy import func, select
 
+from ..core.htmx import is_htmx, toast_html
 from ..extensions import db
+from ..live import render as live_render
 from ..models import DJSet, Event, Track
-from ..services import dj_actions
-from ..services import dj_dashboard, live_view
-from ..services import events as event_service
-from ..services.errors import DomainError
+from ..services import live
+from ..services.requests import actions as dj_actions
+from ..services.common.errors import DomainError
+from ..services.events import own_request, own_set
 from ..services.live import current_seq
 from . import bp
 
@@ -64,19 +66,7 @@ def _dj_id() -> int:
     return current_user.dj_profile.id
 
 
-def _htmx() -> bool:
-    return bool(request.headers.get("HX-Request"))
-
-
 # --- rendering ------------------------------------------------------------------------------
-
-def render_dj_live(dj_set: DJSet, *, now=None) -> str:
-    """The dashboard's live parts, each a top-level element with a stable id
-    (#dj-now-playing, #dj-set-status, #dj-earnings, #dj-requests) marked for an
-    out-of-band swap. Safe to render outside the DJ's request (the live hub
-    does): no CSRF tokens, no per-user state."""
-    return render_template("dj/_live.html", live=dj_dashboard.live_set(dj_set, now), oob=True)
-
 
 def _page(dj_set: DJSet | None, live_event: Event | None = None):
     dj = current_user.dj_profile
@@ -97,8 +87,8 @@ def _page(dj_set: DJSet | None, live_event: Event | None = None):
         )
     return render_template(
         "dj/dashboard.html", dj=dj, events=events, live_event=live_event or (dj_set.event if dj_set else None),
-        dj_set=dj_set, live=dj_dashboard.live_set(dj_set) if dj_set else None,
-        pushed=dj_set is not None and dj_dashboard.is_current(dj_set), library_size=library_size,
+        dj_set=dj_set, live=live.live_set(dj_set) if dj_set else None,
+        pushed=dj_set is not None and live.is_current(dj_set), library_size=library_size,
         veto_reasons=VETO_REASONS, **actions,
     )
 
@@ -108,24 +98,24 @@ def dashboard():
     """The night at a glance: the live set's requests and controls, the DJ's events, their library."""
     live_event = db.session.scalar(select(Event).where(Event.dj_id == _dj_id(), Event.status == "live")
                                    .order_by(Event.starts_at))
-    dj_set = event_service.current_set(live_event) if live_event else None
+    dj_set = live_event.current_set if live_event else None
     return _page(dj_set, live_event)
 
 
 @bp.get("/sets/<set_id>/live")
 def live_set(set_id: str):
     """One set's dashboard; for htmx (the 10-second poll), its live parts."""
-    dj_set = dj_actions.own_set(_dj_id(), set_id)
-    if _htmx():
-        return Response(render_dj_live(dj_set), mimetype="text/html", headers={"Cache-Control": "no-store"})
+    dj_set = own_set(_dj_id(), set_id)
+    if is_htmx():
+        return Response(live_render.dj_parts(dj_set), mimetype="text/html", headers={"Cache-Control": "no-store"})
     return _page(dj_set)
 
 
 @bp.get("/sets/<set_id>/live/message")
 def live_message(set_id: str):
     """The live parts as a live message ("<seq>\\n<fragments>"), for live.js's polling fallback."""
-    dj_set = dj_actions.own_set(_dj_id(), set_id)
-    body = live_view.message(current_seq(dj_set.event.public_id), render_dj_live(dj_set))
+    dj_set = own_set(_dj_id(), set_id)
+    body = live_render.message(current_seq(dj_set.event.public_id), live_render.dj_parts(dj_set))
     return Response(body, mimetype="text/plain", headers={"Cache-Control": "no-store"})
 
 
@@ -144,11 +134,10 @@ def _form(schema: Schema) -> dict:
 def _answer(dj_set: DJSet, message: str, *, status: int = 200, code: str | None = None,
             replayed: bool = False):
     """The set's live parts and a toast; without htmx, back to the dashboard."""
-    if not _htmx():
+    if not is_htmx():
         flash(message, "success" if status == 200 else "error")
         return redirect(url_for("dj.live_set", set_id=dj_set.public_id), code=303)
-    toast = {"key": code or "DONE", "kind": "done" if status == 200 else "refused", "text": message}
-    body = render_dj_live(dj_set) + render_template("fan/_toasts.html", toasts=[toast])
+    body = live_render.dj_parts(dj_set) + toast_html("done" if status == 200 else "refused", message, code or "DONE")
     headers = {"Cache-Control": "no-store"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -169,22 +158,22 @@ def _run(find_set, action):
             raise
         db.session.rollback()
         return _answer(find_set(), err.message, status=err.status, code=err.code)
-    dj_set = dj_actions.own_set(_dj_id(), outcome.set_id)
+    dj_set = own_set(_dj_id(), outcome.set_id)
     return _answer(dj_set, outcome.message, replayed=outcome.replayed)
 
 
 def _request_action(request_id: str, action, schema: Schema | None = None):
     dj_id = _dj_id()
-    song_request = dj_actions.own_request(dj_id, request_id)  # another DJ's request: 404
+    song_request = own_request(dj_id, request_id)  # another DJ's request: 404
     set_id = song_request.dj_set.public_id
-    return _run(lambda: dj_actions.own_set(dj_id, set_id),
+    return _run(lambda: own_set(dj_id, set_id),
                 lambda: action(dj_id, request_id, _form(schema or KeyedAction())))
 
 
 def _set_action(set_id: str, action, schema: Schema | None = None):
     dj_id = _dj_id()
-    dj_actions.own_set(dj_id, set_id)  # another DJ's set: 404
-    return _run(lambda: dj_actions.own_set(dj_id, set_id),
+    own_set(dj_id, set_id)  # another DJ's set: 404
+    return _run(lambda: own_set(dj_id, set_id),
                 lambda: action(dj_id, set_id, _form(schema or KeyedAction())))
 
 

@@ -14,10 +14,12 @@ from flask import Response, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from marshmallow import ValidationError
 
+from ..core.htmx import is_htmx, page_or_fragment
 from ..models import DJSet, Event, utcnow
 from ..models.events import DEFAULT_TIMEZONE
-from ..services import event_admin
-from ..services.event_admin import ScheduleError, StateError
+from ..services import events
+from ..services.events import ScheduleError, StateError
+from ..services.requests import end_set_now
 from . import bp
 from .schemas import COMMON_TIMEZONES, LOCAL_INPUT_FORMAT, EventForm, SetForm, form_data, to_local_input, zone
 
@@ -31,13 +33,9 @@ def _dj_id() -> int:
     return current_user.dj_profile.id
 
 
-def _htmx() -> bool:
-    return bool(request.headers.get("HX-Request"))
-
-
 def _see_other(url: str):
     """After a change: a 303 for the browser, a full navigation for htmx."""
-    if _htmx():
+    if is_htmx():
         return Response(status=204, headers={"HX-Redirect": url})
     return redirect(url, code=303)
 
@@ -48,16 +46,12 @@ def _form_key() -> str | None:
     return key if FORM_KEY_RE.fullmatch(key) else None
 
 
-def _render(page: str, partial: str, status: int = 200, **context):
-    return render_template(partial if _htmx() else page, **context), status
-
-
 # --- events -------------------------------------------------------------------------------
 
 @bp.get("/events")
 def events_list():
     """The DJ's live and upcoming events, then past ones."""
-    current, past = event_admin.dj_events(_dj_id())
+    current, past = events.dj_events(_dj_id())
     return render_template("dj/events/list.html", current=current, past=past)
 
 
@@ -80,15 +74,15 @@ def _event_values(event: Event | None) -> dict[str, str]:
 
 def _closed_notice(event: Event, dj_set: DJSet | None = None) -> dict[str, list[str]]:
     """What the form says up front when saving would be refused."""
-    if event.status in event_admin.CLOSED_EVENT_STATUSES:
-        return {"_form": [event_admin.closed_message(event)]}
+    if event.status in events.CLOSED_EVENT_STATUSES:
+        return {"_form": [events.closed_message(event)]}
     if dj_set is not None and dj_set.status == "ended":
         return {"_form": ["This set has ended, so it can't be changed."]}
     return {}
 
 
 def _event_form(event: Event | None, *, errors=None, values=None, status=200):
-    return _render(
+    return page_or_fragment(
         "dj/events/event_form.html", "dj/events/_event_form.html", status,
         event=event, errors=errors or {}, values=values if values is not None else _event_values(event),
         timezones=COMMON_TIMEZONES, new_key=secrets.token_urlsafe(24),
@@ -112,7 +106,7 @@ def new_event():
     data, refusal = _load_event_form(None)
     if refusal:
         return refusal
-    event = event_admin.create_event(_dj_id(), data, key=_form_key())
+    event = events.create_event(_dj_id(), data, key=_form_key())
     flash(f"{event.name} is created. Add a set so fans can request songs.", "success")
     return _see_other(url_for("dj.event_detail", event_id=event.public_id))
 
@@ -120,26 +114,26 @@ def new_event():
 @bp.get("/events/<event_id>")
 def event_detail(event_id: str):
     """One event: its details, its QR poster and its sets with their controls."""
-    event = event_admin.own_event(_dj_id(), event_id)
+    event = events.own_event(_dj_id(), event_id)
     return _event_page(event)
 
 
 def _event_page(event: Event, *, refusal: str | None = None, notice: str | None = None, status: int = 200):
-    return _render("dj/events/detail.html", "dj/events/_sets.html", status,
+    return page_or_fragment("dj/events/detail.html", "dj/events/_sets.html", status,
                    event=event, refusal=refusal, notice=notice)
 
 
 @bp.route("/events/<event_id>/edit", methods=["GET", "POST"])
 def edit_event(event_id: str):
     """Edit an event; a live one keeps its start, an ended one is read-only."""
-    event = event_admin.own_event(_dj_id(), event_id)
+    event = events.own_event(_dj_id(), event_id)
     if request.method == "GET":
         return _event_form(event, errors=_closed_notice(event))
     data, refusal = _load_event_form(event)
     if refusal:
         return refusal
     try:
-        event_admin.update_event(_dj_id(), event_id, data)
+        events.update_event(_dj_id(), event_id, data)
     except ScheduleError as err:
         return _event_form(event, errors={err.field: [err.message]}, values=request.form, status=422)
     except StateError as err:
@@ -153,7 +147,7 @@ def edit_event(event_id: str):
 def _set_values(event: Event, dj_set: DJSet | None) -> dict[str, str]:
     if dj_set is None:
         # Suggest the time after the event's last set, up to the event's end.
-        last_end = max((event_admin.effective_end(s) for s in event.sets), default=event.starts_at)
+        last_end = max((events.effective_end(s) for s in event.sets), default=event.starts_at)
         start = max(last_end, event.starts_at)
         return {"starts_at": to_local_input(start, event.timezone),
                 "ends_at": to_local_input(event.ends_at, event.timezone),
@@ -166,7 +160,7 @@ def _set_values(event: Event, dj_set: DJSet | None) -> dict[str, str]:
 
 
 def _set_form(event: Event, dj_set: DJSet | None, *, errors=None, values=None, status=200):
-    return _render(
+    return page_or_fragment(
         "dj/events/set_form.html", "dj/events/_set_form.html", status,
         event=event, dj_set=dj_set, errors=errors or {},
         values=values if values is not None else _set_values(event, dj_set), new_key=secrets.token_urlsafe(24),
@@ -184,14 +178,14 @@ def _load_set_form(event: Event, dj_set: DJSet | None):
 @bp.route("/events/<event_id>/sets/new", methods=["GET", "POST"])
 def new_set(event_id: str):
     """Add a set: start and end in the event's zone, base price, hourly cap, open or paused."""
-    event = event_admin.own_event(_dj_id(), event_id)
+    event = events.own_event(_dj_id(), event_id)
     if request.method == "GET":
         return _set_form(event, None, errors=_closed_notice(event))
     data, refusal = _load_set_form(event, None)
     if refusal:
         return refusal
     try:
-        event_admin.add_set(_dj_id(), event_id, data, key=_form_key())
+        events.add_set(_dj_id(), event_id, data, key=_form_key())
     except ScheduleError as err:
         return _set_form(event, None, errors={err.field: [err.message]}, values=request.form, status=422)
     except StateError as err:
@@ -203,7 +197,7 @@ def new_set(event_id: str):
 @bp.route("/sets/<set_id>/edit", methods=["GET", "POST"])
 def edit_set(set_id: str):
     """Edit a set; a live one keeps its start, and a new price applies to new requests."""
-    dj_set = event_admin.own_set(_dj_id(), set_id)
+    dj_set = events.own_set(_dj_id(), set_id)
     event = dj_set.event
     if request.method == "GET":
         return _set_form(event, dj_set, errors=_closed_notice(event, dj_set))
@@ -211,7 +205,7 @@ def edit_set(set_id: str):
     if refusal:
         return refusal
     try:
-        event_admin.update_set(_dj_id(), set_id, data)
+        events.update_set(_dj_id(), set_id, data)
     except ScheduleError as err:
         return _set_form(event, dj_set, errors={err.field: [err.message]}, values=request.form, status=422)
     except StateError as err:
@@ -222,16 +216,16 @@ def edit_set(set_id: str):
 
 def _set_action(set_id: str, action, done: str):
     """Run a set action; answer with the event page (or its sets section for htmx)."""
-    dj_set = event_admin.own_set(_dj_id(), set_id)
+    dj_set = events.own_set(_dj_id(), set_id)
     event_public_id = dj_set.event.public_id
     try:
         outcome = action(_dj_id(), set_id)
     except StateError as err:
-        event = event_admin.own_event(_dj_id(), event_public_id)
-        return _event_page(event, refusal=err.message, status=HTMX_REFUSAL_STATUS if _htmx() else err.status)
+        event = events.own_event(_dj_id(), event_public_id)
+        return _event_page(event, refusal=err.message, status=HTMX_REFUSAL_STATUS if is_htmx() else err.status)
     message = done(outcome) if callable(done) else done
-    if _htmx():
-        return _event_page(event_admin.own_event(_dj_id(), event_public_id), notice=message)
+    if is_htmx():
+        return _event_page(events.own_event(_dj_id(), event_public_id), notice=message)
     flash(message, "success")
     return redirect(url_for("dj.event_detail", event_id=event_public_id), code=303)
 
@@ -239,19 +233,19 @@ def _set_action(set_id: str, action, done: str):
 @bp.post("/sets/<set_id>/start")
 def start_set(set_id: str):
     """Go live: the set (and its event) start taking requests."""
-    return _set_action(set_id, event_admin.start_set, "The set is live.")
+    return _set_action(set_id, events.start_set, "The set is live.")
 
 
 @bp.post("/sets/<set_id>/pause")
 def pause_set(set_id: str):
     """Pause requests; fans see that requests are paused."""
-    return _set_action(set_id, lambda dj, s: event_admin.set_requests_state(dj, s, "paused"), "Requests are paused.")
+    return _set_action(set_id, lambda dj, s: events.set_requests_state(dj, s, "paused"), "Requests are paused.")
 
 
 @bp.post("/sets/<set_id>/resume")
 def resume_set(set_id: str):
     """Open requests again."""
-    return _set_action(set_id, lambda dj, s: event_admin.set_requests_state(dj, s, "open"), "Requests are open.")
+    return _set_action(set_id, lambda dj, s: events.set_requests_state(dj, s, "open"), "Requests are open.")
 
 
 @bp.post("/sets/<set_id>/end")
@@ -262,4 +256,4 @@ def end_set(set_id: str):
             return "The set has ended."
         return f"The set has ended. {refunded} unplayed request{'s' if refunded != 1 else ''} will be refunded."
 
-    return _set_action(set_id, event_admin.end_set, done)
+    return _set_action(set_id, end_set_now, done)

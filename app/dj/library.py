@@ -16,21 +16,20 @@ from flask_login import current_user
 from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
+from ..core.errors import render_error
+from ..core.htmx import is_htmx
+from ..core.http import safe_next
 from ..services import library as library_service
-from ..services import library_tracks as tracks
-from ..services.errors import DomainError
-from ..services.importers import ACCEPTED_EXTENSIONS, MAX_FILE_BYTES, MAX_TRACKS
+from ..services.common.errors import DomainError
+from ..services.common.text import thousands
+from ..services.library import ACCEPTED_EXTENSIONS, MAX_FILE_BYTES, MAX_TRACKS
+from ..services.library import tracks
 from . import bp
 from .library_schemas import BULK_ACTIONS, load_bulk_form, load_track_form, parse_filter
 
 
 def _dj():
     return current_user.dj_profile
-
-
-def _htmx() -> bool:
-    """An htmx swap gets a fragment; a history restore needs the full page."""
-    return bool(request.headers.get("HX-Request")) and not request.headers.get("HX-History-Restore-Request")
 
 
 def _own_import(import_id: str):
@@ -54,9 +53,7 @@ def _library_url(f: tracks.TrackFilter | None = None, **changes) -> str:
 
 def _safe_next(target: str | None) -> str:
     """Only back to the library page (with its filter), never elsewhere."""
-    if target and target.startswith("/dj/library") and not target.startswith("//"):
-        return target
-    return url_for("dj.library")
+    return safe_next(target, url_for("dj.library"), prefix="/dj/library")
 
 
 def _results_context(f: tracks.TrackFilter) -> dict:
@@ -81,7 +78,7 @@ def library():
     only the results (bulk bar, table, pager)."""
     f = parse_filter(request.args)
     dj = _dj()
-    if _htmx():
+    if is_htmx():
         response = Response(render_template("dj/library/_results.html", oob=True,
                                             size=library_service.library_size(dj.id), **_results_context(f)))
         if request.headers.get("HX-Trigger") == "lib-filters":
@@ -124,8 +121,6 @@ def _upload_too_large(error):
     # Raised while the CSRF check reads the form, before the role guard ran.
     is_dj = current_user.is_authenticated and current_user.role == "dj"
     if request.endpoint != "dj.library_import" or not is_dj:
-        from ..core.errors import render_error
-
         return render_error(413, "That upload is too large.")
     limit = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024)
     return _library_page_with_import_error(
@@ -138,7 +133,7 @@ def library_import_page(import_id: str):
     """One import: its progress while the worker runs, then its report."""
     record = _own_import(import_id)
     context = _import_context(record)
-    if _htmx():
+    if is_htmx():
         response = Response(render_template("dj/library/_import_status.html", **context))
         if not record.in_progress:
             response.headers["HX-Trigger"] = "library-changed"  # the tracks table shows the new tracks
@@ -178,7 +173,7 @@ def library_track(track_id: str):
               "price": f"{track.price_override_cents / 100:g}" if track.price_override_cents is not None else ""}
     context = dict(track=track, values=values, errors={}, next_url=_safe_next(request.args.get("next")),
                    genres=tracks.genres_of(_dj().id), base_price=_dj().default_price_cents)
-    if _htmx():
+    if is_htmx():
         return render_template("dj/library/_track_form.html", **context)
     return render_template("dj/library/track.html", **context)
 
@@ -198,10 +193,10 @@ def library_track_save(track_id: str):
         values = {**request.form, "requestable": request.form.get("requestable") in ("1", "on")}
         context = dict(track=track, values=values, errors=errors, next_url=next_url,
                        genres=tracks.genres_of(_dj().id), base_price=_dj().default_price_cents)
-        template = "dj/library/_track_form.html" if _htmx() else "dj/library/track.html"
+        template = "dj/library/_track_form.html" if is_htmx() else "dj/library/track.html"
         return render_template(template, **context), 422
     flash(f"Saved “{data['title']}”.", "success")
-    if _htmx():
+    if is_htmx():
         return Response(status=204, headers={"HX-Redirect": next_url})
     return redirect(next_url, code=303)
 
@@ -214,7 +209,7 @@ def library_track_requestable(track_id: str):
     # The row's edit link returns to the list the DJ is looking at (htmx sends its URL).
     current = urlsplit(request.headers.get("HX-Current-URL", ""))
     f = parse_filter(MultiDict(parse_qsl(current.query)) if current.path.startswith("/dj/library") else MultiDict())
-    if _htmx():
+    if is_htmx():
         return render_template("dj/library/_track_row.html", track=track, filter=f,
                                base_price=_dj().default_price_cents, library_url=_library_url)
     return redirect(_library_url(f), code=303)
@@ -238,7 +233,7 @@ def library_bulk():
         if isinstance(err, DomainError) and err.status != 422:
             raise
         errors = err.messages if isinstance(err, ValidationError) else {"_form": [err.message]}
-        if _htmx():  # keep the page (and the ticks) as they are; show why on the bulk bar
+        if is_htmx():  # keep the page (and the ticks) as they are; show why on the bulk bar
             return render_template("dj/library/_bulk_bar.html", bulk_errors=errors, bulk_values=request.form,
                                    **_results_context(f)), 422, {"HX-Retarget": "#bulk-form", "HX-Reswap": "outerHTML"}
         flash(" ".join(m for msgs in errors.values() for m in msgs), "error")
@@ -246,13 +241,8 @@ def library_bulk():
     return _after_change(f, message, show_undo=action == "delete")
 
 
-def _n(count: int) -> str:
-    """1234 -> '1 234' (the app's thousands separator)."""
-    return f"{count:,}".replace(",", " ")
-
-
 def _tracks(count: int) -> str:
-    return f"{_n(count)} track{'s' if count != 1 else ''}"
+    return f"{thousands(count)} track{'s' if count != 1 else ''}"
 
 
 def _deleted_message(done: tracks.Deletion) -> str:
@@ -261,7 +251,7 @@ def _deleted_message(done: tracks.Deletion) -> str:
         parts.append(f"Deleted {_tracks(done.deleted)}.")
     if done.hidden:
         plural = done.hidden != 1
-        parts.append(f"{_n(done.hidden)} {'have' if plural else 'has'} song requests, so "
+        parts.append(f"{thousands(done.hidden)} {'have' if plural else 'has'} song requests, so "
                      f"{'they were' if plural else 'it was'} hidden from fans instead of deleted.")
     return " ".join(parts)
 
@@ -278,7 +268,7 @@ def library_undo():
 
 
 def _after_change(f: tracks.TrackFilter, message: str, *, show_undo: bool):
-    if _htmx():
+    if is_htmx():
         dj_id = _dj().id
         return render_template("dj/library/_results.html", notice=message, oob=True, oob_notice=True,
                                undo=tracks.pending_undo(dj_id) if show_undo else None,

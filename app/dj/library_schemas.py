@@ -8,8 +8,8 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 from werkzeug.datastructures import MultiDict
 
-from ..services.importers import ARTIST_MAX, GENRE_MAX, TITLE_MAX, parse_bpm, parse_duration
-from ..services.library_tracks import PRICES, SORTS, STATUSES, Selection, TrackFilter
+from ..services.library.importers import ARTIST_MAX, GENRE_MAX, TITLE_MAX, parse_bpm, parse_duration
+from ..services.library.tracks import PRICES, SORTS, STATUSES, Selection, TrackFilter
 from .schemas import RandAmount, form_data
 
 MAX_QUERY = 100

@@ -4,7 +4,7 @@ Times arrive as the browser's datetime-local values ("2025-03-14T20:00"),
 wall-clock times in the event's IANA time zone; they leave as timezone-aware
 UTC. Prices arrive in rand ("25", "25.50", "R25,50") and leave as cents.
 Rules that need the database (sets inside the event, no overlap) are the
-service's (app/services/event_admin.py).
+service's (app/services/events/manage.py).
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from ..models.events import DEFAULT_TIMEZONE
+from ..services.common.text import rands
 
 LOCAL_INPUT_FORMAT = "%Y-%m-%dT%H:%M"
 MAX_PRICE_CENTS = 1_000_000  # R10 000
@@ -91,7 +92,7 @@ class RandAmount(fields.Field):
         except InvalidOperation as exc:  # pragma: no cover - the pattern rules it out
             raise self.make_error("invalid") from exc
         if cents > MAX_PRICE_CENTS:
-            raise ValidationError(f"The most a request can cost is R{MAX_PRICE_CENTS // 100:,}".replace(",", " ") + ".")
+            raise ValidationError(f"The most a request can cost is {rands(MAX_PRICE_CENTS)}.")
         return cents
 
 

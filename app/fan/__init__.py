@@ -1,7 +1,7 @@
 """Fans: the home page, events and the live queue (phones first)."""
 from flask import Blueprint
 
-from ..services.devices import device_token
+from ..core.devices import device_token
 
 bp = Blueprint("fan", __name__)
 # Every fan page makes sure the browser carries a signed device cookie.

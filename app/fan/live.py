@@ -4,12 +4,13 @@ from __future__ import annotations
 from flask import Response, redirect, request, url_for
 from marshmallow import ValidationError
 
+from ..core.devices import current_device, device_token
+from ..core.htmx import is_htmx
 from ..extensions import limiter
+from ..live import render as live_render
 from ..services import events as event_service
-from ..services import live_view, votes
-from ..services.devices import current_device, device_token
-from ..services.errors import DomainError
-from ..services.live import current_seq
+from ..services.common.errors import DomainError
+from ..services.live import current_seq, set_vote
 from . import bp
 from .schemas import VoteForm
 
@@ -27,10 +28,10 @@ def vote(public_id: str, request_id: str):
     except ValidationError:
         raise DomainError("BAD_VOTE", "That vote could not be read. Reload the page and try again.", status=400)
     device = current_device()
-    votes.set_vote(event, request_id, device, vote=form["vote"])
-    if not request.headers.get("HX-Request"):
+    set_vote(event, request_id, device, vote=form["vote"])
+    if not is_htmx():
         return redirect(url_for("fan.event_page", public_id=public_id) + "#queue", code=303)
-    body = live_view.render_for_device(event, device.id, current_seq(event.public_id))
+    body = live_render.for_device(event, device.id, current_seq(event.public_id))
     return Response(body.split("\n", 1)[1], mimetype="text/html")
 
 
@@ -39,5 +40,5 @@ def live_fragment(public_id: str):
     """The same message the socket sends, for clients that fell back to polling."""
     event = event_service.get_event(public_id)
     device = current_device(create=False)
-    body = live_view.render_for_device(event, device.id if device else None, current_seq(event.public_id))
+    body = live_render.for_device(event, device.id if device else None, current_seq(event.public_id))
     return Response(body, mimetype="text/plain", headers={"Cache-Control": "no-store"})

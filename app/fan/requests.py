@@ -4,18 +4,19 @@ from __future__ import annotations
 import secrets
 
 import redis
-from flask import abort, redirect, render_template, request
+from flask import abort, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 from sqlalchemy import select
 
-import jobs
-
+from ..core.devices import current_device
+from ..core.htmx import page_or_fragment
 from ..extensions import client_ip, db, redis_store
 from ..models import Payment, SongRequest, Track
 from ..services import events as event_service
-from ..services import payments
-from ..services.devices import current_device
-from ..services.request_rules import RequestRefused
+from ..services.common import tasks
+from ..services.live import queue_for_set
+from ..services.payments import release_hold
+from ..services.requests import RequestRefused, start_request_checkout
 from . import bp
 from .schemas import RequestForm
 
@@ -39,7 +40,7 @@ def _sheet(event, dj_set, track, *, errors=None, refusal=None, values=None, stat
 def request_sheet(public_id: str, track_id: str):
     """Tap a track: its price, an optional shout-out, the rules, and Pay."""
     event = event_service.get_event(public_id)
-    dj_set = event_service.current_set(event)
+    dj_set = event.current_set
     if dj_set is None:
         abort(404)
     track = _track_for(event, track_id)
@@ -50,9 +51,11 @@ def request_sheet(public_id: str, track_id: str):
     except ValidationError as err:
         return _sheet(event, dj_set, track, errors=err.messages, values=request.form, status=422)
     try:
-        started = payments.start_request_checkout(
+        started = start_request_checkout(
             event, dj_set, track, current_device(), shoutout=form["shoutout"].strip() or None,
             idempotency_key=form["idempotency_key"], client_ip=client_ip(),
+            return_url=lambda payment_id: url_for("fan.checkout_return", public_id=event.public_id,
+                                                  payment_id=payment_id, _external=True),
         )
     except RequestRefused as refusal:
         return _sheet(event, dj_set, track, refusal=refusal, values=request.form, status=refusal.status)
@@ -71,11 +74,9 @@ def _own_payment(event, payment_id: str) -> Payment:
 
 def _ask_provider_soon(payment: Payment) -> None:
     """The browser's return proves nothing: have a worker ask Yoco (at most every 3 s)."""
-    from jobs.payments import verify_checkout
-
     try:
         if redis_store.client.set(f"bmm:verify:{payment.public_id}", "1", nx=True, ex=3):
-            jobs.queue().enqueue(verify_checkout, payment.id)
+            tasks.enqueue_now("jobs.payments.verify_checkout", payment.id)
     except redis.RedisError:
         pass  # reconciliation will settle it
 
@@ -87,17 +88,15 @@ def checkout_return(public_id: str, payment_id: str):
     payment = _own_payment(event, payment_id)
     cancelled = request.args.get("result") == "cancel" and payment.state == "PENDING"
     if cancelled:
-        payments.release_hold(payment.id)
+        release_hold(payment.id)
     elif payment.state == "PENDING":
         _ask_provider_soon(payment)
     song_request = db.session.scalar(select(SongRequest).where(SongRequest.payment_id == payment.id))
     position = None
     if song_request is not None and song_request.is_active:
-        _, queue = event_service.queue_for_set(song_request.dj_set)
-        position = next((e.position for e in queue if e.request.id == song_request.id), None)
+        _, queue = queue_for_set(song_request.dj_set)
+        position = next((e.position for e in queue if e.song_request.id == song_request.id), None)
     track = db.session.get(Track, payment.track_id)
     context = dict(event=event, payment=payment, song_request=song_request, position=position, track=track,
                    cancelled=cancelled)
-    if request.headers.get("HX-Request"):
-        return render_template("fan/_checkout_status.html", **context)
-    return render_template("fan/checkout.html", **context)
+    return page_or_fragment("fan/checkout.html", "fan/_checkout_status.html", **context)

@@ -3,18 +3,14 @@ from __future__ import annotations
 from flask import redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
+from ..core.devices import current_device, device_token
+from ..core.htmx import is_htmx
+from ..live import render as live_render
 from ..services import events as event_service
-from ..services import live_view, qr
-from ..services.devices import current_device, device_token
-from ..services.recent import recent_searches, remember_search
-from ..services.search import library_index, search
+from ..services.events import qr
+from ..services.library import library_index, recent_searches, remember_search, search
 from . import bp
 from .schemas import SEARCH_KEYS, LocationArgs, parse_search_args
-
-
-def _is_fragment_request() -> bool:
-    """An htmx swap gets the fragment; a history restore needs the full page."""
-    return bool(request.headers.get("HX-Request")) and not request.headers.get("HX-History-Restore-Request")
 
 
 @bp.get("/events")
@@ -48,7 +44,7 @@ def event_page(public_id: str):
     and gets only the results fragment.
     """
     event = event_service.get_event(public_id)
-    dj_set = event_service.current_set(event)
+    dj_set = event.current_set
     base_price = dj_set.base_price_cents if dj_set else event.dj.default_price_cents
     index = library_index(event.dj_id)
     params, notes = parse_search_args(request.args, index.genres)
@@ -66,9 +62,9 @@ def event_page(public_id: str):
     context = dict(event=event, params=params, result=result, notes=notes, genres=index.genres,
                    page_url=page_url, base_price=base_price, suggestions=suggestions,
                    accepting=bool(dj_set and dj_set.accepting_requests))
-    if _is_fragment_request():
+    if is_htmx():
         return render_template("fan/_results.html", oob=True, **context)
 
     device = current_device(create=False)
-    live = live_view.page_context(event, device.id if device else None)
+    live = live_render.page_context(event, device.id if device else None)
     return render_template("fan/event.html", with_csrf=True, **live, **context)

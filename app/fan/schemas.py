@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from werkzeug.datastructures import MultiDict
 
-from ..services.search import SORTS, SearchParams
+from ..services.library.search import SORTS, SearchParams
 
 MAX_QUERY = 100
 MAX_BPM = 300

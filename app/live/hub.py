@@ -32,7 +32,9 @@ import redis
 from flask import Flask
 
 from ..extensions import redis_store
-from ..services.live import CHANNEL_PREFIX
+from ..services import events, live
+from ..services.live import CHANNEL_PREFIX, current_seq
+from . import render
 
 SEND_QUEUE_SIZE = 16
 SNAPSHOT_CACHE_SECONDS = 5.0
@@ -151,8 +153,6 @@ class Hub:
                 self.wake.notify()
 
     def _mark_all_dirty(self) -> None:
-        from ..services.live import current_seq
-
         with self.lock:
             event_ids = list(self.connections)
         with self.app.app_context():
@@ -213,25 +213,22 @@ class Hub:
                 self.app.logger.exception("live: render failed for event %s", event_id)
 
     def _broadcast(self, event_id: str, seq: int, conns: list[Connection]) -> None:
-        from ..services import events as event_service
-        from ..services import live_view
-
         with self.app.test_request_context("/"):
             try:
-                event = event_service.get_event(event_id)
+                event = events.get_event(event_id)
             except Exception:  # noqa: BLE001 - the event is gone: nothing to send
                 return
-            state = live_view.load_state(event)
-            public, index = live_view.render_public(state), state.index()
+            state = live.load_state(event)
+            public, index = render.public_parts(state), state.index()
             devices = {index.device_id(c.device_token) for c in conns} - {None}
-            personal = live_view.render_personal(index, devices) if devices else {}
-            dj = live_view.render_dj(state) if any(c.is_dj for c in conns) else ""
-            live_view.release_session()
+            personal = render.own_parts(index, devices) if devices else {}
+            dj = render.dj_parts_of(state) if any(c.is_dj for c in conns) else ""
+            live.release_session()
         self.cache[event_id] = (time.monotonic(), seq, public, index)
         self.stats["renders"] += 1
-        head = live_view.message(seq, public)
+        head = render.message(seq, public)
         for conn in conns:
-            text = head + live_view.personal_part(personal, index.device_id(conn.device_token))
+            text = head + render.personal(personal, index.device_id(conn.device_token))
             if conn.is_dj:
                 text += dj
             if conn.offer(text):

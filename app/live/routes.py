@@ -17,13 +17,12 @@ from simple_websocket import ConnectionClosed
 
 from sqlalchemy import select
 
+from ..core.devices import socket_device_token
 from ..extensions import db, sock
 from ..models import Event
-from ..services import events as event_service
-from ..services import live_view
-from ..services.devices import socket_device_token
+from ..services import events, live
 from ..services.live import current_seq
-from . import bp
+from . import bp, render
 from .hub import Connection, WakingEvent, hub_for
 
 IDLE_SECONDS = 60.0  # a safety net only: frames, closes and messages wake the handler
@@ -42,8 +41,8 @@ def _socket_options(state) -> None:
 @bp.before_request
 def _compression_only_for_djs():
     """Fans' sockets refuse permessage-deflate: a compression context costs
-    ~300 KB per socket and their fragments are a few KB. A DJ's dashboard
-    parts are far bigger (~200 KB with 200 requests waiting) and there are
+    hundreds of KB per socket and their fragments are a few KB. A DJ's dashboard
+    parts are far bigger (hundreds of KB with a long queue) and there are
     few DJs, so theirs keep it. (simple-websocket reads the offer from environ.)"""
     if not (current_user.is_authenticated and current_user.role == "dj"):
         request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
@@ -61,17 +60,17 @@ def snapshot(conn: Connection) -> str:
     seq = current_seq(conn.event_id)
     hub = hub_for(current_app)
 
-    def render():
-        state = live_view.load_state(event_service.get_event(conn.event_id))
-        return live_view.render_public(state), state.index()
+    def public():
+        state = live.load_state(events.get_event(conn.event_id))
+        return render.public_parts(state), state.index()
 
-    public, index = hub.public_snapshot(conn.event_id, seq, render)
+    public_html, index = hub.public_snapshot(conn.event_id, seq, public)
     device_id = index.device_id(conn.device_token)
-    own = live_view.render_personal(index, {device_id}) if device_id is not None else {}
-    text = live_view.message(seq, public, live_view.personal_part(own, device_id))
+    own = render.own_parts(index, {device_id}) if device_id is not None else {}
+    text = render.message(seq, public_html, render.personal(own, device_id))
     if conn.is_dj:
-        text += live_view.render_dj(live_view.load_state(event_service.get_event(conn.event_id)))
-    live_view.release_session()
+        text += render.dj_parts_of(live.load_state(events.get_event(conn.event_id)))
+    live.release_session()
     return text
 
 
@@ -88,7 +87,7 @@ def event_socket(ws, event_id: str):
     # The fan is known by the signed cookie alone (no query): the queue index
     # maps the public ids of fans with anything of their own to their devices.
     conn = Connection(event_id, socket_device_token(), is_dj)
-    live_view.release_session()
+    live.release_session()
     hub.register(conn)
     ws.event.on_set = conn.wake
     if ws.event.is_set():
@@ -112,7 +111,7 @@ def event_socket(ws, event_id: str):
         pass
     finally:
         hub.unregister(conn)
-        live_view.release_session()
+        live.release_session()
         _finish(ws)
 
 

@@ -55,6 +55,12 @@ class Event(db.Model):
         back_populates="event", order_by="DJSet.starts_at", cascade="all, delete-orphan"
     )
 
+    @property
+    def current_set(self) -> "DJSet | None":
+        """The set fans see: the live one if there is one, else the next scheduled one."""
+        live = next((s for s in self.sets if s.status == "live"), None)
+        return live or next((s for s in self.sets if s.status == "scheduled"), None)
+
 
 class DJSet(db.Model):
     """A stretch of an event with its own price, cap and request switch."""

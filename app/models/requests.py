@@ -19,8 +19,20 @@ from .base import (
 
 REQUEST_STATUSES = ("pending", "accepted", "playing", "played", "vetoed", "expired")
 ACTIVE_REQUEST_STATUSES = ("pending", "accepted", "playing")
+# The only moves a song request may make (services/requests/states.py makes
+# them). It exists only once paid; vetoed and expired requests are refunded.
+REQUEST_TRANSITIONS: dict[str | None, tuple[str, ...]] = {
+    None: ("pending",),
+    "pending": ("accepted", "playing", "played", "vetoed", "expired"),
+    "accepted": ("pending", "playing", "played", "vetoed", "expired"),  # -> pending: the DJ's undo
+    "playing": ("played",),  # also when the next song starts, or the set ends
+    "played": (),
+    "vetoed": (),
+    "expired": (),  # not played before the set ended
+}
 SHOUTOUT_STATUSES = ("none", "approved", "held", "rejected")
 SHOUTOUT_MAX = 140
+UNDO_SECONDS = 5  # how long the DJ can take an accept back
 
 _ACTIVE_SQL = "status IN ('pending', 'accepted', 'playing')"
 

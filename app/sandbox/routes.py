@@ -27,8 +27,10 @@ from flask import abort, current_app, flash, jsonify, make_response, redirect, r
 from app.core.http import content_security_policy
 from app.extensions import csrf
 
-from . import bp, engine, store
-from .engine import Refusal
+from ..services.sandbox import engine, store
+from ..services.sandbox.engine import Refusal
+from ..services.sandbox.webhooks import webhook_url
+from . import bp
 
 
 def _answer(status: int, body: dict[str, Any]):
@@ -259,10 +261,4 @@ def control():  # CSRF-protected: a browser form
             flash(message, "success")
             return redirect(url_for("sandbox.control"), code=303)
     return render_template("sandbox/control.html", faults=store.get_faults(), counters=store.stats(),
-                           log=store.recent_log(30), webhook_url=_webhook_url()), status
-
-
-def _webhook_url() -> str:
-    from .events import webhook_url
-
-    return webhook_url()
+                           log=store.recent_log(30), webhook_url=webhook_url()), status

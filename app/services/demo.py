@@ -18,7 +18,9 @@ from ..extensions import db
 from ..models import DJSet, Event, GuestDevice, Payment, SongRequest, Track, User, Vote, utcnow
 from . import accounts
 from .library import merge_tracks, read_spotify_csv
-from .payments_ledger import record_transition
+from .payments.ledger import record_transition
+from .requests.lifecycle import close_set
+from .requests.states import move_request
 
 DEMO_PASSWORD = "beatmatch-demo"
 DEMO_LOGINS = {
@@ -82,13 +84,11 @@ def _user(role: str, email: str, added: dict[str, int]) -> User:
 def _close_nights_that_are_over(dj, now) -> None:
     """A past demo night whose set is still on air (no worker ran when it
     ended) is closed the way the worker would: unplayed requests refunded."""
-    from .payments import end_set
-
     over = db.session.scalars(select(DJSet.id).join(Event).where(
         Event.dj_id == dj.id, Event.name == LIVE_EVENT, DJSet.status == "live", DJSet.ends_at <= now)).all()
     for set_id in over:
         try:
-            end_set(set_id)
+            close_set(set_id)
         except redis.RedisError:
             pass  # committed; without Redis the refund jobs wait for reconciliation
 
@@ -137,13 +137,13 @@ def _requests(dj_set: DJSet, fan: User, added: dict[str, int]) -> None:
                           user_id=device.user_id, set_id=dj_set.id, track_id=track.id)
         record_transition(payment, "PENDING", "demo checkout started")
         record_transition(payment, "COMPLETED", "demo payment")
-        request = SongRequest(set_id=dj_set.id, track_id=track.id, device_id=device.id, user_id=device.user_id,
-                              payment_id=payment.id, amount_cents=price, status=status, vote_count=votes)
-        if status in ("accepted", "playing"):
-            request.accepted_at = utcnow()
-        if status == "playing":
-            request.playing_at = utcnow()
-        db.session.add(request)
+        song_request = SongRequest(set_id=dj_set.id, track_id=track.id, device_id=device.id,
+                                   user_id=device.user_id, payment_id=payment.id, amount_cents=price,
+                                   vote_count=votes)
+        move_request(song_request, "pending")
+        if status != "pending":
+            move_request(song_request, status)
+        db.session.add(song_request)
         db.session.flush()
-        db.session.add_all(Vote(request_id=request.id, device_id=v.id) for v in voters[:votes])
+        db.session.add_all(Vote(request_id=song_request.id, device_id=v.id) for v in voters[:votes])
         added["requests"] += 1

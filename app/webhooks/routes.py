@@ -4,11 +4,10 @@ from __future__ import annotations
 from flask import current_app, jsonify, request
 from sqlalchemy.exc import IntegrityError
 
-import jobs
-
 from ..extensions import db, limiter
 from ..models import WebhookEvent
-from ..services.webhook_signing import WebhookRejected, verify
+from ..services.common import tasks
+from ..services.payments.signing import WebhookRejected, verify
 from . import bp
 
 MAX_BODY = 1024 * 1024
@@ -42,8 +41,6 @@ def yoco():
         db.session.rollback()
         return jsonify(status="duplicate"), 200  # already stored: Yoco retried or replayed it
     if row.status == "received":
-        from jobs.payments import process_webhook
-
-        jobs.enqueue(process_webhook, row.id)
+        tasks.enqueue("jobs.payments.process_webhook", row.id)
     db.session.commit()
     return jsonify(status="accepted"), 200

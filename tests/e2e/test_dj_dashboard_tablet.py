@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import IdempotencyKey, Payment, SongRequest, utcnow
-from app.services import dj_actions, idempotency
+from app.services.common import idempotency
+from app.services.requests import actions as dj_actions
 from app.services.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
 from app.services.live import publish_after_commit
 from tests.e2e.conftest import TABLET, screenshot as full_screenshot

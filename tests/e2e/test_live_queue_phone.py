@@ -77,7 +77,7 @@ def test_a_fan_is_told_when_their_request_is_playing(event, live_server, open_pa
     expect(page.locator(".conn-status")).to_have_text("Live")
     token = page.context.cookies()[0]
     cookie = next(c for c in page.context.cookies() if c["name"] == "bmm_device")
-    from app.services.devices import _serializer
+    from app.core.devices import _serializer
 
     me = device(_serializer().loads(cookie["value"]))
     track = tracks(event.dj_id, 1, offset=400)[0]

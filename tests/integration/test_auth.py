@@ -163,7 +163,7 @@ def test_a_new_phones_simultaneous_first_requests_make_one_device(app, live_serv
 
     import requests
 
-    from app.services.devices import _serializer
+    from app.core.devices import _serializer
 
     with app.test_request_context():
         cookie = _serializer().dumps("brand-new-device-token")

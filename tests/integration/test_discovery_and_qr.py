@@ -6,7 +6,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import DJSet, Event, utcnow
-from app.services import accounts, qr
+from app.services import accounts
+from app.services.events import qr
 from app.services.demo import seed_demo
 from tests.conftest import sign_in
 

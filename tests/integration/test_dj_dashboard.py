@@ -17,7 +17,7 @@ from app.extensions import db, redis_store
 from app.models import DJSet, IdempotencyKey, Payment, SongRequest, utcnow
 from app.services.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
 from app.services.live import seq_key
-from app.services.payments_ledger import record_transition
+from app.services.payments.ledger import record_transition
 from tests.conftest import csrf_token_from, sign_in
 from tests.live_support import device, paid_request
 from tests.payment_support import live_event, tracks, wait_for
@@ -117,7 +117,7 @@ def test_the_dashboard_lists_requests_by_priority_with_shoutouts_votes_money_and
 
 
 def test_the_live_parts_are_one_fragment_for_the_poll_the_socket_and_the_page(dj, night, app):
-    from app.dj.dashboard import render_dj_live
+    from app.live.render import dj_parts as render_dj_live
 
     fragment = text(dj.get(f"/dj/sets/{night['set'].public_id}/live", headers={"HX-Request": "true"}))
     ids = re.findall(r'<(?:section|div) id="(dj-[a-z-]+)"[^>]*hx-swap-oob="true"', fragment)

@@ -421,7 +421,7 @@ def test_two_tablets_adding_overlapping_sets_at_once_get_one_set(app, create_use
 
 
 def test_a_set_closed_by_the_end_of_set_job_does_not_block_the_next_event(app, dj):
-    from jobs.payments import close_ended_sets
+    from jobs.requests import close_ended_sets
 
     event_id = dj.create_event()
     dj.add_set(event_id)

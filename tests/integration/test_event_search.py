@@ -10,8 +10,8 @@ from app.models import DJProfile, Event, Track
 from app.services import accounts
 from app.services.demo import seed_demo
 from app.services.library import TrackRow, merge_tracks
-from app.services.search import bump_library_version
-from app.services.text import fold
+from app.services.library.search import bump_library_version
+from app.services.common.text import fold
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from datetime import timedelta
 
 from rq import SimpleWorker
 
-import jobs
+from app.services.common import tasks
 from app.extensions import db, redis_store
 from app.models import IdempotencyKey, utcnow
 from jobs.maintenance import purge_expired_idempotency_keys
@@ -15,22 +15,22 @@ def _key(name, expires_in):
 
 
 def test_enqueue_waits_for_commit_and_is_dropped_on_rollback(app_ctx):
-    q = jobs.queue()
-    jobs.enqueue(purge_expired_idempotency_keys)
+    q = tasks.queue()
+    tasks.enqueue("jobs.maintenance.purge_expired_idempotency_keys")
     assert q.count == 0  # not yet committed
     db.session.rollback()
     db.session.commit()
     assert q.count == 0  # the rollback dropped it
-    jobs.enqueue(purge_expired_idempotency_keys)
+    tasks.enqueue("jobs.maintenance.purge_expired_idempotency_keys")
     db.session.commit()
     assert q.count == 1
 
 
 def test_purge_job_runs_on_a_worker_and_is_idempotent(app_ctx):
     db.session.add_all([_key("old", -timedelta(hours=1)), _key("fresh", timedelta(hours=23))])
-    jobs.enqueue(purge_expired_idempotency_keys)
+    tasks.enqueue("jobs.maintenance.purge_expired_idempotency_keys")
     db.session.commit()
-    worker = SimpleWorker([jobs.queue()], connection=redis_store.client)
+    worker = SimpleWorker([tasks.queue()], connection=redis_store.client)
     assert worker.work(burst=True)
     assert [k.key for k in db.session.scalars(db.select(IdempotencyKey))] == ["fresh"]
     assert purge_expired_idempotency_keys() == 0  # running it again changes nothing

@@ -8,9 +8,9 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import DJProfile, LibraryImport, Track
-from app.services.importers import MAX_FILE_BYTES
+from app.services.library.importers import MAX_FILE_BYTES
 from app.services.library import LIBRARY_MAX_TRACKS, TrackRow, merge_tracks, read_progress
-from app.services.search import SearchParams, library_index, search
+from app.services.library.search import SearchParams, library_index, search
 from jobs.imports import run_library_import
 from tests.conftest import csrf_token_from
 from tests.library_support import FIXTURES, SPOTIFY, library_version, make_dj, track_count, tracks_of

@@ -10,7 +10,7 @@ from app.extensions import db
 from app.models import DJProfile, SongRequest, Track, User
 from app.services.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
 from app.services.library import TrackRow, merge_tracks
-from app.services.search import SearchParams, library_index, search
+from app.services.library.search import SearchParams, library_index, search
 from tests.conftest import sign_in
 from tests.library_support import DJ, ROW_ID, library_version, make_dj, track_count, tracks_of
 

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.live.hub import SEND_QUEUE_SIZE, Connection, Hub
 from app.models import SongRequest, Vote, utcnow
-from app.services import events as event_service
+from app.services.live import queue as event_service
+from app.services import events
 from app.services.demo import seed_demo
 from app.services.live import publish_after_commit
 from tests.live_support import (
@@ -51,7 +52,7 @@ def test_accepted_come_first_then_votes_then_time_and_waits_add_up(night):
 
     now_playing, queue = event_service.queue_for_set(dj_set, now=now)
     assert now_playing.id == playing.id
-    assert [e.request.id for e in queue] == [accepted.id, voted_pending.id, old_pending.id, new_pending.id]
+    assert [e.song_request.id for e in queue] == [accepted.id, voted_pending.id, old_pending.id, new_pending.id]
     assert [e.position for e in queue] == [1, 2, 3, 4]
     # Each wait: what is left of the song playing, plus every song ahead.
     assert [e.wait_s for e in queue] == [150, 150 + 150, 150 + 150 + 240, 150 + 150 + 240 + 180]
@@ -95,7 +96,7 @@ def test_fans_cannot_vote_for_their_own_request_or_a_finished_one(night, client)
     page = client.get(f"/e/{event.public_id}")  # the fan's device cookie
     assert page.status_code == 200
     from tests.live_support import device_cookie_of
-    from app.services.devices import _serializer
+    from app.core.devices import _serializer
 
     own_device = device(_serializer().loads(device_cookie_of(client)))
     own = paid_request(dj_set, t[0], own_device)
@@ -129,13 +130,13 @@ def test_concurrent_votes_from_many_fans_are_all_counted_exactly(night, app):
     db.session.commit()
     # Plain values for the threads: ORM objects belong to this thread's session.
     event_id, request_id, request_pk = event.public_id, request.public_id, request.id
-    from app.services import votes
+    from app.services.live import votes
 
     def tap(public_id: str, times: int):
         for _ in range(times):
             with app.test_request_context("/"):
                 try:
-                    votes.set_vote(event_service.get_event(event_id), request_id, device(public_id), vote=True)
+                    votes.set_vote(events.get_event(event_id), request_id, device(public_id), vote=True)
                 finally:
                     db.session.remove()
 

@@ -46,7 +46,7 @@ def test_payment_history_and_audit_log_are_append_only(app_ctx):
                   for verb in ("UPDATE", "DELETE FROM")]
     # A payment with a history cannot go either: its history would go with it.
     from app.models import DJSet, GuestDevice, Payment, Track
-    from app.services.payments_ledger import record_transition
+    from app.services.payments.ledger import record_transition
 
     dj_set = db.session.scalar(select(DJSet).limit(1))
     device = GuestDevice(public_id="append-only-test")

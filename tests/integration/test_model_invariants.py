@@ -10,7 +10,7 @@ from app.models import (
     Booking, BookingSlot, DJSet, Payment, SongRequest, Track, VenueProfile, Vote, utcnow,
 )
 from app.services.demo import seed_demo
-from app.services.payments_ledger import IllegalTransition, record_transition
+from app.services.payments.ledger import IllegalTransition, record_transition
 
 
 @pytest.fixture

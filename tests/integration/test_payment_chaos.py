@@ -30,9 +30,9 @@ def chaos_night(app_ctx, live_server, rq_worker):
 
 def _drain(timeout=60):
     """Wait until the worker has nothing left queued (a crashed job may stay "started")."""
-    import jobs
+    from app.services.common import tasks
 
-    queue = jobs.queue()
+    queue = tasks.queue()
     deadline = time.monotonic() + timeout
     quiet_since = None
     while time.monotonic() < deadline:
@@ -122,7 +122,7 @@ def test_chaos(app_ctx, chaos_night):
     _quiet(app_ctx)
 
     # The DJ vetoes 30 requests; their refunds meet the failing-refund fault.
-    from app.services.payments import veto_request
+    from app.services.requests import veto_request
 
     for request in db.session.scalars(select(SongRequest).where(SongRequest.status == "pending")).all()[:30]:
         veto_request(request.public_id, dj_id=request.dj_set.event.dj_id, reason="chaos")

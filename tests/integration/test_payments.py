@@ -195,7 +195,7 @@ def test_paid_after_the_cap_filled_is_refunded_automatically(night):
 
 
 def test_veto_and_end_of_set_refund_the_fans(night):
-    from app.services.payments import end_set, veto_request
+    from app.services.requests import close_set as end_set, veto_request
 
     fan = Fan(night["base"])
     for i in (15, 16):
@@ -238,7 +238,7 @@ def test_a_lost_webhook_is_settled_by_reconciliation(night):
 
 
 def test_a_failing_refund_is_retried_until_it_succeeds(night):
-    from app.services.payments import veto_request
+    from app.services.requests import veto_request
 
     set_faults(night["app"], refund_fail_times=2)
     checkout = checkout_id_from(Fan(night["base"]).pay(night["event"], night["tracks"][19]))

@@ -7,14 +7,15 @@ import time
 import pytest
 from werkzeug.serving import make_server
 
-import jobs
+from app.services.common import tasks
 from app import create_app
 from app.config import TestConfig
 from app.extensions import redis_store
-from app.sandbox import store
-from app.services.webhook_signing import verify
-from app.services.yoco import ProviderRejected, yoco_client
-from jobs.sandbox import RETRY_SCHEDULE_SECONDS, deliver_webhook
+from app.services.sandbox import store
+from app.services.payments.signing import verify
+from app.services.payments.yoco import ProviderRejected, yoco_client
+from app.services.sandbox import RETRY_SCHEDULE_SECONDS
+from jobs.sandbox import deliver_webhook
 from tests.conftest import csrf_token_from, free_port
 
 OK_URL = "https://fan.example/paid"
@@ -305,10 +306,10 @@ def test_delivery_gives_up_after_the_eighth_attempt(app_ctx):
     nowhere = f"http://127.0.0.1:{free_port()}/hook"
     result = deliver_webhook(event, 1, nowhere, 1.0)
     assert result["delivered"] is False and result["next_in_seconds"] == 300
-    assert jobs.queue().scheduled_job_registry.count == 1
+    assert tasks.queue().scheduled_job_registry.count == 1
     last = deliver_webhook(event, len(RETRY_SCHEDULE_SECONDS) - 1, nowhere, 1.0)
     assert last["gave_up"] is True
-    assert jobs.queue().scheduled_job_registry.count == 1  # nothing more was scheduled
+    assert tasks.queue().scheduled_job_registry.count == 1  # nothing more was scheduled
 
 
 # --------------------------------------------------------------------------- API surface, faults, config

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import WebhookEvent
-from app.services.webhook_signing import sign_headers
+from app.services.payments.signing import sign_headers
 
 
 def _event(kind="payment.succeeded", **payload):

@@ -9,7 +9,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from app.extensions import redis_store
-from app.services.yoco import (
+from app.services.payments.yoco import (
     BREAKER_KEY,
     UNAVAILABLE_MESSAGE,
     ProviderRejected,

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from app.services.errors import DomainError
-from app.services.importers import (
+from app.services.common.errors import DomainError
+from app.services.library.importers import (
     MAX_FILE_BYTES,
     MAX_TRACKS,
     decode_bytes,

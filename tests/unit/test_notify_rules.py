@@ -1,5 +1,5 @@
 """When a fan is told about their own request (PRODUCT.md capability 7)."""
-from app.services.notify import Seen, changes
+from app.services.live.notify import Seen, changes
 
 TITLE, PRICE = "Despacito", 2000
 

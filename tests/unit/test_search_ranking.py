@@ -3,8 +3,8 @@ import pytest
 
 from app.models import Track
 from app.services.library import TrackRow, read_spotify_csv
-from app.services.search import PAGE_SIZE, LibraryIndex, SearchParams, search
-from app.services.text import fold
+from app.services.library.search import PAGE_SIZE, LibraryIndex, SearchParams, search
+from app.services.common.text import fold
 
 EXTRA = [
     TrackRow("Halo", "Beyoncé", "r&b", 80.0, 261, 80),

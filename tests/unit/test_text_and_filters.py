@@ -1,7 +1,7 @@
 from datetime import datetime, timezone
 
 from app.core.templating import duration, local_time, rands
-from app.services.text import fold
+from app.services.common.text import fold
 
 
 def test_fold_ignores_case_accents_and_punctuation():

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from app.services.webhook_signing import MAX_BODY_BYTES, WebhookRejected, sign_headers, verify
+from app.services.payments.signing import MAX_BODY_BYTES, WebhookRejected, sign_headers, verify
 
 SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"o" * 32).decode()

@@ -1,0 +1,100 @@
+"""Rendering live messages: the event's public parts, each fan's own parts,
+and the DJ dashboard's live parts. Used by the hub (pushes), the socket's
+snapshots, the polling fallbacks and the pages that include the same parts.
+
+A live message is text: the sequence number on the first line, then HTML
+fragments with ids, marked for out-of-band swaps:
+
+    42
+    <section id="now-playing" hx-swap-oob="true">…</section>
+    <section id="queue" hx-swap-oob="true">…</section>
+    <p id="set-status" hx-swap-oob="true">…</p>
+    <div id="viewer-state" hx-swap-oob="true" data-mine="…" data-voted="…"></div>
+    <section id="my-requests" hx-swap-oob="true">…</section>   (fans with requests)
+    <div id="toasts" hx-swap-oob="beforeend">…</div>          (when one is due)
+
+Every message carries the whole current state of the parts it names, so a
+client that missed messages is current again with the next one, and the
+snapshot sent on every (re)connect is an ordinary message. What the parts
+say comes from services/live (state.py); nothing here queries on its own.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+
+from flask import render_template
+
+from ..core.htmx import toasts_html
+from ..models import DJSet, Event
+from ..services import live
+from ..services.live import LiveState, OwnParts, QueueIndex, Viewer
+
+EMPTY_VIEWER_STATE = '<div id="viewer-state" hidden hx-swap-oob="true" data-mine="" data-voted=""></div>'
+
+
+def message(seq: int, *fragments: str) -> str:
+    return f"{seq}\n" + "".join(fragments)
+
+
+def public_parts(state: LiveState) -> str:
+    """Now playing, the queue and the set's status: the same for every fan."""
+    return render_template(
+        "fan/_live_public.html", event=state.event, dj_set=state.dj_set, playing=state.playing,
+        queue=state.queue, viewer=None, with_csrf=False, oob=True,
+    )
+
+
+def viewer_state(index: QueueIndex, viewer: Viewer) -> str:
+    """#viewer-state: which queued requests are the fan's and which they voted for (live.js marks them)."""
+    mine, voted = " ".join(index.public_ids(viewer.own)), " ".join(index.public_ids(viewer.voted))
+    return (f'<div id="viewer-state" hidden hx-swap-oob="true" data-mine="{escape(mine)}" '
+            f'data-voted="{escape(voted)}"></div>')
+
+
+def own_parts_html(index: QueueIndex, parts: OwnParts) -> str:
+    html = viewer_state(index, parts.viewer)
+    if parts.my_requests:
+        html += render_template("fan/_my_requests.html", event_public_id=index.event_public_id,
+                                my_requests=parts.my_requests, entries=index.by_request, oob=True)
+    if parts.toasts:
+        html += toasts_html(parts.toasts)
+    return html
+
+
+def own_parts(index: QueueIndex, device_ids: set[int]) -> dict[int, str]:
+    """Each device's own parts; devices with nothing of their own are left out (see `personal`)."""
+    return {device_id: own_parts_html(index, parts) for device_id, parts in live.own_parts(index, device_ids).items()}
+
+
+def personal(parts: dict[int, str], device_id: int | None) -> str:
+    """A device's own parts from own_parts(), or the empty ones."""
+    return parts.get(device_id, EMPTY_VIEWER_STATE) if device_id is not None else EMPTY_VIEWER_STATE
+
+
+def dj_parts(dj_set: DJSet, *, now: datetime | None = None) -> str:
+    """The DJ dashboard's live parts, each a top-level element with a stable id
+    (#dj-now-playing, #dj-set-status, #dj-earnings, #dj-requests) marked for an
+    out-of-band swap. Safe to render outside the DJ's request (the live hub
+    does): no CSRF tokens, no per-user state."""
+    return render_template("dj/_live.html", live=live.live_set(dj_set, now), oob=True)
+
+
+def dj_parts_of(state: LiveState) -> str:
+    """The DJ's live parts for the set the event's channel shows (none without a set)."""
+    return dj_parts(state.dj_set) if state.dj_set is not None else ""
+
+
+def for_device(event: Event, device_id: int | None, seq: int) -> str:
+    """A whole message for one fan: the snapshot on (re)connect, and what polling gets."""
+    state = live.load_state(event)
+    index = state.index()
+    return message(seq, public_parts(state), personal(own_parts(index, {device_id}) if device_id else {}, device_id))
+
+
+def page_context(event: Event, device_id: int | None) -> dict:
+    """What the full event page needs for its live parts, marked for this fan."""
+    state, index, parts = live.page_parts(event, device_id)
+    return dict(dj_set=state.dj_set, playing=state.playing, queue=state.queue, viewer=parts.viewer,
+                my_requests=parts.my_requests, entries=index.by_request, event_public_id=event.public_id,
+                viewer_state=viewer_state(index, parts.viewer))

@@ -1,0 +1,21 @@
+"""Accounts: users and their roles, password hashing and sign-in, the
+sign-in throttle, and fans' guest devices."""
+from .devices import device_for, find_device
+from .login_throttle import Throttled, begin_attempt
+from .users import (
+    MIN_PASSWORD_LENGTH,
+    AuthError,
+    authenticate,
+    create_dj,
+    create_user,
+    create_venue,
+    find_user_by_email,
+    hash_password,
+    load_user_from_session_id,
+    register_fan,
+    verify_password,
+)
+
+__all__ = ["MIN_PASSWORD_LENGTH", "AuthError", "Throttled", "authenticate", "begin_attempt", "create_dj",
+           "create_user", "create_venue", "device_for", "find_device", "find_user_by_email", "hash_password",
+           "load_user_from_session_id", "register_fan", "verify_password"]

@@ -1,0 +1,34 @@
+"""Guest devices: every fan starts as a device, known by the public id its
+signed cookie carries (the cookie itself is web plumbing: app/core/devices.py).
+The row is created lazily, the first time the device does something."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ...extensions import db
+from ...models import GuestDevice, utcnow
+
+
+def find_device(public_id: str) -> GuestDevice | None:
+    return db.session.scalar(select(GuestDevice).where(GuestDevice.public_id == public_id))
+
+
+def device_for(public_id: str, *, ip: str | None, user_agent: str, create: bool = True) -> GuestDevice | None:
+    """The device with this public id, marked seen; created on first use when `create`."""
+    device = find_device(public_id)
+    if device is not None:
+        device.last_seen_at = utcnow()
+        return device
+    if not create:
+        return None
+    # A phone's first requests can arrive at once: insert-or-ignore, then read.
+    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    now = utcnow()
+    db.session.execute(
+        insert(GuestDevice).values(
+            public_id=public_id, last_ip=ip, user_agent=user_agent[:255], created_at=now, last_seen_at=now,
+        ).on_conflict_do_nothing(index_elements=["public_id"])
+    )
+    return find_device(public_id)

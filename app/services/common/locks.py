@@ -1,0 +1,20 @@
+"""Row locks that work the same on SQLite and PostgreSQL.
+
+`lock_set(set_id)` must be the first write of a transaction: it updates the
+set's row to itself. On PostgreSQL that takes the row lock until commit; on
+SQLite the first write takes the database's write lock (the sqlite3 driver
+opens the transaction right before it, so no stale snapshot is upgraded).
+Either way, two transactions that lock the same set run one after the other,
+and everything read after the lock is current. (`with_for_update()` alone
+would be ignored by SQLite.)
+"""
+from __future__ import annotations
+
+from sqlalchemy import update
+
+from ...extensions import db
+from ...models import DJSet
+
+
+def lock_set(set_id: int) -> None:
+    db.session.execute(update(DJSet).where(DJSet.id == set_id).values(hourly_cap=DJSet.hourly_cap))
