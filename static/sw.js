@@ -16,7 +16,7 @@
  */
 'use strict';
 
-const VERSION = 'v2';
+const VERSION = 'v3';
 const PREFIX = 'bmm-';
 const SHELL_CACHE = `${PREFIX}shell-${VERSION}`;
 const PAGES_CACHE = `${PREFIX}pages-${VERSION}`;
@@ -31,7 +31,6 @@ const SHELL = [
   '/static/js/live.js',
   '/static/js/dj-actions.js',
   '/static/vendor/htmx.min.js',
-  '/static/vendor/htmx-ext-ws.js',
   '/static/icons/icon.svg',
   '/static/icons/icon-192.png',
   '/manifest.webmanifest',

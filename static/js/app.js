@@ -12,6 +12,9 @@
  * 5. A tap whose htmx call fails (a 403, a 5xx, no network) says so in a
  *    toast instead of doing nothing; polls stay quiet (they try again).
  *    A 401 needs nothing here: its HX-Redirect goes to sign-in and back.
+ * 6. window.BMM: the one out-of-band swap of server fragments (live
+ *    messages in live.js, DJ action answers in dj-actions.js) and the one
+ *    toast builder.
  */
 (function () {
   'use strict';
@@ -106,6 +109,32 @@
   document.addEventListener('htmx:sendError', function (event) {
     if (userTriggered(event.detail)) toast('No connection. Try again when you are back online.');
   });
+
+  // 6. Out-of-band swaps: elements with ids replace the ones on the page;
+  // hx-swap-oob="beforeend" appends its children (toasts). With
+  // {replace: false} only the appends happen (an answer for another view).
+  function swapOob(html, options) {
+    var replace = !options || options.replace !== false;
+    var template = document.createElement('template');
+    template.innerHTML = html;
+    Array.prototype.slice.call(template.content.children).forEach(function (fragment) {
+      var target = fragment.id && document.getElementById(fragment.id);
+      if (!target) return;
+      if (fragment.getAttribute('hx-swap-oob') === 'beforeend') {
+        Array.prototype.slice.call(fragment.children).forEach(function (child) {
+          target.appendChild(child);
+          if (window.htmx) htmx.process(child);
+        });
+      } else if (replace) {
+        fragment.removeAttribute('hx-swap-oob');
+        target.replaceWith(fragment);
+        if (window.htmx) htmx.process(fragment);
+      }
+    });
+    armToasts();
+  }
+
+  window.BMM = { swapOob: swapOob, toast: toast };
 
   // 4. Geolocation for event discovery: <form data-geolocate hidden>.
   document.querySelectorAll('form[data-geolocate]').forEach(function (form) {

@@ -113,24 +113,9 @@
   }
 
   // -- applying live parts -----------------------------------------------------------------
-  // Elements with ids replace the ones on the page; hx-swap-oob="beforeend" appends (toasts).
+  // An answer for another set's page keeps this page's parts (only its toasts are shown).
   function applyParts(html, parts) {
-    var template = document.createElement('template');
-    template.innerHTML = html;
-    Array.prototype.slice.call(template.content.children).forEach(function (fragment) {
-      var target = fragment.id && document.getElementById(fragment.id);
-      if (!target) return;
-      if (fragment.getAttribute('hx-swap-oob') === 'beforeend') {
-        Array.prototype.slice.call(fragment.children).forEach(function (child) {
-          target.appendChild(child);
-          if (window.htmx) htmx.process(child);
-        });
-      } else if (parts !== false) {
-        fragment.removeAttribute('hx-swap-oob');
-        target.replaceWith(fragment);
-        if (window.htmx) htmx.process(fragment);
-      }
-    });
+    window.BMM.swapOob(html, { replace: parts !== false });
     document.dispatchEvent(new CustomEvent('bmm:live-update', { detail: { source: 'dj-actions' } }));
   }
 

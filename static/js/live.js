@@ -62,23 +62,7 @@
     var seq = parseInt(text.slice(0, newline), 10);
     if (!snapshot && !isNaN(seq) && seq < lastSeq) return; // an older state than we show
     if (!isNaN(seq)) lastSeq = seq;
-    var template = document.createElement('template');
-    template.innerHTML = text.slice(newline + 1);
-    Array.prototype.slice.call(template.content.children).forEach(function (fragment) {
-      var target = fragment.id && document.getElementById(fragment.id);
-      if (!target) return;
-      var how = fragment.getAttribute('hx-swap-oob');
-      if (how === 'beforeend') {
-        Array.prototype.slice.call(fragment.children).forEach(function (child) {
-          target.appendChild(child);
-          if (window.htmx) htmx.process(child);
-        });
-      } else {
-        fragment.removeAttribute('hx-swap-oob');
-        target.replaceWith(fragment);
-        if (window.htmx) htmx.process(fragment);
-      }
-    });
+    window.BMM.swapOob(text.slice(newline + 1));
     markViewer();
     document.dispatchEvent(new CustomEvent('bmm:live-update', { detail: { seq: seq } }));
   }
