@@ -1,5 +1,6 @@
 """The Yoco client against the sandbox over real HTTP: idempotency, retries, timeouts, the breaker."""
 import logging
+import threading
 import time
 
 import pytest
@@ -7,8 +8,10 @@ import redis as redis_lib
 import requests
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from tenacity import RetryCallState
 
 from app.extensions import redis_store
+from app.services.payments import yoco
 from app.services.payments.yoco import (
     BREAKER_KEY,
     UNAVAILABLE_MESSAGE,
@@ -173,6 +176,60 @@ def test_nothing_listening_is_provider_unavailable(app_ctx):
     assert down.value.status is None
 
 
+class ScriptedSession:
+    """Stands in for requests.Session: answers from a script, noting when each
+    request came and what it carried."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.calls = []
+
+    def request(self, method, url, **kwargs):
+        self.calls.append({"at": time.monotonic(), "key": kwargs["headers"].get("Idempotency-Key"),
+                           "timeout": kwargs["timeout"]})
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        response = requests.Response()
+        response.status_code, response._content = answer
+        return response
+
+
+def test_timeouts_5xx_and_unreadable_2xx_are_retried_with_backoff_and_the_same_key(app_ctx):
+    session = ScriptedSession(requests.ConnectTimeout(), (503, b"{}"), (200, b"<html>busy</html>"), (200, b"[]"),
+                              (200, b'{"id": "ch_1"}'))
+    client = YocoClient("https://yoco.test", "sk_test", 2.5, 4, backoff_seconds=0.05, session=session,
+                        redis_client=redis_store.client, breaker_key="bmm:test:breaker")
+    assert checkout(client) == {"id": "ch_1"}
+    assert len(session.calls) == 5
+    assert {call["key"] for call in session.calls} == {"checkout-abc"}
+    assert {call["timeout"] for call in session.calls} == {(3.05, 2.5)}
+    gaps = [b["at"] - a["at"] for a, b in zip(session.calls, session.calls[1:])]
+    assert all(gap >= 0.05 * 2 ** n for n, gap in enumerate(gaps)), gaps  # 0.05, 0.1, 0.2, 0.4 at least
+    assert client.breaker.state() == "closed"
+
+
+def test_unreadable_2xx_until_the_retries_run_out_is_provider_unavailable(app_ctx):
+    session = ScriptedSession(*[(200, b"not json")] * 3)
+    client = YocoClient("https://yoco.test", "sk_test", 2, 2, backoff_seconds=0.01, session=session,
+                        redis_client=redis_store.client, breaker_key="bmm:test:breaker")
+    with pytest.raises(ProviderUnavailable) as down:
+        client.get_checkout("ch_1")
+    assert (down.value.code, down.value.status, down.value.message) == ("bad_response", 200, UNAVAILABLE_MESSAGE)
+    assert len(session.calls) == 3
+    assert redis_store.client.hget("bmm:test:breaker", "failures") == b"1"
+
+
+def test_the_backoff_doubles_from_its_base_with_at_most_a_quarter_of_jitter():
+    wait = yoco._JitteredBackoff(0.2)
+    state = RetryCallState(None, None, (), {})
+    for attempt, base in ((1, 0.2), (2, 0.4), (3, 0.8), (4, 1.6)):
+        state.attempt_number = attempt
+        delays = [wait(state) for _ in range(200)]
+        assert base <= min(delays) and max(delays) <= base * 1.25
+        assert max(delays) > base * 1.1  # jittered, not fixed
+
+
 def test_the_breaker_opens_after_five_exhausted_calls_fails_fast_and_closes_after_the_cool_down(sandbox):
     client = yoco_client(max_retries=0, breaker_cooldown_seconds=0.6)
     sandbox.faults(api_5xx_next=5)
@@ -215,6 +272,46 @@ def test_a_failed_trial_call_opens_the_breaker_again(sandbox):
         checkout(client)
     assert fast.value.code == "breaker_open"
     assert sandbox.counters()["api_calls"] == 6
+
+
+def test_processes_on_separate_redis_connections_share_the_breaker_and_its_single_trial(sandbox, app):
+    """Two clients built as two processes build theirs (each its own Redis
+    connection pool): what one learns, the other obeys; once cooled down, one
+    trial call goes out and the other process is refused while it runs."""
+    connections = [redis_lib.Redis.from_url(app.config["REDIS_URL"]) for _ in range(2)]
+    web, worker = (yoco_client(max_retries=0, breaker_cooldown_seconds=0.3, timeout_seconds=5, redis_client=c)
+                   for c in connections)
+    try:
+        sandbox.faults(api_5xx_next=5)
+        for _ in range(5):
+            with pytest.raises(ProviderUnavailable):
+                web.get_checkout("ch_any")
+        with pytest.raises(ProviderUnavailable) as fast:
+            checkout(worker)
+        assert fast.value.code == "breaker_open"
+
+        deadline = time.monotonic() + 5
+        while worker.breaker.state() != "half_open":
+            assert time.monotonic() < deadline, "the breaker never cooled down"
+            time.sleep(0.02)
+        sandbox.faults(api_timeout_next=1, api_timeout_seconds=0.5)  # the trial answers late, but answers
+        trial = []
+        thread = threading.Thread(target=lambda: trial.append(checkout(web)))
+        thread.start()
+        while sandbox.counters()["api_calls"] < 6:  # the trial reached Yoco
+            assert time.monotonic() < deadline, "the trial call never went out"
+            time.sleep(0.01)
+        with pytest.raises(ProviderUnavailable) as during:
+            checkout(worker, key="checkout-other")
+        assert during.value.code == "breaker_open"
+        thread.join(timeout=10)
+        assert trial and trial[0]["status"] == "created"
+        assert worker.breaker.state() == "closed"
+        assert checkout(worker, key="checkout-other")["status"] == "created"
+        assert sandbox.counters()["api_calls"] == 7
+    finally:
+        for connection in connections:
+            connection.close()
 
 
 def test_without_redis_each_process_keeps_its_own_breaker(sandbox, live_server, app):
