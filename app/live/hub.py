@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import redis
 from flask import Flask
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
 from ..extensions import redis_store
 from ..services import events, live
@@ -39,6 +40,8 @@ from . import render
 SEND_QUEUE_SIZE = 16
 SNAPSHOT_CACHE_SECONDS = 5.0
 EVENT_CACHE_SECONDS = 60.0
+RECONNECT_FIRST_SECONDS = 0.5  # after a lost subscription: 0.5 s, 1 s, 2 s ... 10 s
+RECONNECT_MAX_SECONDS = 10.0
 
 
 @dataclass(eq=False)
@@ -170,31 +173,71 @@ class Hub:
         threading.Thread(target=self._render_loop, name="live-render", daemon=True).start()
 
     def _listen(self) -> None:
-        backoff = 0.5
-        first = True
-        while not self.stopping:
-            try:
-                with self.app.app_context():
-                    pubsub = redis_store.client.pubsub(ignore_subscribe_messages=True)
-                pubsub.psubscribe(f"{CHANNEL_PREFIX}*")
-                if not first:
-                    self._mark_all_dirty()  # we may have missed messages while away
-                first, backoff = False, 0.5
-                while not self.stopping:
-                    message = pubsub.get_message(timeout=1.0)
-                    if message is None or message.get("type") != "pmessage":
-                        continue
-                    channel = message["channel"]
-                    channel = channel.decode() if isinstance(channel, bytes) else channel
+        """Note every change published on the live channels until the hub stops.
+
+        A subscription that breaks (Redis restarted, the connection dropped)
+        is retried by tenacity 0.5 s after the failure, then 1 s, 2 s … at
+        most 10 s apart, each failure logged; a subscription that worked
+        starts that count again. After a reconnect every event with sockets
+        is marked dirty: messages may have been missed meanwhile."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(redis.RedisError),
+            wait=wait_exponential(multiplier=RECONNECT_FIRST_SECONDS, max=RECONNECT_MAX_SECONDS),
+            stop=lambda _state: self.stopping,
+            before_sleep=self._subscription_lost,
+            sleep=lambda seconds: self._nap(seconds),
+            reraise=True,
+        )
+        reconnecting = False
+        try:
+            for attempt in retrying:
+                with attempt:
+                    if self.stopping:
+                        return
+                    pubsub = self._subscribe()
                     try:
-                        seq = int(json.loads(message["data"]).get("seq", 0))
-                    except (ValueError, TypeError, AttributeError):
-                        seq = 0
-                    self.mark_dirty(channel[len(CHANNEL_PREFIX):], seq)
-            except redis.RedisError as error:
-                self.app.logger.warning("live: Redis subscription lost (%s); retrying in %.1fs", error, backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                        if reconnecting:
+                            self._mark_all_dirty()
+                        reconnecting = True
+                        # tenacity counts the attempts of one run; this one
+                        # worked, so the next failure waits the first step again.
+                        attempt.retry_state.attempt_number = 1
+                        self._pump(pubsub)
+                    finally:
+                        pubsub.close()
+        except redis.RedisError:
+            return  # the hub stopped while Redis was away
+
+    def _subscribe(self) -> redis.client.PubSub:
+        with self.app.app_context():
+            pubsub = redis_store.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.psubscribe(f"{CHANNEL_PREFIX}*")
+        except redis.RedisError:
+            pubsub.close()
+            raise
+        return pubsub
+
+    def _pump(self, pubsub: redis.client.PubSub) -> None:
+        """Mark the events named by incoming messages dirty, until the hub stops (or Redis fails)."""
+        while not self.stopping:
+            message = pubsub.get_message(timeout=1.0)
+            if message is None or message.get("type") != "pmessage":
+                continue
+            channel = message["channel"]
+            channel = channel.decode() if isinstance(channel, bytes) else channel
+            try:
+                seq = int(json.loads(message["data"]).get("seq", 0))
+            except (ValueError, TypeError, AttributeError):
+                seq = 0
+            self.mark_dirty(channel[len(CHANNEL_PREFIX):], seq)
+
+    def _subscription_lost(self, state: RetryCallState) -> None:
+        self.app.logger.warning("live: Redis subscription lost (%s); retrying in %.1fs",
+                                state.outcome.exception(), state.upcoming_sleep)
+
+    def _nap(self, seconds: float) -> None:
+        time.sleep(seconds)
 
     def _render_loop(self) -> None:
         while True:

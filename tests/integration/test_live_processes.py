@@ -2,6 +2,8 @@
 production, next to the test's own server; Redis pub/sub joins them."""
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -10,13 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models import SongRequest
 from app.services.demo import seed_demo
-from app.services.live import publish_after_commit
+from app.services.live import channel, publish_after_commit, seq_key
 from tests.conftest import csrf_token_from, free_port
 from tests.live_support import SocketReader, device, paid_request
 from tests.payment_support import live_event, tracks
@@ -24,16 +27,17 @@ from tests.payment_support import live_event, tracks
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def gunicorn_server(app):
-    """`gunicorn -c gunicorn.conf.py` with 2 workers on a free port, on the test database and Redis."""
+@contextlib.contextmanager
+def gunicorn(**env):
+    """`gunicorn -c gunicorn.conf.py` with 2 workers on a free port, on the test
+    database and Redis (or the `env` given); yields its URL."""
     port = free_port()
     (ROOT / "artifacts").mkdir(exist_ok=True)
     log = open(ROOT / "artifacts" / "gunicorn-live.log", "a")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
          "--workers", "2", "--threads", "32", "wsgi:app"],
-        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **env}, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -47,10 +51,56 @@ def gunicorn_server(app):
             proc.kill()
             pytest.fail("gunicorn did not start; see artifacts/gunicorn-live.log")
         time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture
+def gunicorn_server(app):
+    with gunicorn() as url:
+        yield url
+
+
+class RedisServer:
+    """A redis-server of the test's own, to stop and start again on the same port."""
+
+    def __init__(self, workdir: Path):
+        self.port, self.workdir = free_port(), workdir
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -140,3 +190,30 @@ def test_a_reload_keeps_fans_live_until_new_workers_take_their_sockets(night, gu
         assert t[2].title in again.wait_for(lambda m: t[2].title in m, timeout=5)
     finally:
         again.close()
+
+
+def test_the_hub_subscribes_again_after_redis_restarts_and_resends_what_was_missed(night, own_redis):
+    """Redis restarts under a running server: each worker's hub subscribes
+    again (with backoff) and re-renders every event it holds sockets for, so a
+    change whose message was lost with Redis still reaches the fan; changes
+    published after the restart arrive as usual."""
+    event, dj_set, t = night
+    with gunicorn(REDIS_URL=own_redis.url) as url:
+        reader = SocketReader(ws(url, event.public_id))
+        try:
+            reader.wait_for(lambda m: True, timeout=10)
+            own_redis.stop()
+            paid_request(dj_set, t[0], device("while-redis-was-away"))
+            db.session.commit()  # its message never went out: Redis was away
+            own_redis.start()
+            assert t[0].title in reader.wait_for(lambda m: t[0].title in m, timeout=20)
+
+            paid_request(dj_set, t[1], device("after-the-restart"))
+            db.session.commit()
+            publisher = redis.Redis.from_url(own_redis.url)
+            seq = publisher.incr(seq_key(event.public_id))
+            publisher.publish(channel(event.public_id), json.dumps({"seq": seq, "kind": "request_created"}))
+            publisher.close()
+            assert t[1].title in reader.wait_for(lambda m: t[1].title in m, timeout=10)
+        finally:
+            reader.close()
