@@ -27,6 +27,8 @@ import tempfile
 import threading
 import time
 
+from pythonjsonlogger.json import JsonFormatter
+
 bind = os.environ.get("BIND", "127.0.0.1:5000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
@@ -41,8 +43,54 @@ limit_request_line = 8190
 # a paced close of the old workers' sockets.
 graceful_timeout = 30
 accesslog = "-"
-access_log_format = 'ts=%(t)s method=%(m)s path="%(U)s" status=%(s)s bytes=%(B)s ms=%(M)s request_id=%({x-request-id}o)s'
+access_log_format = "%(m)s %(U)s %(s)s"  # the access line's msg; its fields are added below
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+
+class GunicornJsonFormatter(JsonFormatter):
+    """gunicorn's own lines (master, workers, access) as JSON lines with the
+    app's fields (app/logs.py): ts, level, logger, msg, exc; an access line
+    adds method, path, status, bytes, ms and the response's request_id.
+
+    Defined here rather than imported from app/: the master must not import
+    the app, or workers started by a reload (SIGHUP) would run the old code.
+    An access record's args hold every request header (cookies among them):
+    only the fields named here are written."""
+
+    def add_fields(self, log_data, record, message_dict):
+        log_data["ts"] = (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+                          + f".{int(record.msecs):03d}Z")
+        log_data["level"] = record.levelname
+        log_data["logger"] = record.name
+        log_data["msg"] = record.message
+        atoms = record.args if record.name == "gunicorn.access" and isinstance(record.args, dict) else None
+        if atoms is not None:
+            status = str(atoms["s"])
+            log_data.update(method=atoms["m"], path=atoms["U"].replace('\\"', '"'),
+                            status=int(status) if status.isdigit() else status,
+                            bytes=atoms["B"] if isinstance(atoms["B"], int) else None, ms=atoms["M"])
+            if atoms["{x-request-id}o"] != "-":
+                log_data["request_id"] = atoms["{x-request-id}o"]
+        for name, field in (("exc_info", "exc"), ("stack_info", "stack")):
+            if message_dict.get(name):
+                log_data[field] = message_dict[name]
+
+
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": GunicornJsonFormatter}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
+        "stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
+    },
+    "root": {"level": "WARNING", "handlers": ["stderr"]},  # workers replace it with the app's (wsgi.py)
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
+    },
+}
 
 # Live sockets on a reload (SIGHUP, `systemctl reload`): the old workers keep
 # serving their fans until a new worker accepts connections, then close their

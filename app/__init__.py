@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import admin, api, auth, core, dj, fan, live, sandbox, venue, webhooks
 from .config import BaseConfig, config_from_env
 from .core import cli, devices, errors, http, templating
-from .core.logging import configure as configure_logging
+from .logs import configure as configure_logging
 from .extensions import csrf, db, limiter, login_manager, migrate, redis_store, sock
 from .live.hub import hub_for
 from .services.accounts import load_user_from_session_id

@@ -52,7 +52,7 @@ def main() -> None:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         env = {**os.environ, "SANDBOX_BASE_URL": base, "SECRET_KEY": app.config["SECRET_KEY"]}
         worker = subprocess.Popen(
-            [sys.executable, "-m", "rq.cli", "worker", "--worker-class", "jobs.worker.AppWorker",
+            [sys.executable, "-m", "rq.cli", "worker", "-c", "jobs.settings", "--worker-class", "jobs.worker.AppWorker",
              "--with-scheduler", "--url", app.config["REDIS_URL"], "--path", str(ROOT), "default"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

@@ -1,4 +1,4 @@
-"""The RQ worker class every process uses: `rq worker --worker-class jobs.worker.AppWorker`.
+"""The RQ worker class every process uses: `rq worker -c jobs.settings --worker-class jobs.worker.AppWorker`.
 
 Jobs run in the worker process itself (RQ's SimpleWorker), not in a work
 horse forked per job. Our jobs are short database and HTTP calls; a fork per

@@ -176,8 +176,8 @@ def rq_worker(app, live_server):
 
         def start(self):
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "rq.cli", "worker", "--worker-class", "jobs.worker.AppWorker",
-                 "--with-scheduler", "--url", app.config["REDIS_URL"],
+                [sys.executable, "-m", "rq.cli", "worker", "-c", "jobs.settings",
+                 "--worker-class", "jobs.worker.AppWorker", "--with-scheduler", "--url", app.config["REDIS_URL"],
                  "--path", str(root), "--worker-ttl", "10", "default"],
                 cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )

@@ -21,6 +21,7 @@ from app.models import SongRequest
 from app.services.demo import seed_demo
 from app.services.live import channel, publish_after_commit, seq_key
 from tests.conftest import csrf_token_from, free_port
+from tests.log_support import json_lines
 from tests.live_support import SocketReader, device, paid_request
 from tests.payment_support import live_event, tracks
 
@@ -28,12 +29,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextlib.contextmanager
-def gunicorn(**env):
+def gunicorn(log_path: Path = ROOT / "artifacts" / "gunicorn-live.log", **env):
     """`gunicorn -c gunicorn.conf.py` with 2 workers on a free port, on the test
-    database and Redis (or the `env` given); yields its URL."""
+    database and Redis (or the `env` given), its output appended to
+    `log_path`; yields its URL."""
     port = free_port()
-    (ROOT / "artifacts").mkdir(exist_ok=True)
-    log = open(ROOT / "artifacts" / "gunicorn-live.log", "a")
+    log_path.parent.mkdir(exist_ok=True)
+    log = open(log_path, "a")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
          "--workers", "2", "--threads", "32", "wsgi:app"],
@@ -49,7 +51,7 @@ def gunicorn(**env):
             pass
         if time.monotonic() > deadline or proc.poll() is not None:
             proc.kill()
-            pytest.fail("gunicorn did not start; see artifacts/gunicorn-live.log")
+            pytest.fail(f"gunicorn did not start; see {log_path}")
         time.sleep(0.2)
     try:
         yield url
@@ -217,3 +219,22 @@ def test_the_hub_subscribes_again_after_redis_restarts_and_resends_what_was_miss
             assert t[1].title in reader.wait_for(lambda m: t[1].title in m, timeout=10)
         finally:
             reader.close()
+
+
+def test_gunicorn_writes_json_lines_and_its_access_lines_carry_the_request_id(app, tmp_path):
+    """Everything a gunicorn server writes (master, workers, access lines and
+    the app's own lines) is one JSON object a line."""
+    log_path = tmp_path / "gunicorn.log"
+    with gunicorn(log_path) as url:
+        assert requests.get(f"{url}/healthz", headers={"X-Request-ID": "gunicorn-log-1"}, timeout=10).ok
+        refused = requests.post(f"{url}/webhooks/yoco", data=b"{}", headers={"X-Request-ID": "gunicorn-log-2"},
+                                timeout=10)
+        assert refused.status_code == 400
+    lines = json_lines(log_path.read_text())
+    [health] = [line for line in lines if line.get("request_id") == "gunicorn-log-1"]
+    assert health["logger"] == "gunicorn.access"
+    assert (health["method"], health["path"], health["status"]) == ("GET", "/healthz", 200)
+    assert isinstance(health["ms"], int)
+    by_logger = {line["logger"] for line in lines if line.get("request_id") == "gunicorn-log-2"}
+    assert by_logger == {"app", "gunicorn.access"}  # the app's warning and the access line
+    assert any(line["logger"] == "gunicorn.error" and "Booting worker" in line["msg"] for line in lines)
