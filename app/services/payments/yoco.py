@@ -35,7 +35,7 @@ from flask import current_app, has_app_context
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ...extensions import redis_store
-from .breaker import (  # noqa: F401 - BREAKER_KEY and reset_local_breakers are part of this module's API
+from .breaker import (  # noqa: F401 - reset_local_breakers stays importable from here (tests)
     BREAKER_COOLDOWN_SECONDS,
     BREAKER_KEY,
     BREAKER_THRESHOLD,
