@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from ...extensions import db
 from ...models import Payment, PaymentTransition, utcnow
@@ -61,18 +61,20 @@ def lock_payment(payment_id: int, *states: str) -> Payment | None:
     return locked[0]
 
 
-def record_transition(payment: Payment, to_state: str, reason: str, actor: str = "system") -> PaymentTransition:
-    """Move `payment` to `to_state` and append the history row; the caller holds its lock and commits."""
-    return record_transitions([payment], to_state, reason, actor)[0]
+def record_transition(payment: Payment, to_state: str, reason: str, actor: str = "system") -> datetime:
+    """Move `payment` to `to_state` and append the history row; returns the
+    moment of the move. The caller holds the payment's lock and commits."""
+    return record_transitions([payment], to_state, reason, actor)
 
 
-def record_transitions(payments: Sequence[Payment], to_state: str, reason: str,
-                       actor: str = "system") -> list[PaymentTransition]:
+def record_transitions(payments: Sequence[Payment], to_state: str, reason: str, actor: str = "system") -> datetime:
     """`record_transition` for many payments at once (one read of where they
-    stand, one flush): each move is checked on its own and any illegal one
-    refuses them all. The caller holds their locks and commits."""
+    stand, one insert of their history rows, one flush): each move is checked
+    on its own and any illegal one refuses them all. The caller holds their
+    locks and commits."""
+    at = utcnow()
     if not payments:
-        return []
+        return at
     if any(payment.id is None for payment in payments):
         db.session.add_all(payments)
         db.session.flush()
@@ -91,8 +93,7 @@ def record_transitions(payments: Sequence[Payment], to_state: str, reason: str,
         if to_state not in PAYMENT_TRANSITIONS.get(from_state, ()):
             raise IllegalTransition(f"payment {payment.public_id}: {from_state} -> {to_state} is not allowed")
     attempts = _refund_attempts(ids) if to_state == "REFUND_FAILED" else {}
-    at = utcnow()
-    transitions = []
+    history = []
     for payment in payments:
         from_state, seq = stands.get(payment.id, (None, 0))
         payment.state = to_state
@@ -104,11 +105,11 @@ def record_transitions(payments: Sequence[Payment], to_state: str, reason: str,
             payment.refund_retry_at = refund_retry_at(attempts.get(payment.id, 0), failed_at=at)
         elif from_state == "REFUND_FAILED":
             payment.refund_retry_at = None
-        transitions.append(PaymentTransition(payment_id=payment.id, seq=seq + 1, from_state=from_state,
-                                             to_state=to_state, reason=reason, actor=actor, created_at=at))
-    db.session.add_all(transitions)
+        history.append({"payment_id": payment.id, "seq": seq + 1, "from_state": from_state, "to_state": to_state,
+                        "reason": reason, "actor": actor, "created_at": at})
+    db.session.execute(insert(PaymentTransition), history)  # rows, not objects: nothing reads them back here
     db.session.flush()
-    return transitions
+    return at
 
 
 def _refund_attempts(payment_ids: Collection[int]) -> dict[int, int]:
