@@ -116,6 +116,22 @@ def test_refund_retries_take_the_limit_per_run_most_overdue_first(dj_set, monkey
     assert reconcile_payments()["refunds"] == 0
 
 
+def test_a_refund_batch_that_fails_is_retried_one_payment_at_a_time(dj_set, monkeypatch):
+    monkeypatch.setitem(current_app.config, "REFUND_RETRY_SECONDS", 0.0)
+    failed = [_failed_refund(dj_set) for _ in range(3)]
+    record_many = refunds.record_transitions
+
+    def refuse_batches(payments, *args, **kwargs):
+        if len(payments) > 1:
+            raise RuntimeError("a batch in trouble")
+        return record_many(payments, *args, **kwargs)
+
+    monkeypatch.setattr(refunds, "record_transitions", refuse_batches)
+    assert reconcile_payments()["refunds"] == 3
+    assert _states(failed) == ["REFUND_PENDING"] * 3
+    assert sorted(_refund_jobs()) == sorted(p.id for p in failed)
+
+
 def test_status_checks_take_the_limit_per_run_and_take_turns(dj_set, monkeypatch):
     monkeypatch.setattr(reconciliation, "STATUS_CHECKS_PER_RUN", 2)
     # No checkout at the provider yet and a live hold: each check answers "pending" without a call.
