@@ -53,6 +53,10 @@ class Payment(db.Model):
         sa.UniqueConstraint("provider", "provider_checkout_id", name="uq_payments_provider_checkout"),
         sa.Index("ix_payments_state_updated", "state", "updated_at"),
         sa.Index("ix_payments_set_hold", "set_id", "state", "hold_expires_at"),
+        sa.Index("ix_payments_state_created", "state", "created_at"),
+        # Only failed refunds with attempts left have one: reconciliation's due query reads this small index.
+        sa.Index("ix_payments_refund_retry_at", "refund_retry_at", sqlite_where=sa.text("refund_retry_at IS NOT NULL"),
+                 postgresql_where=sa.text("refund_retry_at IS NOT NULL")),
     )
 
     id: Mapped[int] = id_column()
@@ -82,9 +86,14 @@ class Payment(db.Model):
     updated_at: Mapped[datetime] = updated_at_column()
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # When we last asked the provider about a payment we had given up on
-    # (FAILED/EXPIRED): reconciliation keeps looking for a late payment.
+    # When reconciliation last asked the provider about the checkout: PENDING
+    # ones are asked longest-unasked first; ones we gave up on (FAILED/EXPIRED;
+    # cleared by that move) hourly for a week, in case of a late payment.
     provider_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the next refund attempt is due: set by the ledger with the move to
+    # REFUND_FAILED (the failure + the doubling backoff; NULL once the attempts
+    # are used up and the payment waits for an admin), cleared by the move out.
+    refund_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     history: Mapped[list["PaymentTransition"]] = relationship(
         back_populates="payment", order_by="PaymentTransition.seq"
@@ -141,7 +150,10 @@ class WebhookEvent(db.Model):
     """The inbox: every verified webhook, stored raw before processing."""
 
     __tablename__ = "webhook_events"
-    __table_args__ = (sa.UniqueConstraint("provider", "webhook_id", name="uq_webhook_events_provider_webhook_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("provider", "webhook_id", name="uq_webhook_events_provider_webhook_id"),
+        sa.Index("ix_webhook_events_status_received", "status", "received_at"),  # reconciliation's stale ones
+    )
 
     id: Mapped[int] = id_column()
     provider: Mapped[str] = mapped_column(sa.String(20))

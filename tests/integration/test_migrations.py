@@ -67,3 +67,42 @@ def test_payment_history_and_audit_log_are_append_only(app_ctx):
         else:
             raise AssertionError(f"{statement} was accepted")
     assert db.session.get(Payment, lone.id).history
+
+
+def test_the_refund_retry_column_is_backfilled_from_the_history(app_ctx, monkeypatch):
+    """Failed refunds already in the database get the due time the ledger would have given them."""
+    from app.models import DJSet, GuestDevice, Payment, Track
+    from app.services.demo import seed_demo
+    from app.services.payments.ledger import REFUND_ATTEMPTS, record_transition
+
+    monkeypatch.setitem(app_ctx.config, "REFUND_RETRY_SECONDS", 10.0)
+    seed_demo()
+    dj_set = db.session.scalar(select(DJSet).where(DJSet.status == "live"))
+    track_id = db.session.scalar(select(Track.id).limit(1))
+    expected = {}
+    for n, moves in enumerate([
+        ["COMPLETED", "REFUND_PENDING", "REFUND_FAILED"],  # due 10 s after its failure
+        ["COMPLETED"] + ["REFUND_PENDING", "REFUND_FAILED"] * 3,  # 40 s after its last failure
+        ["COMPLETED"] + ["REFUND_PENDING", "REFUND_FAILED"] * REFUND_ATTEMPTS,  # an admin's turn
+        ["COMPLETED", "REFUND_PENDING", "REFUND_FAILED", "REFUND_PENDING", "REFUNDED"],
+    ]):
+        device = GuestDevice(public_id=f"backfill-{n}")
+        db.session.add(device)
+        db.session.flush()
+        payment = Payment(purpose="request", amount_cents=2000, provider="sandbox", set_id=dj_set.id,
+                          track_id=track_id, device_id=device.id)
+        for state in ["PENDING", *moves]:
+            record_transition(payment, state, "test")
+        db.session.commit()
+        expected[payment.id] = payment.refund_retry_at
+    assert [at is not None for at in expected.values()] == [True, True, False, False]
+
+    db.session.remove()
+    downgrade(revision="c4e1a9b2d7f3")
+    try:
+        assert "refund_retry_at" not in {c["name"] for c in inspect(db.engine).get_columns("payments")}
+    finally:
+        upgrade()
+    db.session.remove()
+    backfilled = dict(db.session.execute(select(Payment.id, Payment.refund_retry_at)).all())
+    assert {payment_id: backfilled[payment_id] for payment_id in expected} == expected

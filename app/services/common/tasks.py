@@ -32,6 +32,13 @@ def enqueue(job: str, *args: Any, queue_name: str = "default", retry: Retry | No
     after_commit(lambda: queue(queue_name).enqueue(job, *args, retry=retry, **options))
 
 
+def enqueue_many(job: str, calls: list[tuple], queue_name: str = "default", retry: Retry | None = None) -> None:
+    """Enqueue `job` once per argument tuple in `calls`, in one round trip to Redis, once the transaction commits."""
+    if not calls:
+        return
+    after_commit(lambda: queue(queue_name).enqueue_many([Queue.prepare_data(job, args, retry=retry) for args in calls]))
+
+
 def enqueue_now(job: str, *args: Any, queue_name: str = "default", **options: Any) -> None:
     """Enqueue at once: for work whose input is not in the database (or is already committed)."""
     queue(queue_name).enqueue(job, *args, **options)

@@ -3,14 +3,20 @@ history), confirming a paid checkout and handing it to its purpose's
 fulfilment, refunds and their retries, reconciliation with the provider,
 the Yoco client and webhook signatures."""
 from .confirmation import checkout_not_created, confirm_payment, fulfils, mark_payment_failed, release_hold
-from .ledger import IllegalTransition, lock_payment, record_transition
+from .ledger import (
+    REFUND_ATTEMPTS,
+    IllegalTransition,
+    lock_payment,
+    lock_payments,
+    record_transition,
+    record_transitions,
+    refund_attempts,
+)
 from .reconciliation import process_webhook, recheck_given_up_checkout, reconcile_payments, verify_checkout
 from .refunds import (
-    REFUND_ATTEMPTS,
     begin_refund,
     give_up_waiting_for_refund,
-    refund_attempts,
-    refund_retry_due_at,
+    retry_due_refunds,
     retry_refund,
     schedule_refund_retry,
     send_refund,
@@ -21,7 +27,7 @@ from .yoco import ProviderRejected, ProviderUnavailable, YocoError, yoco_client
 
 __all__ = ["REFUND_ATTEMPTS", "IllegalTransition", "ProviderRejected", "ProviderUnavailable", "WebhookRejected",
            "YocoError", "begin_refund", "checkout_not_created", "confirm_payment", "fulfils",
-           "give_up_waiting_for_refund", "lock_payment", "mark_payment_failed", "process_webhook",
-           "recheck_given_up_checkout", "reconcile_payments", "record_transition", "refund_attempts",
-           "refund_retry_due_at", "release_hold", "retry_refund", "schedule_refund_retry", "send_refund",
-           "settle_refund", "sign_headers", "verify", "verify_checkout", "yoco_client"]
+           "give_up_waiting_for_refund", "lock_payment", "lock_payments", "mark_payment_failed", "process_webhook",
+           "recheck_given_up_checkout", "reconcile_payments", "record_transition", "record_transitions",
+           "refund_attempts", "release_hold", "retry_due_refunds", "retry_refund", "schedule_refund_retry",
+           "send_refund", "settle_refund", "sign_headers", "verify", "verify_checkout", "yoco_client"]

@@ -77,12 +77,14 @@ def release_hold(payment_id: int) -> None:
 
 
 def mark_payment_failed(payment_id: int, *, reason: str, code: str = "PAYMENT_FAILED", expired: bool = False) -> None:
-    """The checkout was declined, abandoned or expired: release its hold."""
+    """The checkout was declined, abandoned or expired: release its hold. Reconciliation
+    asks about it again at its next run, then hourly, in case it is paid late after all."""
     payment = lock_payment(payment_id, "PENDING")
     if payment is None:
         return
     payment.failure_code = code
     payment.failure_message = reason[:255]
     payment.hold_expires_at = None
+    payment.provider_checked_at = None  # the status checks of a PENDING payment do not count
     record_transition(payment, "EXPIRED" if expired else "FAILED", reason[:200])
     db.session.commit()

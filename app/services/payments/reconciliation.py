@@ -11,6 +11,13 @@
   without an outcome, rechecks given-up checkouts for 7 days, and retries
   failed refunds whose backoff is due. Safe to run at any time, any number
   of times, from any process.
+
+Each kind of work is selected in SQL, through an index, at most so many a
+run (the `*_PER_RUN` limits), the longest waiting first; whatever is left
+waits for the next run, and nothing waits forever: work that cannot be
+done now goes to the back of the line (status checks are stamped
+`provider_checked_at`, webhooks count their attempts, unanswered refunds
+become REFUND_FAILED after 10 minutes).
 """
 from __future__ import annotations
 
@@ -18,20 +25,27 @@ import json
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from ...extensions import db
 from ...models import Payment, WebhookEvent, utcnow
 from .confirmation import confirm_payment, mark_payment_failed
-from .refunds import give_up_waiting_for_refund, refund_retry_due_at, retry_refund, send_refund, settle_refund
+from .refunds import give_up_waiting_for_refund, retry_due_refunds, send_refund, settle_refund
 from .yoco import yoco_client
 
 # A checkout we gave up on (declined, expired, unpaid after an hour) can still
 # be paid on the provider's page; reconciliation keeps asking for this long.
 LATE_PAYMENT_DAYS = 7
 RECHECK_EVERY = timedelta(hours=1)
-RECHECKS_PER_RUN = 200
 WEBHOOK_ATTEMPTS = 10
+# At most this many of each kind per run. The passes that call the provider
+# (one HTTP call each) stay well inside the 5 minutes between runs; the
+# refund retries are database work done in batches (services/payments/refunds.py).
+WEBHOOKS_PER_RUN = 500
+STATUS_CHECKS_PER_RUN = 200
+REFUND_RESENDS_PER_RUN = 200
+RECHECKS_PER_RUN = 200
+REFUND_RETRIES_PER_RUN = 1000
 
 
 def _find_payment(metadata: dict) -> Payment | None:
@@ -128,11 +142,10 @@ def reconcile_payments() -> dict[str, int]:
     now = utcnow()
     stale_webhooks = db.session.scalars(select(WebhookEvent.id).where(
         WebhookEvent.status.in_(("received", "failed")), WebhookEvent.received_at < now - timedelta(seconds=30),
-        WebhookEvent.attempts < WEBHOOK_ATTEMPTS)).all()
+        WebhookEvent.attempts < WEBHOOK_ATTEMPTS,
+    ).order_by(WebhookEvent.received_at, WebhookEvent.id).limit(WEBHOOKS_PER_RUN)).all()
     webhooks = _sweep(stale_webhooks, process_webhook, "webhook")
-    pending = db.session.scalars(select(Payment.id).where(
-        Payment.state == "PENDING", Payment.created_at < now - timedelta(seconds=30))).all()
-    checked = _sweep(pending, verify_checkout, "status check of payment")
+    checked = _sweep(_pending_to_check(now), verify_checkout, "status check of payment")
 
     def resend_or_give_up(row) -> None:
         payment_id, updated_at = row
@@ -142,21 +155,35 @@ def reconcile_payments() -> dict[str, int]:
             send_refund(payment_id)  # same attempt again: the call may never have left
 
     refunding = db.session.execute(select(Payment.id, Payment.updated_at).where(
-        Payment.state == "REFUND_PENDING", Payment.updated_at < now - timedelta(minutes=2))).all()
+        Payment.state == "REFUND_PENDING", Payment.updated_at < now - timedelta(minutes=2),
+    ).order_by(Payment.updated_at, Payment.id).limit(REFUND_RESENDS_PER_RUN)).all()
     refunds = _sweep(refunding, resend_or_give_up, "refund of payment")
     given_up = db.session.scalars(select(Payment.id).where(
         Payment.state.in_(("FAILED", "EXPIRED")), Payment.provider_checkout_id.isnot(None),
         Payment.created_at > now - timedelta(days=LATE_PAYMENT_DAYS),
         or_(Payment.provider_checked_at.is_(None), Payment.provider_checked_at < now - RECHECK_EVERY),
-    ).order_by(Payment.provider_checked_at.is_(None).desc(), Payment.id).limit(RECHECKS_PER_RUN)).all()
+    ).order_by(Payment.provider_checked_at.is_(None).desc(), Payment.provider_checked_at, Payment.id)
+        .limit(RECHECKS_PER_RUN)).all()
     rechecked = _sweep(given_up, recheck_given_up_checkout, "late status check of payment")
-    # Failed refunds whose retry is due (its scheduled job was lost); the ones
-    # that used up their attempts wait for an admin.
-    failed_refunds = db.session.scalars(select(Payment).where(Payment.state == "REFUND_FAILED")).all()
-    due = [p.id for p in failed_refunds if (at := refund_retry_due_at(p)) is not None and at <= now]
     db.session.rollback()
-    refunds += _sweep(due, retry_refund, "refund retry of payment")
+    # Failed refunds whose retry is due (its scheduled job was lost); the ones
+    # that used up their attempts have no due time: they wait for an admin.
+    refunds += retry_due_refunds(REFUND_RETRIES_PER_RUN)
     return {"checked": checked, "refunds": refunds, "webhooks": webhooks, "rechecked": rechecked}
+
+
+def _pending_to_check(now) -> list[int]:
+    """PENDING payments older than 30 s, the longest unasked first, stamped as asked now:
+    one the provider cannot tell us about goes to the back of the line, not to its head."""
+    pending = db.session.scalars(select(Payment.id).where(
+        Payment.state == "PENDING", Payment.created_at < now - timedelta(seconds=30),
+    ).order_by(func.coalesce(Payment.provider_checked_at, Payment.created_at), Payment.id)
+        .limit(STATUS_CHECKS_PER_RUN)).all()
+    if pending:
+        db.session.execute(update(Payment).where(Payment.id.in_(pending), Payment.state == "PENDING")
+                           .values(provider_checked_at=now))
+    db.session.commit()
+    return pending
 
 
 def _sweep(items: list, step, what: str) -> int:

@@ -4,31 +4,38 @@
     send_refund       (the job) asks the provider; the outcome comes by webhook
     settle_refund     the provider's word: REFUNDED, or REFUND_FAILED and a retry
     retry_refund      REFUND_FAILED -> REFUND_PENDING once the backoff is due
+    retry_due_refunds the same for every failed refund whose retry is due (reconciliation)
     give_up_waiting_for_refund   no word in 10 minutes: REFUND_FAILED, retry
 
 Attempts: every REFUND_PENDING in the history is one; each attempt has its
 own provider idempotency key (`refund-<payment>-<attempt>`), so a retried call
 of one attempt is the same refund and a new attempt is a new one. Backoff
 REFUND_RETRY_SECONDS, doubling, at most an hour; after REFUND_ATTEMPTS the
-payment waits for an admin.
+payment waits for an admin. The ledger stamps when the next attempt is due
+(`payments.refund_retry_at`) with the move to REFUND_FAILED: a job scheduled
+for that moment retries it, and reconciliation finds the ones whose job was
+lost by that column.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select
 
 from ...extensions import db
-from ...models import DJSet, Payment, Tip
+from ...models import DJSet, Payment, Tip, utcnow
 from ..common import tasks
 from ..live.publish import publish_after_commit
-from .ledger import lock_payment, record_transition
+from .ledger import lock_payment, lock_payments, record_transition, record_transitions, refund_attempts
 from .yoco import ProviderRejected, yoco_client
 
-REFUND_ATTEMPTS = 8
 REFUND_JOB = "jobs.payments.refund_payment"
 RETRY_JOB = "jobs.payments.retry_refund"
+# Due retries begun in one transaction (one lock of each set, one commit, one
+# round trip to Redis for their jobs): short enough not to hold the sets long.
+RETRY_BATCH = 100
 
 
 def begin_refund(payment: Payment, reason: str) -> None:
@@ -38,33 +45,16 @@ def begin_refund(payment: Payment, reason: str) -> None:
     tasks.enqueue(REFUND_JOB, payment.id, retry=tasks.refund_retry())
 
 
-def refund_attempts(payment: Payment) -> int:
-    return sum(1 for t in payment.history if t.to_state == "REFUND_PENDING")
-
-
-def refund_retry_delay(attempts: int) -> float:
-    """The wait before attempt `attempts + 1`: REFUND_RETRY_SECONDS, doubling, at most an hour."""
-    return min(3600.0, current_app.config["REFUND_RETRY_SECONDS"] * 2 ** (attempts - 1))
-
-
-def refund_retry_due_at(payment: Payment) -> datetime | None:
-    """When the next refund attempt may start, or None when the attempts are used up (an admin's turn)."""
-    attempts = refund_attempts(payment)
-    if attempts >= REFUND_ATTEMPTS:
-        return None
-    failed_at = max(t.created_at for t in payment.history if t.to_state == "REFUND_FAILED")
-    return failed_at + timedelta(seconds=refund_retry_delay(attempts))
-
-
 def schedule_refund_retry(payment_id: int) -> None:
-    """REFUND_FAILED -> REFUND_PENDING after a backoff that doubles per attempt."""
+    """REFUND_FAILED -> REFUND_PENDING once the backoff the ledger stamped is over (a job for that moment)."""
     payment = db.session.get(Payment, payment_id)
-    attempts = refund_attempts(payment)
-    if attempts >= REFUND_ATTEMPTS:
+    if payment is None or payment.state != "REFUND_FAILED":
+        return  # settled meanwhile
+    if payment.refund_retry_at is None:
         current_app.logger.error("refund of payment %s failed %s times; left for an admin", payment.public_id,
-                                 attempts)
+                                 refund_attempts(payment))
         return
-    tasks.enqueue_in(timedelta(seconds=refund_retry_delay(attempts)), RETRY_JOB, payment_id)
+    tasks.enqueue_in(max(timedelta(0), payment.refund_retry_at - utcnow()), RETRY_JOB, payment_id)
 
 
 def send_refund(payment_id: int) -> str:
@@ -153,11 +143,43 @@ def _mark_tip_refunded(payment: Payment) -> None:
 
 def retry_refund(payment_id: int) -> None:
     """A new attempt: REFUND_FAILED -> REFUND_PENDING and the refund job after commit."""
-    payment = lock_payment(payment_id, "REFUND_FAILED")
-    if payment is None:
-        return
-    record_transition(payment, "REFUND_PENDING", "retrying the refund")
-    tasks.enqueue(REFUND_JOB, payment_id, retry=tasks.refund_retry())
+    _begin_attempts([payment_id])
+
+
+def retry_due_refunds(limit: int) -> int:
+    """Failed refunds whose retry is due (their scheduled job was lost), the
+    longest overdue first, at most `limit`: a new attempt each. Returns how
+    many were due. A batch that fails is tried again one payment at a time,
+    so one payment in trouble never holds the others back."""
+    now = utcnow()
+    due = db.session.scalars(select(Payment.id).where(Payment.refund_retry_at <= now)
+                             .order_by(Payment.refund_retry_at, Payment.id).limit(limit)).all()
+    db.session.rollback()
+    for start in range(0, len(due), RETRY_BATCH):
+        batch = due[start:start + RETRY_BATCH]
+        try:
+            _begin_attempts(batch, due_by=now)
+        except Exception:  # noqa: BLE001 - one at a time below; the next run tries the rest again
+            db.session.rollback()
+            for payment_id in batch:
+                try:
+                    _begin_attempts([payment_id], due_by=now)
+                except Exception:  # noqa: BLE001
+                    db.session.rollback()
+                    current_app.logger.exception("reconcile: refund retry of payment %s failed", payment_id)
+    return len(due)
+
+
+def _begin_attempts(payment_ids: Sequence[int], due_by: datetime | None = None) -> None:
+    """REFUND_FAILED -> REFUND_PENDING for each payment (still failed, and due by `due_by` if given),
+    under their sets' locks, in one transaction; their refund jobs after commit."""
+    locked = lock_payments(payment_ids, "REFUND_FAILED")
+    # One found due may have been retried, and failed again, since: its new backoff stands.
+    retrying = [payment for payment in locked if due_by is None
+                or (payment.refund_retry_at is not None and payment.refund_retry_at <= due_by)]
+    if retrying:
+        record_transitions(retrying, "REFUND_PENDING", "retrying the refund")
+        tasks.enqueue_many(REFUND_JOB, [(payment.id,) for payment in retrying], retry=tasks.refund_retry())
     db.session.commit()
 
 
