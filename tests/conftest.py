@@ -205,7 +205,8 @@ def _module_server(app):
 
     port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A shutdown waits for the loop's next poll: 50 ms, not the default 0.5 s.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{port}"
     server.shutdown()

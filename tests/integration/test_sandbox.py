@@ -33,7 +33,7 @@ class Capture:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self.server = make_server("127.0.0.1", self.port, self.wsgi, threaded=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def wsgi(self, environ, start_response):
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
