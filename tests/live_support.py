@@ -1,49 +1,14 @@
-"""Helpers for the live queue tests: paid requests without the payment round
-trip, fans with their own device cookie, and socket readers."""
+"""Helpers for the live queue tests: fans with their own device cookie, votes,
+and socket readers. (Paid requests and devices: tests/factories.py.)"""
 from __future__ import annotations
 
 import re
 import threading
 import time
-from datetime import datetime
 
-from sqlalchemy import select
-
-from app.extensions import db
-from app.models import DJSet, GuestDevice, Payment, SongRequest, Track, utcnow
-from app.services.payments.ledger import record_transition
 from tests.conftest import csrf_token_from
 
 SEQ_LINE = re.compile(r"^(\d+)\n")
-
-
-def device(public_id: str) -> GuestDevice:
-    found = db.session.scalar(select(GuestDevice).where(GuestDevice.public_id == public_id))
-    if found is None:
-        found = GuestDevice(public_id=public_id)
-        db.session.add(found)
-        db.session.flush()
-    return found
-
-
-def paid_request(dj_set: DJSet, track: Track, fan: GuestDevice, *, status: str = "pending",
-                 created_at: datetime | None = None, votes: int = 0) -> SongRequest:
-    """A request as a completed payment leaves it (the ledger included)."""
-    price = track.price_cents(dj_set.base_price_cents)
-    payment = Payment(purpose="request", amount_cents=price, provider="sandbox", device_id=fan.id,
-                      set_id=dj_set.id, track_id=track.id)
-    record_transition(payment, "PENDING", "test checkout")
-    record_transition(payment, "COMPLETED", "test payment")
-    request = SongRequest(set_id=dj_set.id, track_id=track.id, device_id=fan.id, payment_id=payment.id,
-                          amount_cents=price, status=status, vote_count=votes,
-                          created_at=created_at or utcnow())
-    if status in ("accepted", "playing"):
-        request.accepted_at = utcnow()
-    if status == "playing":
-        request.playing_at = utcnow()
-    db.session.add(request)
-    db.session.flush()
-    return request
 
 
 def device_cookie_of(client) -> str:

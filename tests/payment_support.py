@@ -11,7 +11,7 @@ from requests.adapters import HTTPAdapter
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import DJSet, Event, Payment, SongRequest, Track
+from app.models import Payment, SongRequest
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 KEY_RE = re.compile(r'name="idempotency_key" value="([^"]+)"')
@@ -86,16 +86,6 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, message: s
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {message}")
         time.sleep(interval)
-
-
-def live_event():
-    event = db.session.scalar(select(Event).where(Event.status == "live"))
-    return event, db.session.scalar(select(DJSet).where(DJSet.event_id == event.id, DJSet.status == "live"))
-
-
-def tracks(dj_id: int, n: int, offset: int = 20) -> list[Track]:
-    return list(db.session.scalars(select(Track).where(Track.dj_id == dj_id).order_by(Track.id)
-                                   .offset(offset).limit(n)))
 
 
 def money_invariants() -> dict[str, int]:

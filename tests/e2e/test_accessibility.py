@@ -2,8 +2,8 @@
 import pytest
 from playwright.sync_api import expect
 
-from app.services.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
 from tests.e2e.conftest import PHONE, TABLET, screenshot
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -33,13 +33,15 @@ def _check(page):
 def _sign_in(page, base, email):
     page.goto(f"{base}/login")
     page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
 
 
 @pytest.fixture
-def demo(app_ctx):
-    seed_demo()
+def logins(night, create_user):
+    """Who signs in: the night's DJ, venue and fan (each with something of
+    their own on their first page), and an admin."""
+    return {**night.logins, "admin": create_user("admin")}
 
 
 DESKTOP = {"width": 1440, "height": 900}
@@ -47,9 +49,9 @@ DESKTOP = {"width": 1440, "height": 900}
 
 @pytest.mark.parametrize("role,viewport", [("fan", PHONE), ("dj", TABLET), ("venue", TABLET), ("admin", TABLET),
                                            ("admin", DESKTOP)])
-def test_each_role_home_is_accessible(demo, live_server, open_page, role, viewport):
+def test_each_role_home_is_accessible(logins, live_server, open_page, role, viewport):
     page, errors = open_page(viewport, mobile=viewport is PHONE)
-    _sign_in(page, live_server, DEMO_LOGINS[role])
+    _sign_in(page, live_server, logins[role])
     page.wait_for_load_state("networkidle")
     _check(page)
     size = "phone" if viewport is PHONE else "desktop" if viewport is DESKTOP else "tablet"
@@ -57,7 +59,7 @@ def test_each_role_home_is_accessible(demo, live_server, open_page, role, viewpo
     assert errors == []
 
 
-def test_guest_pages_are_accessible_and_focus_is_visible(demo, live_server, open_page):
+def test_guest_pages_are_accessible_and_focus_is_visible(night, live_server, open_page):
     page, errors = open_page(PHONE, mobile=True)
     for path in ("/", "/login", "/register", "/offline"):
         page.goto(f"{live_server}{path}")

@@ -14,27 +14,27 @@ from app.extensions import db
 from app.models import IdempotencyKey, Payment, SongRequest, utcnow
 from app.services.common import idempotency
 from app.services.requests import actions as dj_actions
-from app.services.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
 from app.services.live import publish_after_commit
 from tests.e2e.conftest import TABLET, screenshot as full_screenshot
+from tests.factories import PASSWORD, device, paid_request
 from tests.library_support import FIXTURES
-from tests.live_support import device, paid_request
-from tests.payment_support import live_event, tracks, wait_for
+from tests.payment_support import wait_for
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def night(app_ctx):
-    """The demo night plus four more pending requests (W, X, Y, Z: oldest first)."""
-    seed_demo()
-    event, dj_set = live_event()
-    requests = {r.track.title: r for r in db.session.scalars(select(SongRequest).where(SongRequest.set_id == dj_set.id))}
+def night(night, app_ctx):
+    """The night (tests.factories.create_night) plus four more pending requests
+    (W, X, Y, Z: oldest first), in this test's app context."""
+    night.attach()
+    requests = night.requests
     requests["Despacito"].accepted_at = utcnow() - timedelta(minutes=5)  # long past its undo
-    extra = [paid_request(dj_set, track, device(f"tablet-fan-{i}"), created_at=utcnow() - timedelta(minutes=9 - i))
-             for i, track in enumerate(tracks(event.dj_id, 4, offset=600))]
+    extra = [paid_request(night.set, track, device(f"tablet-fan-{i}"), created_at=utcnow() - timedelta(minutes=9 - i))
+             for i, track in enumerate(night.tracks[:4])]
     db.session.commit()
-    return {"event": event, "set": dj_set, "r": requests, "extra": extra}
+    return {"event": night.event, "set": night.set, "r": requests, "extra": extra, "email": night.email,
+            "tracks": night.tracks[4:]}
 
 
 def screenshot(page, name: str) -> None:
@@ -51,8 +51,8 @@ def status_of(request: SongRequest) -> str:
 def test_the_dj_runs_the_night_from_a_tablet_through_a_wifi_drop(night, live_server, open_page):
     page, errors = open_page(TABLET)
     page.goto(f"{live_server}/login?next=/dj/")
-    page.get_by_label("Email").fill(DEMO_LOGINS["dj"])
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_label("Email").fill(night["email"])
+    page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(f"{live_server}/dj/")
     r, event, dj_set = night["r"], night["event"], night["set"]
@@ -106,7 +106,7 @@ def test_the_dj_runs_the_night_from_a_tablet_through_a_wifi_drop(night, live_ser
              message="played")
 
     # A fan pays for a new request: it appears without a reload, marked new.
-    newcomer = paid_request(dj_set, tracks(event.dj_id, 1, offset=700)[0], device("newcomer"))
+    newcomer = paid_request(dj_set, night["tracks"][0], device("newcomer"))
     publish_after_commit(event.public_id, "request_created", request=newcomer.public_id)
     db.session.commit()
     expect(row(newcomer)).to_have_class(re.compile("dj-row--new"))
@@ -162,8 +162,8 @@ def test_the_dj_runs_the_night_from_a_tablet_through_a_wifi_drop(night, live_ser
 def test_a_reload_in_a_dead_spot_keeps_the_view_and_the_waiting_actions(night, app, live_server, open_page):
     page, errors = open_page(TABLET)
     page.goto(f"{live_server}/login?next=/dj/")
-    page.get_by_label("Email").fill(DEMO_LOGINS["dj"])
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_label("Email").fill(night["email"])
+    page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator(".conn-status")).to_have_text("Live")
     page.evaluate("navigator.serviceWorker.ready")

@@ -1,24 +1,19 @@
-"""The demo DJ on a tablet and a fan on a phone: both pages render cleanly."""
+"""A DJ live tonight on a tablet and a fan on a phone: both pages render cleanly."""
 import pytest
 from playwright.sync_api import expect
 
-from app.services.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
 from tests.e2e.conftest import PHONE, TABLET, screenshot
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def demo(app_ctx):
-    seed_demo()
-
-
-def test_dj_signs_in_on_a_tablet_and_fan_opens_the_live_event_on_a_phone(demo, live_server, open_page):
+def test_dj_signs_in_on_a_tablet_and_fan_opens_the_live_event_on_a_phone(night, live_server, open_page):
     dj, dj_errors = open_page(TABLET)
     dj.goto(f"{live_server}/dj/")
     expect(dj).to_have_url(f"{live_server}/login?next=/dj/")
-    dj.get_by_label("Email").fill(DEMO_LOGINS["dj"])
-    dj.get_by_label("Password").fill(DEMO_PASSWORD)
+    dj.get_by_label("Email").fill(night.email)
+    dj.get_by_label("Password").fill(PASSWORD)
     dj.get_by_role("button", name="Sign in").click()
     expect(dj).to_have_url(f"{live_server}/dj/")
     expect(dj.get_by_role("heading", name="DJ Thabo")).to_be_visible()
@@ -42,11 +37,12 @@ def test_dj_signs_in_on_a_tablet_and_fan_opens_the_live_event_on_a_phone(demo, l
     assert fan_errors == [], fan_errors
 
 
-def test_wrong_password_six_times_in_the_browser(demo, live_server, open_page):
+def test_wrong_password_six_times_in_the_browser(create_user, live_server, open_page):
+    venue = create_user("venue")
     page, errors = open_page(PHONE, mobile=True)
     page.goto(f"{live_server}/login")
     for attempt in range(6):
-        page.get_by_label("Email").fill(DEMO_LOGINS["venue"])
+        page.get_by_label("Email").fill(venue)
         page.get_by_label("Password").fill("not-the-password")
         page.get_by_role("button", name="Sign in").click()
         alert = page.get_by_role("alert")
@@ -59,11 +55,11 @@ def test_wrong_password_six_times_in_the_browser(demo, live_server, open_page):
     assert all("status of 4" in e for e in errors), errors
 
 
-def test_dj_prints_the_qr_poster(demo, live_server, open_page):
+def test_dj_prints_the_qr_poster(night, live_server, open_page):
     page, errors = open_page(TABLET)
     page.goto(f"{live_server}/login")
-    page.get_by_label("Email").fill(DEMO_LOGINS["dj"])
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_label("Email").fill(night.email)
+    page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("link", name="QR poster for Friday Night Live").click()
     expect(page.get_by_role("heading", name="Friday Night Live")).to_be_visible()

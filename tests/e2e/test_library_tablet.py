@@ -35,6 +35,7 @@ def sign_in(page, base: str, email: str) -> None:
     expect(page).to_have_url(f"{base}/dj/library/")
 
 
+@pytest.mark.timeout(120)  # the big import may take up to 60 s on a busy machine (below)
 def test_dj_imports_and_manages_the_library_on_a_tablet(live_server, rq_worker, create_user, open_page, tmp_path):
     email = create_user("dj", name="DJ Tablet")
     page, errors = open_page(TABLET)

@@ -8,27 +8,31 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.live.hub import hub_for
-from app.models import Event, SongRequest
-from app.services.demo import seed_demo
+from app.models import SongRequest
 from app.services.live import publish_after_commit
 from tests.e2e.conftest import PHONE, screenshot
-from tests.live_support import device, paid_request
-from tests.payment_support import tracks
+from tests.factories import device, paid_request
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def event(app_ctx):
-    seed_demo()
-    return db.session.scalar(select(Event).where(Event.status == "live"))
+def night(night, app_ctx):
+    """The night (tests.factories.create_night), its rows in this test's app context."""
+    return night.attach()
+
+
+@pytest.fixture
+def event(night):
+    return night.event
 
 
 def votes_on(page, request_id: str):
     return page.locator(f'.queue-item[data-request="{request_id}"] .vote-count')
 
 
-def test_a_vote_on_one_phone_shows_on_the_other_and_a_dropped_phone_catches_up(event, live_server, open_page, app):
+def test_a_vote_on_one_phone_shows_on_the_other_and_a_dropped_phone_catches_up(night, event, live_server, open_page,
+                                                                             app):
     ana, ana_errors = open_page(PHONE, mobile=True)
     ben, ben_errors = open_page(PHONE, mobile=True)
     for page in (ana, ben):
@@ -49,8 +53,8 @@ def test_a_vote_on_one_phone_shows_on_the_other_and_a_dropped_phone_catches_up(e
     ana.context.set_offline(True)
     expect(ana.locator(".conn-status")).to_have_attribute("data-state", "offline")
     expect(ana.locator(".conn-status")).to_have_text("Offline")
-    track = tracks(event.dj_id, 1, offset=300)[0]
-    newcomer = paid_request(event.sets[0], track, device("newcomer-phone"))
+    track = night.tracks[0]
+    newcomer = paid_request(night.set, track, device("newcomer-phone"))
     publish_after_commit(event.public_id, "request_created", request=newcomer.public_id)
     db.session.commit()
     expect(ben.locator(f'.queue-item[data-request="{newcomer.public_id}"]')).to_be_visible()
@@ -71,7 +75,7 @@ def test_a_vote_on_one_phone_shows_on_the_other_and_a_dropped_phone_catches_up(e
     assert ana_errors == [] and ben_errors == []
 
 
-def test_a_fan_is_told_when_their_request_is_playing(event, live_server, open_page):
+def test_a_fan_is_told_when_their_request_is_playing(night, event, live_server, open_page):
     page, errors = open_page(PHONE, mobile=True)
     page.goto(f"{live_server}/e/{event.public_id}")
     expect(page.locator(".conn-status")).to_have_text("Live")
@@ -80,8 +84,8 @@ def test_a_fan_is_told_when_their_request_is_playing(event, live_server, open_pa
     from app.core.devices import _serializer
 
     me = device(_serializer().loads(cookie["value"]))
-    track = tracks(event.dj_id, 1, offset=400)[0]
-    mine = paid_request(event.sets[0], track, me)
+    track = night.tracks[1]
+    mine = paid_request(night.set, track, me)
     publish_after_commit(event.public_id, "request_created", request=mine.public_id)
     db.session.commit()
     expect(page.locator("#my-requests")).to_contain_text(track.title)

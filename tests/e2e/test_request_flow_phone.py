@@ -4,18 +4,14 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from app.extensions import db
-from app.models import Event
-from app.services.demo import seed_demo
 from tests.e2e.conftest import PHONE, screenshot
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.night(songs=["Heartless"])]
 
 
 @pytest.fixture
-def event_path(app_ctx):
-    seed_demo()
-    return f"/e/{db.session.scalar(db.select(Event.public_id).where(Event.status == 'live'))}"
+def event_path(night):
+    return f"/e/{night.event.public_id}"
 
 
 def test_decline_then_retry_then_queued(event_path, live_server, rq_worker, open_page):

@@ -4,18 +4,16 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from app.extensions import db
-from app.models import Event
-from app.services.demo import seed_demo
 from tests.e2e.conftest import PHONE, screenshot
+from tests.factories import LATIN
 
-pytestmark = pytest.mark.browser
+# A library to search: the export's first 400 songs (pop) and its Latin ones.
+pytestmark = [pytest.mark.browser, pytest.mark.night(tracks=400, where=LATIN)]
 
 
 @pytest.fixture
-def event_path(app_ctx):
-    seed_demo()
-    return f"/e/{db.session.scalar(db.select(Event.public_id).where(Event.status == 'live'))}"
+def event_path(night):
+    return f"/e/{night.event.public_id}"
 
 
 def test_misspelled_search_with_filters_survives_a_reload(event_path, live_server, open_page):

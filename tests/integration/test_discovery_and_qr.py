@@ -8,20 +8,21 @@ from app.extensions import db
 from app.models import DJSet, Event, utcnow
 from app.services import accounts
 from app.services.events import qr
-from app.services.demo import seed_demo
 from tests.conftest import sign_in
+from tests.factories import create_event, create_set
 
 CAPE_TOWN = (-33.9249, 18.4241)
 JOHANNESBURG = (-26.2041, 28.0473)
 
 
 @pytest.fixture
-def events(app):
-    """The demo's two Johannesburg events, plus a live one in Cape Town starting later."""
+def events(app, night):
+    """Two Johannesburg events of one DJ (the night's, live, and an upcoming one),
+    plus a live one in Cape Town starting later than the first."""
     from datetime import timedelta
 
     with app.app_context():
-        seed_demo()
+        create_set(create_event(night.dj, "Saturday Sunset Sessions", status="scheduled"))
         dj = accounts.create_dj("ct@test.example", "x" * 12, "DJ Cape").dj_profile
         now = utcnow()
         cape = Event(dj_id=dj.id, name="Cape Town Beach Party", venue_name="Camps Bay", latitude=CAPE_TOWN[0],
@@ -125,11 +126,9 @@ def test_keys_rotate_and_can_be_revoked(app, events):
         app.config["QR_SIGNING_KEYS"] = old_keys
 
 
-def test_dj_downloads_qr_svg_and_poster_of_own_event_only(app, events):
-    from app.services.demo import DEMO_LOGINS, DEMO_PASSWORD
-
+def test_dj_downloads_qr_svg_and_poster_of_own_event_only(app, events, night):
     dj = app.test_client()
-    sign_in(dj, DEMO_LOGINS["dj"], DEMO_PASSWORD)
+    assert sign_in(dj, night.email).status_code == 303
     friday = events["Friday Night Live"]
     svg = dj.get(f"/dj/events/{friday}/qr.svg")
     assert svg.status_code == 200

@@ -20,12 +20,10 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db, redis_store
-from app.models import SongRequest, Track
-from app.services import accounts
-from app.services.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
+from app.models import DJProfile, DJSet, Event, SongRequest, Track
 from app.services.live import seq_key
 from tests.conftest import sign_in
-from tests.payment_support import live_event
+from tests.factories import PASSWORD
 
 TOKEN_RE = re.compile(r'"X-CSRFToken": "([^"]+)"')
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
@@ -41,12 +39,16 @@ FORM = {
 _addresses = itertools.count(10)
 
 
+def _live_set(dj) -> DJSet:
+    return db.session.scalar(select(DJSet).join(Event).where(Event.dj_id == dj.id, DJSet.status == "live"))
+
+
 def _event_id(dj) -> str:
-    return live_event()[0].public_id
+    return _live_set(dj).event.public_id
 
 
 def _set_id(dj) -> str:
-    return live_event()[1].public_id
+    return _live_set(dj).public_id
 
 
 def _track_id(dj) -> str:
@@ -54,9 +56,8 @@ def _track_id(dj) -> str:
 
 
 def _request_id(dj) -> str:
-    _, dj_set = live_event()
     return db.session.scalar(select(SongRequest.public_id).where(
-        SongRequest.set_id == dj_set.id, SongRequest.status == "pending").order_by(SongRequest.id))
+        SongRequest.set_id == _live_set(dj).id, SongRequest.status == "pending").order_by(SongRequest.id))
 
 
 def _import_id(dj) -> str:
@@ -87,7 +88,7 @@ def dj_routes(app) -> list[tuple[object, str]]:
             for method in sorted(rule.methods - IGNORED_METHODS)]
 
 
-def client_for(app, email: str | None = None, password: str = "correct-horse-battery"):
+def client_for(app, email: str | None = None, password: str = PASSWORD):
     """A test client with its own address (the app-wide per-address limit is not under test)."""
     client = app.test_client()
     n = next(_addresses)
@@ -108,19 +109,17 @@ def call(client, rule, method: str, ids: dict[str, str], htmx: bool = False):
 
 
 @pytest.fixture
-def world(app, create_user):
-    """DJ one (the demo DJ, with a live event, set, library and requests), DJ two, a fan, a venue."""
+def world(app, night, create_user):
+    """DJ one (the night's DJ, with a live event, set, library and requests), DJ two, a fan, a venue."""
     with app.app_context():
-        seed_demo()
-        dj_one = accounts.find_user_by_email(DEMO_LOGINS["dj"]).dj_profile
+        dj_one = db.session.get(DJProfile, night.dj.id)
         needed = {name for rule, _ in dj_routes(app) for name in rule.arguments}
         unknown = needed - OWNED_BY_NAME.keys()
         assert not unknown, f"DJ routes use parameters this test cannot fill: {sorted(unknown)}. " \
                             f"Teach OWNED_BY_NAME in {__file__} how to find DJ one's object."
         ids = {name: OWNED_BY_NAME[name](dj_one) for name in needed}
         assert all(ids.values()), ids
-        event_public_id = live_event()[0].public_id
-    return {"ids": ids, "event": event_public_id, "dj_one": DEMO_LOGINS["dj"], "dj_two": create_user("dj"),
+    return {"ids": ids, "event": night.event.public_id, "dj_one": night.email, "dj_two": create_user("dj"),
             "fan": create_user("fan"), "venue": create_user("venue")}
 
 
@@ -187,7 +186,7 @@ def test_another_dj_gets_404_for_every_id_of_mine_and_changes_nothing(app, world
 
 
 def test_the_owner_opens_every_page(app, world):
-    client = client_for(app, world["dj_one"], DEMO_PASSWORD)
+    client = client_for(app, world["dj_one"])
     failures = []
     for rule, method in dj_routes(app):
         if method != "GET":

@@ -15,24 +15,14 @@ from sqlalchemy import func, select
 from app.core.templating import rands
 from app.extensions import db, redis_store
 from app.models import DJSet, IdempotencyKey, Payment, SongRequest, utcnow
-from app.services.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
 from app.services.live import seq_key
 from app.services.payments.ledger import record_transition
 from tests.conftest import csrf_token_from, sign_in
-from tests.live_support import device, paid_request
-from tests.payment_support import live_event, tracks, wait_for
+from tests.factories import PASSWORD, device, paid_request
+from tests.payment_support import wait_for
 
 TOKEN_RE = re.compile(r'"X-CSRFToken": "([^"]+)"')
 ROW_RE = re.compile(r'<li class="queue-item dj-row[^"]*" data-request="([^"]+)"')
-
-
-@pytest.fixture
-def night(app_ctx):
-    """The demo night: Blinding Lights playing, Despacito accepted, Señorita and bad guy pending."""
-    seed_demo()
-    event, dj_set = live_event()
-    by_title = {r.track.title: r for r in db.session.scalars(select(SongRequest).where(SongRequest.set_id == dj_set.id))}
-    return {"event": event, "set": dj_set, "r": by_title, "tracks": tracks(event.dj_id, 10, offset=500)}
 
 
 class Device:
@@ -55,7 +45,7 @@ class Device:
 class DJ(Device):
     """A signed-in DJ's tablet: the page's CSRF token and a key per action."""
 
-    def __init__(self, app, email=DEMO_LOGINS["dj"], password=DEMO_PASSWORD):
+    def __init__(self, app, email: str, password: str = PASSWORD):
         super().__init__(app)
         with app.app_context():
             assert sign_in(self.client, email, password).status_code == 303
@@ -76,8 +66,16 @@ class DJ(Device):
 
 
 @pytest.fixture
+def night(night, app_ctx):
+    """The night (tests.factories.create_night), its rows in this test's app context."""
+    return night.attach()
+
+
+@pytest.fixture
 def dj(app, night):
-    return DJ(app)
+    """The night's DJ on a tablet. The night (tests.factories.create_night):
+    Blinding Lights playing, Despacito accepted, Señorita and bad guy pending."""
+    return DJ(app, night.email)
 
 
 def fresh(request: SongRequest) -> SongRequest:
@@ -95,7 +93,7 @@ def text(response) -> str:
 
 # -- what the dashboard shows ------------------------------------------------------------------------
 def test_the_dashboard_lists_requests_by_priority_with_shoutouts_votes_money_and_age(dj, night):
-    dj_set, t = night["set"], night["tracks"]
+    dj_set, t = night.set, night.tracks
     shouted = paid_request(dj_set, t[0], device("fan-shout"), created_at=utcnow() - timedelta(minutes=7), votes=5)
     shouted.shoutout, shouted.shoutout_status = "Happy birthday Thandi!", "approved"
     held = paid_request(dj_set, t[1], device("fan-held"))
@@ -103,7 +101,7 @@ def test_the_dashboard_lists_requests_by_priority_with_shoutouts_votes_money_and
     db.session.commit()
 
     page = text(dj.get("/dj/"))
-    r = night["r"]
+    r = night.requests
     # Accepted first, then votes (5, 2, 0), then time.
     assert ROW_RE.findall(page) == [r["Despacito"].public_id, shouted.public_id, r["Señorita"].public_id,
                                     r["bad guy"].public_id, held.public_id]
@@ -119,19 +117,19 @@ def test_the_dashboard_lists_requests_by_priority_with_shoutouts_votes_money_and
 def test_the_live_parts_are_one_fragment_for_the_poll_the_socket_and_the_page(dj, night, app):
     from app.live.render import dj_parts as render_dj_live
 
-    fragment = text(dj.get(f"/dj/sets/{night['set'].public_id}/live", headers={"HX-Request": "true"}))
+    fragment = text(dj.get(f"/dj/sets/{night.set.public_id}/live", headers={"HX-Request": "true"}))
     ids = re.findall(r'<(?:section|div) id="(dj-[a-z-]+)"[^>]*hx-swap-oob="true"', fragment)
     assert ids == ["dj-now-playing", "dj-set-status", "dj-earnings", "dj-requests"]
     assert "csrf" not in fragment.lower()
     with app.test_request_context("/"):  # how the live hub renders it: no DJ, no session
-        pushed = render_dj_live(night["set"])
+        pushed = render_dj_live(night.set)
     assert ROW_RE.findall(pushed) == ROW_RE.findall(fragment)
-    message = text(dj.get(f"/dj/sets/{night['set'].public_id}/live/message"))
+    message = text(dj.get(f"/dj/sets/{night.set.public_id}/live/message"))
     assert re.match(r"^\d+\n<section id=\"dj-now-playing\"", message)
 
 
 def test_earnings_count_paid_requests_not_refunded_and_the_events_tips(dj, night):
-    dj_set = night["set"]
+    dj_set = night.set
     paid = db.session.scalars(select(Payment).where(Payment.set_id == dj_set.id, Payment.purpose == "request")).all()
     requests_total = sum(p.amount_cents for p in paid)
     tip = Payment(purpose="tip", amount_cents=5000, provider="sandbox", set_id=dj_set.id)
@@ -145,10 +143,10 @@ def test_earnings_count_paid_requests_not_refunded_and_the_events_tips(dj, night
                     ends_at=dj_set.starts_at, status="ended", base_price_cents=3000)
     db.session.add(warm_up)
     db.session.flush()
-    earlier = paid_request(warm_up, night["tracks"][9], device("warm-up-fan"), status="played")
+    earlier = paid_request(warm_up, night.tracks[9], device("warm-up-fan"), status="played")
     db.session.commit()
-    assert dj.on(night["r"]["bad guy"], "veto", reason="Not right for this venue").status_code == 200
-    refunded = night["r"]["bad guy"].amount_cents
+    assert dj.on(night.requests["bad guy"], "veto", reason="Not right for this venue").status_code == 200
+    refunded = night.requests["bad guy"].amount_cents
     requests_total += earlier.amount_cents
 
     page = text(dj.get("/dj/"))
@@ -160,7 +158,7 @@ def test_earnings_count_paid_requests_not_refunded_and_the_events_tips(dj, night
 
 # -- actions -------------------------------------------------------------------------------------------
 def test_accept_moves_a_request_up_and_undo_within_five_seconds_puts_it_back(dj, night):
-    bad_guy, event = night["r"]["bad guy"], night["event"]
+    bad_guy, event = night.requests["bad guy"], night.event
     before = seq(event)
     accepted = dj.on(bad_guy, "accept")
     assert accepted.status_code == 200, text(accepted)
@@ -168,7 +166,7 @@ def test_accept_moves_a_request_up_and_undo_within_five_seconds_puts_it_back(dj,
     assert fresh(bad_guy).status == "accepted" and fresh(bad_guy).accepted_at is not None
     assert seq(event) == before + 1  # fans' queues follow
     rows = ROW_RE.findall(text(accepted))
-    assert rows.index(bad_guy.public_id) < rows.index(night["r"]["Señorita"].public_id)
+    assert rows.index(bad_guy.public_id) < rows.index(night.requests["Señorita"].public_id)
     assert re.search(r'data-action="undo" data-undo-ms="\d+" aria-label="Undo accepting bad guy"', text(accepted))
 
     undone = dj.on(bad_guy, "undo")
@@ -176,12 +174,11 @@ def test_accept_moves_a_request_up_and_undo_within_five_seconds_puts_it_back(dj,
     assert fresh(bad_guy).status == "pending" and fresh(bad_guy).accepted_at is None
 
 
-def test_undo_is_refused_once_the_five_seconds_are_over(dj, night):
-    bad_guy = night["r"]["bad guy"]
+def test_undo_is_refused_once_the_five_seconds_are_over(dj, night, time_machine):
+    bad_guy = night.requests["bad guy"]
+    time_machine.move_to(utcnow(), tick=False)
     assert dj.on(bad_guy, "accept").status_code == 200
-    request = fresh(bad_guy)
-    request.accepted_at = utcnow() - timedelta(seconds=6)
-    db.session.commit()
+    time_machine.shift(6)  # the DJ thinks it over
     late = dj.on(bad_guy, "undo")
     assert late.status_code == 409 and late.headers["X-Refusal-Code"] == "UNDO_EXPIRED"
     assert "Too late to undo" in text(late)
@@ -190,13 +187,9 @@ def test_undo_is_refused_once_the_five_seconds_are_over(dj, night):
     assert fresh(bad_guy).status == "accepted"
 
 
-def test_veto_refunds_the_fan(app_ctx, live_server, rq_worker):
-    app = app_ctx
-    seed_demo()
-    event, dj_set = live_event()
-    request = db.session.scalar(select(SongRequest).where(SongRequest.set_id == dj_set.id,
-                                                          SongRequest.status == "pending"))
-    response = DJ(app).on(request, "veto", reason="Already played tonight")
+def test_veto_refunds_the_fan(app, night, live_server, rq_worker):
+    request = night.requests["Señorita"]
+    response = DJ(app, night.email).on(request, "veto", reason="Already played tonight")
     assert response.status_code == 200 and "the fan will be refunded" in text(response)
     assert request.public_id not in ROW_RE.findall(text(response))
     vetoed = fresh(request)
@@ -207,7 +200,7 @@ def test_veto_refunds_the_fan(app_ctx, live_server, rq_worker):
 
 
 def test_playing_and_played_keep_exactly_one_song_playing_per_set(app, dj, night):
-    r, dj_set = night["r"], night["set"]
+    r, dj_set = night.requests, night.set
 
     def playing() -> list[str]:
         db.session.rollback()
@@ -217,7 +210,7 @@ def test_playing_and_played_keep_exactly_one_song_playing_per_set(app, dj, night
     assert dj.on(r["Despacito"], "playing").status_code == 200
     assert playing() == [r["Despacito"].public_id]
     assert fresh(r["Blinding Lights"]).status == "played"  # what played until now
-    fan_page = text(Device(app).get(f"/e/{night['event'].public_id}"))
+    fan_page = text(Device(app).get(f"/e/{night.event.public_id}"))
     assert re.search(r'<p class="np-title">Despacito</p>', fan_page)
 
     assert dj.on(r["Señorita"], "playing").status_code == 200  # straight from pending
@@ -231,7 +224,7 @@ def test_playing_and_played_keep_exactly_one_song_playing_per_set(app, dj, night
 
 
 def test_batch_accept_and_batch_veto_the_selected_requests(dj, night):
-    dj_set, t = night["set"], night["tracks"]
+    dj_set, t = night.set, night.tracks
     extra = [paid_request(dj_set, t[i], device(f"batch-fan-{i}")) for i in range(3)]
     gone = paid_request(dj_set, t[3], device("batch-gone"), status="vetoed")
     db.session.commit()
@@ -253,7 +246,7 @@ def test_batch_accept_and_batch_veto_the_selected_requests(dj, night):
 
 
 def test_pause_refuses_new_checkouts_with_requests_closed_and_resume_reopens(app, dj, night):
-    event, dj_set, track = night["event"], night["set"], night["tracks"][0]
+    event, dj_set, track = night.event, night.set, night.tracks[0]
     sheet_url = f"/e/{event.public_id}/request/{track.public_id}"
     client = Device(app)  # a fan's phone
     sheet = text(client.get(sheet_url))  # a fan opened the sheet before the pause
@@ -277,7 +270,7 @@ def test_pause_refuses_new_checkouts_with_requests_closed_and_resume_reopens(app
 
 # -- idempotency ---------------------------------------------------------------------------------------
 def test_a_replayed_key_gets_the_same_outcome_and_is_applied_once(dj, night):
-    r, event = night["r"], night["event"]
+    r, event = night.requests, night.event
     first = dj.on(r["bad guy"], "accept", key="tablet-key-0001")
     accepted_at = fresh(r["bad guy"]).accepted_at
     published = seq(event)
@@ -301,7 +294,7 @@ def test_a_replayed_key_gets_the_same_outcome_and_is_applied_once(dj, night):
 
 
 def test_a_key_reused_for_a_different_action_is_refused_with_a_clear_message(dj, night):
-    r = night["r"]
+    r = night.requests
     assert dj.on(r["bad guy"], "accept", key="tablet-key-0004").status_code == 200
     conflict = dj.on(r["Señorita"], "veto", key="tablet-key-0004", reason="Already played tonight")
     assert conflict.status_code == 422 and conflict.headers["X-Refusal-Code"] == "IDEMPOTENCY_MISMATCH"
@@ -310,21 +303,18 @@ def test_a_key_reused_for_a_different_action_is_refused_with_a_clear_message(dj,
 
 
 def test_an_action_needs_a_key(dj, night):
-    missing = dj.on(night["r"]["bad guy"], "accept", key=None)
+    missing = dj.on(night.requests["bad guy"], "accept", key=None)
     assert missing.status_code == 422 and "no idempotency key" in text(missing)
-    assert fresh(night["r"]["bad guy"]).status == "pending"
-    in_form = dj.on(night["r"]["bad guy"], "accept", key=None, idempotency_key="form-field-key-1")
-    assert in_form.status_code == 200 and fresh(night["r"]["bad guy"]).status == "accepted"
+    assert fresh(night.requests["bad guy"]).status == "pending"
+    in_form = dj.on(night.requests["bad guy"], "accept", key=None, idempotency_key="form-field-key-1")
+    assert in_form.status_code == 200 and fresh(night.requests["bad guy"]).status == "accepted"
 
 
-def test_two_copies_of_one_action_racing_are_applied_once(app_ctx, live_server):
-    seed_demo()
-    _, dj_set = live_event()
-    request = db.session.scalar(select(SongRequest).where(SongRequest.set_id == dj_set.id,
-                                                          SongRequest.status == "pending"))
+def test_two_copies_of_one_action_racing_are_applied_once(night, live_server):
+    dj_set, request = night.set, night.requests["Señorita"]
     tablet = http.Session()
     login = tablet.get(f"{live_server}/login")
-    tablet.post(f"{live_server}/login", data={"email": DEMO_LOGINS["dj"], "password": DEMO_PASSWORD,
+    tablet.post(f"{live_server}/login", data={"email": night.email, "password": PASSWORD,
                                               "csrf_token": csrf_token_from(login.text), "next": ""})
     csrf = TOKEN_RE.search(tablet.get(f"{live_server}/dj/").text).group(1)
     db.session.rollback()
@@ -352,7 +342,7 @@ def test_two_copies_of_one_action_racing_are_applied_once(app_ctx, live_server):
 # -- authorization ---------------------------------------------------------------------------------------
 def test_another_djs_requests_and_sets_are_404_and_stay_unchanged(app, night, create_user):
     other = DJ(app, create_user("dj"), "correct-horse-battery")
-    r, dj_set = night["r"], night["set"]
+    r, dj_set = night.requests, night.set
     for action in ("accept", "undo", "playing", "played"):
         assert other.on(r["bad guy"], action).status_code == 404
     assert other.on(r["bad guy"], "veto", reason="mine now").status_code == 404

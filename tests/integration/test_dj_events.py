@@ -1,8 +1,10 @@
 """A DJ creates and edits events and sets, and runs a set: start, pause, resume, end."""
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -12,9 +14,9 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import DJSet, Event, Payment, SongRequest, utcnow
 from app.services import accounts
-from app.services.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
 from tests.conftest import csrf_token_from, sign_in
-from tests.payment_support import live_event, money_invariants, wait_for
+from tests.factories import PASSWORD, create_event, create_set
+from tests.payment_support import money_invariants, wait_for
 
 UTC = timezone.utc
 EVENT = {
@@ -59,10 +61,10 @@ def dj(app, create_user):
 
 
 @pytest.fixture
-def demo_dj(app):
-    with app.app_context():
-        seed_demo()
-    return DJ(app, DEMO_LOGINS["dj"], DEMO_PASSWORD)
+def night_dj(app, night):
+    """The DJ of a live night (tests.factories.create_night): Blinding Lights
+    playing, Despacito accepted, Señorita and bad guy waiting, all paid."""
+    return DJ(app, night.email, PASSWORD)
 
 
 def count(model) -> int:
@@ -241,19 +243,33 @@ def test_prices_are_rand_with_cents(app, dj):
 
 
 def _channel_messages(app, event_id: str):
-    """Listen on the event's live channel, as each web process does; returns drain()."""
-    pubsub = redis_lib.Redis.from_url(app.config["REDIS_URL"]).pubsub()
-    pubsub.subscribe(f"bmm:live:event:{event_id}")
+    """Listen on the event's live channel, as each web process does; returns
+    messages(): what was published on it since the last call. Each call
+    publishes a marker and reads up to it: Redis delivers a channel's messages
+    in the order they were published, so nothing published before the marker
+    can still be on its way."""
+    client = redis_lib.Redis.from_url(app.config["REDIS_URL"])
+    name = f"bmm:live:event:{event_id}"
+    pubsub = client.pubsub()
+    pubsub.subscribe(name)
     assert pubsub.get_message(timeout=2)["type"] == "subscribe"
+    markers = itertools.count(1)
 
-    def drain() -> list[dict]:
-        found = []
-        while (message := pubsub.get_message(timeout=0.5)) is not None:
-            if message["type"] == "message":
-                found.append(json.loads(message["data"]))
-        return found
+    def messages() -> list[dict]:
+        marker = f"test-marker-{next(markers)}"
+        client.publish(name, json.dumps({"kind": marker}))
+        found, deadline = [], time.monotonic() + 5
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=deadline - time.monotonic())
+            if message is None or message["type"] != "message":
+                continue
+            data = json.loads(message["data"])
+            if data["kind"] == marker:
+                return found
+            found.append(data)
+        raise AssertionError(f"the marker never came back; read {found}")
 
-    return drain
+    return messages
 
 
 def test_start_pause_resume_tell_the_fans(app, dj):
@@ -308,16 +324,15 @@ def test_one_live_set_per_event_and_one_live_event_per_dj(app, dj):
         assert [s.status for s in one_event(event_id).sets] == ["live", "scheduled"]
 
 
-def test_a_live_set_keeps_its_start_and_a_new_price_applies_to_new_requests(app, demo_dj):
+def test_a_live_set_keeps_its_start_and_a_new_price_applies_to_new_requests(app, night, night_dj):
+    event_id, set_id, started = night.event.public_id, night.set.public_id, night.set.starts_at
     with app.app_context():
-        event, dj_set = live_event()
-        event_id, set_id, started = event.public_id, dj_set.public_id, dj_set.starts_at
         paid_before = sorted(db.session.scalars(select(SongRequest.amount_cents)).all())
         track_id = db.session.scalar(select(SongRequest).where(SongRequest.status == "pending")).track.public_id
-    form = text(demo_dj.get(f"/dj/sets/{set_id}/edit"))
+    form = text(night_dj.get(f"/dj/sets/{set_id}/edit"))
     assert 'name="starts_at"' not in form and "the start can't change" in form
     local_end = (utcnow() + timedelta(hours=3)).astimezone(timezone(timedelta(hours=2))).strftime("%Y-%m-%dT%H:%M")
-    response = demo_dj.post(f"/dj/sets/{set_id}/edit", {**SET, "starts_at": "2030-01-01T00:00", "ends_at": local_end,
+    response = night_dj.post(f"/dj/sets/{set_id}/edit", {**SET, "starts_at": "2030-01-01T00:00", "ends_at": local_end,
                                                         "base_price": "35", "hourly_cap": "30"})
     assert response.status_code == 303, text(response)
     with app.app_context():
@@ -329,18 +344,16 @@ def test_a_live_set_keeps_its_start_and_a_new_price_applies_to_new_requests(app,
     assert "Pay R35" in text(app.test_client().get(f"/e/{event_id}/request/{track_id}"))
     # A live set's end can't be moved into the past (the end-of-set job would refund at once).
     past = (utcnow() - timedelta(minutes=5)).astimezone(timezone(timedelta(hours=2))).strftime("%Y-%m-%dT%H:%M")
-    refused = demo_dj.post(f"/dj/sets/{set_id}/edit", {**SET, "ends_at": past})
+    refused = night_dj.post(f"/dj/sets/{set_id}/edit", {**SET, "ends_at": past})
     assert refused.status_code == 422 and "A live set&#39;s end must be in the future" in text(refused)
 
 
-def test_ending_a_set_refunds_unplayed_requests_and_ends_the_event(app, demo_dj):
-    with app.app_context():
-        event, dj_set = live_event()
-        event_id, set_id = event.public_id, dj_set.public_id
+def test_ending_a_set_refunds_unplayed_requests_and_ends_the_event(app, night, night_dj):
+    event_id, set_id = night.event.public_id, night.set.public_id
     messages = _channel_messages(app, event_id)
-    response = demo_dj.post(f"/dj/sets/{set_id}/end")
+    response = night_dj.post(f"/dj/sets/{set_id}/end")
     assert response.status_code == 303
-    page = text(demo_dj.get(response.headers["Location"]))
+    page = text(night_dj.get(response.headers["Location"]))
     assert "The set has ended. 3 unplayed requests will be refunded." in page
     assert "End set" not in page and "Add a set" not in page  # the event is over: history now
     with app.app_context():
@@ -353,9 +366,9 @@ def test_ending_a_set_refunds_unplayed_requests_and_ends_the_event(app, demo_dj)
         assert (event.status, event.sets[0].status, event.sets[0].requests_state) == ("ended", "ended", "closed")
     assert "set_ended" in [m["kind"] for m in messages()]
     # A second tap changes nothing; editing an ended set is refused.
-    assert demo_dj.post(f"/dj/sets/{set_id}/end").status_code == 303
-    assert "This event has ended, so it can&#39;t be changed." in text(demo_dj.get(f"/dj/sets/{set_id}/edit"))
-    refused = demo_dj.post(f"/dj/sets/{set_id}/edit", SET)
+    assert night_dj.post(f"/dj/sets/{set_id}/end").status_code == 303
+    assert "This event has ended, so it can&#39;t be changed." in text(night_dj.get(f"/dj/sets/{set_id}/edit"))
+    refused = night_dj.post(f"/dj/sets/{set_id}/edit", SET)
     assert refused.status_code == 409 and "has ended" in text(refused)
     with app.app_context():
         assert count_state("REFUND_PENDING") == 3
@@ -374,24 +387,25 @@ def test_only_a_live_set_can_be_ended(app, dj):
     assert refused.status_code == 409 and "Only a live set can be ended" in text(refused)
 
 
-def test_ending_a_set_in_the_sandbox_refunds_the_money(app, live_server, rq_worker, demo_dj):
+def test_ending_a_set_in_the_sandbox_refunds_the_money(app, night, live_server, rq_worker, night_dj):
     """The whole path with real processes: the refund jobs run in a worker against the sandbox."""
-    with app.app_context():
-        _, dj_set = live_event()
-        set_id = dj_set.public_id
-    assert demo_dj.post(f"/dj/sets/{set_id}/end").status_code == 303
+    set_id = night.set.public_id
+    assert night_dj.post(f"/dj/sets/{set_id}/end").status_code == 303
     with app.app_context():
         wait_for(lambda: count_state("REFUNDED") == 3, message="three refunds")
         assert money_invariants() == {"requests": 1, "refunds": 3, "other": 0}
 
 
-def test_the_events_list_shows_only_my_events(app, dj, demo_dj):
+def test_the_events_list_shows_only_my_events(app, dj, night, night_dj):
+    with app.app_context():  # the night DJ's next one
+        create_set(create_event(night.dj, "Saturday Sunset Sessions", status="scheduled"))
+        db.session.commit()
     mine = dj.create_event(name="Only Mine")
     listing = text(dj.get("/dj/events"))
     assert "Only Mine" in listing and "Friday Night Live" not in listing
-    other = text(demo_dj.get("/dj/events"))
+    other = text(night_dj.get("/dj/events"))
     assert "Friday Night Live" in other and "Saturday Sunset Sessions" in other and "Only Mine" not in other
-    assert demo_dj.get(f"/dj/events/{mine}").status_code == 404
+    assert night_dj.get(f"/dj/events/{mine}").status_code == 404
     assert "/dj/events" in text(dj.get("/dj/"))  # the dashboard links here
 
 

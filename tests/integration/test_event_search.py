@@ -6,29 +6,31 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import DJProfile, Event, Track
-from app.services import accounts
-from app.services.demo import seed_demo
+from app.models import DJProfile, Track
 from app.services.library import TrackRow, merge_tracks
 from app.services.library.search import bump_library_version
 from app.services.common.text import fold
+from tests.factories import LATIN, create_dj
+
+# A library to search: the export's first 400 songs (pop) and its Latin ones.
+pytestmark = pytest.mark.night(tracks=400, where=LATIN)
 
 
 @pytest.fixture
-def event_url(app):
+def event_url(app, night):
     with app.app_context():
-        seed_demo()
-        dj = db.session.scalar(select(DJProfile).where(DJProfile.stage_name == "DJ Thabo"))
+        dj = night.dj
         # A hidden track, a priced one, and another DJ with a song only they have.
-        hidden = db.session.scalar(select(Track).where(Track.dj_id == dj.id, Track.title == "Memories"))
+        hidden = db.session.scalar(select(Track).where(Track.dj_id == dj.id, Track.title == "Memories",
+                                                       Track.artist == "Maroon 5"))
         hidden.requestable = False
         dear = db.session.scalar(select(Track).where(Track.dj_id == dj.id, Track.title == "Señorita"))
         dear.price_override_cents = 5000
         bump_library_version(dj.id)
-        other = accounts.create_dj("other@test.example", "x" * 12, "DJ Other").dj_profile
+        other = create_dj("DJ Other")
         merge_tracks(other, [TrackRow("Zanzibar Nights Exclusive", "Other Artist", "pop", 120, 200, 50)], "manual")
         db.session.commit()
-        return f"/e/{db.session.scalar(select(Event.public_id).where(Event.status == 'live'))}"
+    return f"/e/{night.event.public_id}"
 
 
 def titles(html: str) -> list[str]:

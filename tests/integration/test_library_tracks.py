@@ -7,8 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import DJProfile, SongRequest, Track, User
-from app.services.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
+from app.models import DJProfile, SongRequest, Track
 from app.services.library import TrackRow, merge_tracks
 from app.services.library.search import SearchParams, library_index, search
 from tests.conftest import sign_in
@@ -258,17 +257,16 @@ def test_undo_leaves_a_track_that_came_back_in_the_meantime(app, dj):
         assert tracks["Halo"].bpm == 81 and "Déjà Vu" in tracks and track_count(dj.dj_id) == 6
 
 
-def test_a_requested_track_is_hidden_not_deleted(app, client):
+def test_a_requested_track_is_hidden_not_deleted(app, client, night):
     with app.app_context():
-        seed_demo()
-        dj_id = db.session.scalar(select(DJProfile.id).join(User).where(User.email == DEMO_LOGINS["dj"]))
+        dj_id = night.dj.id
         requested = db.session.scalar(select(Track).join(SongRequest, SongRequest.track_id == Track.id)
                                       .where(Track.dj_id == dj_id).limit(1))
         other = db.session.scalar(select(Track).where(Track.dj_id == dj_id, Track.id != requested.id,
                                                       ~Track.id.in_(select(SongRequest.track_id))).limit(1))
         ids, requested_title, count = [requested.public_id, other.public_id], requested.title, track_count(dj_id)
-    assert sign_in(client, DEMO_LOGINS["dj"], DEMO_PASSWORD).status_code == 303
-    dj = DJ(client, dj_id, DEMO_LOGINS["dj"])
+    assert sign_in(client, night.email).status_code == 303
+    dj = DJ(client, dj_id, night.email)
     html = dj.post("/dj/library/bulk", {"action": "delete", "track_id": ids}, htmx=True).get_data(as_text=True)
     assert "Deleted 1 track. 1 has song requests, so it was hidden from fans instead of deleted." in html
     with app.app_context():

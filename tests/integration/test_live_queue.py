@@ -12,23 +12,21 @@ from app.live.hub import SEND_QUEUE_SIZE, Connection, Hub
 from app.models import SongRequest, Vote, utcnow
 from app.services.live import queue as event_service
 from app.services import events
-from app.services.demo import seed_demo
 from app.services.live import publish_after_commit
-from tests.live_support import (
-    SocketReader, device, paid_request, seq_of, signed_device_cookie, vote,
-)
-from tests.payment_support import live_event, tracks
+from tests.factories import device, paid_request
+from tests.live_support import SocketReader, seq_of, signed_device_cookie, vote
+
+pytestmark = pytest.mark.night(tracks=12)
 
 
 @pytest.fixture
-def night(app_ctx):
-    """The demo's live event with its queue emptied, and fresh tracks to request."""
-    seed_demo()
-    event, dj_set = live_event()
-    for request in db.session.scalars(select(SongRequest).where(SongRequest.set_id == dj_set.id)):
+def night(night, app_ctx):
+    """The live night with its queue played out: each test queues what it needs."""
+    night.attach()
+    for request in night.requests.values():
         request.status = "played"
     db.session.commit()
-    return event, dj_set, tracks(event.dj_id, 12)
+    return night.event, night.set, night.tracks
 
 
 def ws_url(base: str, event_id: str) -> str:

@@ -35,11 +35,9 @@ def test_migrations_match_the_models(app_ctx):
     assert diff == []
 
 
-def test_payment_history_and_audit_log_are_append_only(app_ctx):
+def test_payment_history_and_audit_log_are_append_only(app_ctx, night):
     from app.models import AuditLog
-    from app.services.demo import seed_demo
 
-    seed_demo()
     db.session.add(AuditLog(action="test", target_type="user", target_id="1"))
     db.session.commit()
     statements = [f"{verb} {table}" for table in ("payment_transitions", "audit_log")

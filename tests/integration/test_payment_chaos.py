@@ -2,6 +2,7 @@
 every successful charge is exactly one request or one refund."""
 import random
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -11,43 +12,24 @@ from sqlalchemy import func, select, update
 
 from app.extensions import db
 from app.models import DJSet, Payment, PaymentTransition, SongRequest, utcnow
-from app.services.demo import seed_demo
-from tests.payment_support import Fan, checkout_id_from, live_event, money_invariants, set_faults, settle, tracks
+from tests.payment_support import Fan, checkout_id_from, money_invariants, set_faults, settle, wait_for
 
 FANS = 100
 SONGS_PER_FAN = 3
+pytestmark = pytest.mark.night(tracks=FANS * SONGS_PER_FAN)
 
 
 @pytest.fixture
-def chaos_night(app_ctx, live_server, rq_worker):
-    seed_demo()
-    event, dj_set = live_event()
-    db.session.get(DJSet, dj_set.id).hourly_cap = 10_000
+def chaos_night(app_ctx, night, live_server, rq_worker):
+    db.session.get(DJSet, night.set.id).hourly_cap = 10_000
     db.session.commit()
-    return {"base": live_server, "event": event.public_id, "set_id": dj_set.id, "worker": rq_worker,
-            "songs": [t.public_id for t in tracks(event.dj_id, FANS * SONGS_PER_FAN)]}
+    return {"base": live_server, "event": night.event.public_id, "set_id": night.set.id, "worker": rq_worker,
+            "songs": [t.public_id for t in night.tracks]}
 
 
-def _drain(timeout=60):
-    """Wait until the worker has nothing left queued (a crashed job may stay "started")."""
-    from app.services.common import tasks
-
-    queue = tasks.queue()
-    deadline = time.monotonic() + timeout
-    quiet_since = None
-    while time.monotonic() < deadline:
-        if queue.count == 0:
-            quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since > 1.0:
-                return
-        else:
-            quiet_since = None
-        time.sleep(0.1)
-    raise AssertionError("the worker did not drain its queue")
-
-
-def _quiet(app, timeout=90):
-    """Reconcile until nothing is left in a non-final state."""
+def _quiet(worker, timeout=90):
+    """Reconcile until nothing is left in a non-final state; between sweeps,
+    what is queued (webhooks on their way, refunds) runs first."""
     from jobs.payments import reconcile_payments
 
     deadline = time.monotonic() + timeout
@@ -63,13 +45,14 @@ def _quiet(app, timeout=90):
             Payment.state.in_(("PENDING", "REFUND_PENDING", "REFUND_FAILED"))))
         if unsettled == 0:
             return
-        time.sleep(2.0)  # let webhooks already on their way land before the next sweep
+        worker.wait_until_idle(timeout=max(1.0, deadline - time.monotonic()), scheduled=None)
     stuck = db.session.scalars(select(Payment).where(
         Payment.state.in_(("PENDING", "REFUND_PENDING", "REFUND_FAILED")))).all()
     raise AssertionError(f"{unsettled} payments still unsettled: " + "; ".join(
         f"{p.public_id} {p.provider_checkout_id} {[(t.to_state, t.reason) for t in p.history]}" for p in stuck[:5]))
 
 
+@pytest.mark.timeout(300)
 def test_chaos(app_ctx, chaos_night):
     rng = random.Random(2026)
     set_faults(app_ctx, webhook_duplicate=0.3, webhook_drop=0.15, webhook_reorder=True, refund_fail_times=25,
@@ -91,10 +74,22 @@ def test_chaos(app_ctx, chaos_night):
         settle(app_ctx, checkout, outcomes[checkout])
 
     half = len(checkouts) // 2
+    worker = chaos_night["worker"]
+
+    def crash():
+        """Once webhooks are turning into requests, the worker crashes mid-job:
+        whatever it held is retried later."""
+        with app_ctx.app_context():
+            wait_for(lambda: db.session.scalar(select(func.count()).select_from(SongRequest)) >= 4 + 20
+                     and worker.running(), interval=0.002, timeout=60, message="the worker busy with a webhook")
+        worker.kill()
+
+    crasher = threading.Thread(target=crash)
+    crasher.start()
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(pay, checkouts[:half]))
-    time.sleep(1.0)
-    chaos_night["worker"].kill()  # a crash mid-job: whatever it held is retried later
+    crasher.join(timeout=70)
+    assert not worker.alive(), "the worker never crashed"
     # Requests pause for a moment while payments keep arriving: those get refunded.
     db.session.execute(update(DJSet).where(DJSet.id == chaos_night["set_id"]).values(requests_state="paused"))
     db.session.commit()
@@ -113,23 +108,23 @@ def test_chaos(app_ctx, chaos_night):
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(status_check, paused_ids))
-    chaos_night["worker"].start()
-    _drain()
+    worker.start()
+    worker.wait_until_idle(timeout=60, scheduled=None)  # what waited for the worker has run
     db.session.execute(update(DJSet).where(DJSet.id == chaos_night["set_id"]).values(requests_state="open"))
     db.session.commit()
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(pay, checkouts[half + 40:]))
-    _quiet(app_ctx)
+    _quiet(worker)
 
     # The DJ vetoes 30 requests; their refunds meet the failing-refund fault.
     from app.services.requests import veto_request
 
     for request in db.session.scalars(select(SongRequest).where(SongRequest.status == "pending")).all()[:30]:
         veto_request(request.public_id, dj_id=request.dj_set.event.dj_id, reason="chaos")
-    _quiet(app_ctx)
+    _quiet(worker)
     approved = sum(1 for outcome in outcomes.values() if outcome == "approve")
     tally = money_invariants()
-    assert tally["requests"] + tally["refunds"] == approved + 4  # + the demo's four paid requests
+    assert tally["requests"] + tally["refunds"] == approved + 4  # + the night's four paid requests
     assert tally["other"] == len(checkouts) - approved          # declines: never charged
     # Every charge confirmed while requests were paused was refunded (the paused
     # group for sure; earlier ones whose webhook landed during the pause too).

@@ -6,22 +6,21 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import DJSet, Payment, SongRequest
-from app.services.demo import seed_demo
-from tests.payment_support import Fan, checkout_id_from, live_event, money_invariants, settle, tracks, wait_for
+from tests.payment_support import Fan, checkout_id_from, money_invariants, settle, wait_for
 
 FANS = 50
 FREE_SLOTS = 10
+pytestmark = pytest.mark.night(tracks=FANS)
 
 
 @pytest.fixture
-def crowded_set(app_ctx, live_server, rq_worker):
-    seed_demo()
-    event, dj_set = live_event()
+def crowded_set(app_ctx, night, live_server, rq_worker):
+    dj_set = night.set
     existing = db.session.scalar(select(func.count()).select_from(SongRequest).where(SongRequest.set_id == dj_set.id))
     db.session.get(DJSet, dj_set.id).hourly_cap = existing + FREE_SLOTS
     db.session.commit()
-    songs = [t.public_id for t in tracks(event.dj_id, FANS)]
-    return {"base": live_server, "event": event.public_id, "songs": songs, "existing": existing}
+    songs = [t.public_id for t in night.tracks]
+    return {"base": live_server, "event": night.event.public_id, "songs": songs, "existing": existing}
 
 
 def _all_pay(night):

@@ -34,7 +34,7 @@ class Capture:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self.server = make_server("127.0.0.1", self.port, self.wsgi, threaded=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def wsgi(self, environ, start_response):
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
@@ -172,7 +172,7 @@ def test_decline_redirects_to_failure_and_sends_no_webhook(app, client, bearer, 
     simulate(client, bearer, paid["id"])
     [event] = capture.events(1)
     assert event["payload"]["metadata"]["checkoutId"] == paid["id"]
-    time.sleep(0.3)
+    rq_worker.wait_until_idle()  # every delivery is a job: none left queued, running or scheduled
     assert len(capture.received) == 1
 
 
@@ -261,7 +261,7 @@ def test_webhook_drop_delivers_nothing(app, client, bearer, faults, new_checkout
     simulate(client, bearer, kept["id"])
     [event] = capture.events(1)
     assert event["payload"]["metadata"]["checkoutId"] == kept["id"]  # the dropped one never came
-    time.sleep(0.3)
+    rq_worker.wait_until_idle()  # ... and never will: no delivery is queued, running or scheduled
     assert len(capture.received) == 1
     assert counters(client, bearer)["webhooks_dropped"] == 1
 
@@ -283,8 +283,8 @@ def test_failed_deliveries_follow_the_retry_schedule(app, client, bearer, new_ch
     assert len({headers["webhook-id"] for headers, _ in deliveries}) == 1
     assert all(verify(capture.secret, body, headers) for headers, body in deliveries)
     assert delivery_attempts(app, 3) == [(1, 500), (2, 500), (3, 200)]
-    time.sleep(0.3)
-    assert len(capture.received) == 3  # delivered: no further attempts
+    rq_worker.wait_until_idle()
+    assert len(capture.received) == 3  # delivered: no further attempt queued, running or scheduled
 
 
 def delivery_attempts(app, count, timeout=5.0):
