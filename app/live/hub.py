@@ -82,14 +82,26 @@ class WakingEvent(threading.Event):
     """simple-websocket's "something arrived" event (SOCK_SERVER_OPTIONS
     event_class), which also wakes the socket's handler: the handler then
     sleeps on its queue alone instead of polling the socket every second,
-    so a thousand idle fans cost no wake-ups at all."""
+    so a thousand idle fans cost no wake-ups at all.
+
+    It also orders the socket's two writers. simple-websocket's reader thread
+    answers a client's close (and a too-big message) with a close frame of
+    its own, while the handler thread may be sending a message; nothing in
+    the library orders the two, and a message written after the close made
+    browsers report "Data frame received after close". The handler holds
+    `send_lock` for each whole send (`send_frame`); the reader sets this
+    event, after marking the socket closed and before writing its close
+    frame, and `set()` takes the same lock: so a send in flight finishes
+    first, and any later one finds the socket closed and writes nothing."""
 
     def __init__(self) -> None:
         super().__init__()
         self.on_set = None
+        self.send_lock = threading.Lock()
 
     def set(self) -> None:
-        super().set()
+        with self.send_lock:
+            super().set()
         if self.on_set is not None:
             self.on_set()
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from flask import current_app, request
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
+from wsproto.utilities import LocalProtocolError
 
 from sqlalchemy import select
 
@@ -93,30 +94,41 @@ def event_socket(ws, event_id: str):
     if ws.event.is_set():
         conn.wake()  # a frame came before we listened
     try:
-        ws.send(snapshot(conn))
+        send_frame(ws, snapshot(conn))
         while conn.closing is None:
             try:
                 text = conn.queue.get(timeout=IDLE_SECONDS)
             except queue.Empty:
                 text = None
             if text:
-                ws.send(text)
+                send_frame(ws, text)
             while (incoming := ws.receive(timeout=0)) is not None:
                 if incoming == "ping":
-                    ws.send("pong")
+                    send_frame(ws, "pong")
                 elif incoming == "resync":
-                    ws.send(snapshot(conn))
-        ws.close(CLOSE_RESTART if conn.closing == "server restarting" else CLOSE_GOING_AWAY, conn.closing)
-    except (ConnectionClosed, OSError):
-        pass
+                    send_frame(ws, snapshot(conn))
+        close_frame(ws, CLOSE_RESTART if conn.closing == "server restarting" else CLOSE_GOING_AWAY, conn.closing)
+    except (ConnectionClosed, OSError, LocalProtocolError):
+        pass  # the client went away (a close the reader thread already answered)
     finally:
         hub.unregister(conn)
         live.release_session()
         _finish(ws)
 
 
+def send_frame(ws, text: str) -> None:
+    """One message, never interleaved with the reader thread's close frame (hub.WakingEvent)."""
+    with ws.event.send_lock:
+        ws.send(text)
+
+
+def close_frame(ws, code: int, reason: str | None) -> None:
+    with ws.event.send_lock:
+        ws.close(code, reason)
+
+
 def _refuse(ws, reason: str) -> None:
-    ws.close(CLOSE_POLICY, reason)
+    close_frame(ws, CLOSE_POLICY, reason)
     _finish(ws)
 
 
