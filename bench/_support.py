@@ -67,6 +67,7 @@ def bench_app():
         config = TestConfig()
         config.RATELIMIT_ENABLED = False  # measure the pages, not the throttle
         config.WTF_CSRF_ENABLED = False
+        config.PASSWORD_HASH_PROFILE = "rfc9106-low-memory"  # production's hashing, not the tests' cheap one
         app = create_app(config)
         with app.app_context():
             upgrade()
@@ -76,3 +77,25 @@ def bench_app():
         if proc:
             proc.terminate()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def live_event():
+    """The demo's live event and its live set (inside an app context)."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import DJSet, Event
+
+    event = db.session.scalar(select(Event).where(Event.status == "live"))
+    return event, db.session.scalar(select(DJSet).where(DJSet.event_id == event.id, DJSet.status == "live"))
+
+
+def tracks(dj_id: int, n: int, offset: int = 20) -> list:
+    """`n` of the DJ's tracks, past the first `offset` (the demo's requests use some of those)."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Track
+
+    return list(db.session.scalars(select(Track).where(Track.dj_id == dj_id).order_by(Track.id)
+                                   .offset(offset).limit(n)))

@@ -147,7 +147,7 @@ def make_change(app, event_id: str, request_ids: list[str], n: int) -> tuple[flo
     """A new fan votes on a request: committed, then published (after commit)."""
     from app.services import events
     from app.services.live import current_seq, votes
-    from tests.live_support import device
+    from tests.factories import device
 
     with app.test_request_context("/"):
         event = events.get_event(event_id)
@@ -258,7 +258,7 @@ def main() -> None:
 
         from app.extensions import db
         from app.models import SongRequest
-        from tests.payment_support import live_event
+        from _support import live_event
 
         with app.app_context():
             event, dj_set = live_event()

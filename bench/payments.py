@@ -40,7 +40,8 @@ def main() -> None:
         from app.models import DJSet, Payment
         from app.services.live import channel
         from app.services.payments.signing import sign_headers
-        from tests.payment_support import Fan, checkout_id_from, live_event, tracks
+        from _support import live_event, tracks
+        from tests.payment_support import Fan, checkout_id_from
 
         sock = __import__("socket").socket()
         sock.bind(("127.0.0.1", 0))
