@@ -186,8 +186,8 @@ def test_a_new_phones_simultaneous_first_requests_make_one_device(app, live_serv
 
 
 def test_a_burst_of_simultaneous_guesses_gets_five_tries_not_twenty(app, live_server, create_user):
-    """The throttle counts an attempt before the password check (~150 ms of
-    Argon2), so guesses sent all at once cannot all slip through."""
+    """The throttle counts an attempt before the password check (slow by
+    design in production), so guesses sent all at once cannot all slip through."""
     from concurrent.futures import ThreadPoolExecutor
 
     import requests
