@@ -81,6 +81,6 @@ def signed_device_cookie(public_id: str) -> str:
     """The Cookie header of a browser known as `public_id` (needs an app context)."""
     from flask import current_app
 
-    from app.core.devices import _serializer
+    from app.core.devices import signed_device_cookie as cookie_value
 
-    return f"{current_app.config['DEVICE_COOKIE_NAME']}={_serializer().dumps(public_id)}"
+    return f"{current_app.config['DEVICE_COOKIE_NAME']}={cookie_value(public_id)}"
