@@ -17,11 +17,25 @@ What forking bought, and how it is covered without it:
 - per-job state: `jobs.context.with_app_context` removes the session after
   every job.
 RQ still forks the scheduler; children drop the pool they inherited.
+
+Redis restarts. Redis may lose everything it held (`make run` keeps no
+persistence): the worker's registration, the scheduler's lock. RQ's worker
+reconnects on its own, but it would look for a dead scheduler only every
+10 minutes and never registers itself again, so delayed jobs (refund
+backoff, webhook redelivery) would wait and `rq info` would show no worker.
+So every KEEP_ALIVE_SECONDS the worker checks (`keep_alive`): it registers
+itself again if Redis forgot it and restarts its scheduler if the process
+died (its first Redis error kills it). The wait between reconnection attempts
+is capped at RECONNECT_MAX_SECONDS, so both happen within ~15 s of Redis
+answering again.
 """
 from __future__ import annotations
 
 import os
+import time
 
+from rq import worker_registration
+from rq.utils import now
 from rq.worker import SimpleWorker
 
 from app.extensions import db
@@ -31,9 +45,16 @@ from . import imports, maintenance, payments, requests, sandbox  # noqa: F401
 from .context import worker_app
 
 
+KEEP_ALIVE_SECONDS = 5
+RECONNECT_MAX_SECONDS = 5.0
+
+
 class AppWorker(SimpleWorker):
+    max_connection_wait_time = RECONNECT_MAX_SECONDS
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self._keep_alive_due = 0.0
         app = worker_app()
 
         def drop_inherited_connections() -> None:
@@ -41,3 +62,37 @@ class AppWorker(SimpleWorker):
                 db.engine.dispose(close=False)  # the parent's connections stay the parent's
 
         os.register_at_fork(after_in_child=drop_inherited_connections)
+
+    @property
+    def dequeue_timeout(self) -> int:
+        """Wake from an idle wait at least every KEEP_ALIVE_SECONDS (a blocking
+        pop costs Redis nothing), so that keep_alive runs while idle too."""
+        return min(super().dequeue_timeout, KEEP_ALIVE_SECONDS)
+
+    @property
+    def should_run_maintenance_tasks(self) -> bool:
+        return super().should_run_maintenance_tasks or time.monotonic() >= self._keep_alive_due
+
+    def run_maintenance_tasks(self) -> None:
+        self._keep_alive_due = time.monotonic() + KEEP_ALIVE_SECONDS
+        self.keep_alive()
+        if super().should_run_maintenance_tasks:  # RQ's own: registries, every 10 minutes
+            super().run_maintenance_tasks()
+
+    def keep_alive(self) -> None:
+        """Register again if Redis forgot this worker; restart the scheduler if it died."""
+        if not self.connection.sismember(self.redis_workers_keys, self.key) or not self.connection.hexists(
+                self.key, "birth"):
+            self.log.warning("Worker %s: Redis had lost this worker's registration; registering again", self.name)
+            self.last_heartbeat = now()
+            with self.connection.pipeline() as pipeline:
+                pipeline.hset(self.key, mapping=self.serialize())
+                pipeline.hset(self.key, "state", self.get_state())
+                worker_registration.register(self, pipeline)
+                pipeline.expire(self.key, self.worker_ttl + 60)
+                pipeline.execute()
+        scheduler = self.scheduler
+        if scheduler is not None and (scheduler._process is None or not scheduler._process.is_alive()):
+            # Takes the lock if no other scheduler holds it, and starts ours only then.
+            if scheduler.acquire_locks(auto_start=True):
+                self.log.warning("Worker %s: scheduler (re)started", self.name)

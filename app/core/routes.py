@@ -4,6 +4,7 @@ from flask import current_app, jsonify, render_template, send_from_directory
 from sqlalchemy import text
 
 from ..extensions import db, limiter, redis_store
+from ..services.common import tasks
 from . import bp
 
 
@@ -17,7 +18,14 @@ def healthz():
 @bp.get("/readyz")
 @limiter.exempt
 def readyz():
-    """Ready: the database and Redis both answer; 503 names the failing part."""
+    """Ready: the database and Redis both answer; 503 names the failing part.
+
+    `background` says who runs the jobs: live workers per queue, whether a
+    scheduler holds each queue's lock (delayed jobs: refund backoff, webhook
+    redelivery), how many cron schedulers beat. Their absence makes the status
+    "degraded" (and names them in `degraded`) but not 503: this web node can
+    still serve fans, and a load balancer must not take every node out because
+    a worker died. Monitor `degraded`."""
     checks: dict[str, str] = {}
     try:
         db.session.execute(text("SELECT 1"))
@@ -32,6 +40,17 @@ def readyz():
         checks["redis"] = f"error: {type(exc).__name__}"
     failing = [name for name, state in checks.items() if state != "ok"]
     body = {"status": "ok" if not failing else "unavailable", "checks": checks, "failing": failing}
+    if not failing:
+        try:
+            background = tasks.background_status()
+        except Exception as exc:  # noqa: BLE001 - Redis went away between the two calls
+            checks["redis"] = f"error: {type(exc).__name__}"
+            body.update(status="unavailable", failing=["redis"])
+            return jsonify(body), 503
+        degraded = [f"workers:{name}" for name, count in background["workers"].items() if not count]
+        degraded += [f"scheduler:{name}" for name, held in background["scheduler"].items() if not held]
+        degraded += ["cron"] if not background["cron"] else []
+        body.update(background=background, degraded=degraded, status="degraded" if degraded else "ok")
     return jsonify(body), (200 if not failing else 503)
 
 

@@ -9,16 +9,25 @@ One queue today, `default` (the Procfile's worker listens to it).
 """
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flask import current_app
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
+from rq.cron_scheduler_registry import get_registry_key as cron_registry_key
+from rq.defaults import DEFAULT_CRON_SCHEDULER_TTL
+from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
+from rq.utils import utcparse
 
 from ...extensions import redis_store
 from .after_commit import after_commit
 
 QUEUES = ("default",)
+# An idle worker beats every few seconds (jobs/worker.py), a scheduler every
+# second: one silent this long is gone.
+WORKER_SILENCE_SECONDS = 30
+SCHEDULER_SILENCE_SECONDS = 15
 
 
 def queue(name: str = "default") -> Queue:
@@ -53,3 +62,28 @@ def refund_retry() -> Retry:
     """RQ retries of a refund call during a provider outage: exponential from REFUND_RETRY_SECONDS."""
     base = current_app.config["REFUND_RETRY_SECONDS"]
     return Retry(max=6, interval=[int(min(3600, base * 2**i)) for i in range(6)])
+
+
+def background_status() -> dict[str, object]:
+    """Who runs the background work, as Redis knows it (raises if Redis does not
+    answer): live workers per queue, whether a live scheduler holds each
+    queue's lock (delayed jobs run only then) and how many cron schedulers
+    beat. A worker or scheduler that a Redis restart made Redis forget
+    registers again within seconds (jobs/worker.py, jobs/cron.py), so an
+    absence here means one is really gone: an idle worker beats every few
+    seconds, a busy one counts while its registration lasts, a scheduler
+    beats every second."""
+    client = redis_store.client
+    now = datetime.now(timezone.utc)
+    workers = {name: sum(1 for w in Worker.all(queue=queue(name)) if w.get_state() == "busy" or (
+        w.last_heartbeat and now - w.last_heartbeat < timedelta(seconds=WORKER_SILENCE_SECONDS))) for name in QUEUES}
+    scheduler = {}
+    for name in QUEUES:
+        holder = client.get(RQScheduler.get_locking_key(name))
+        beat = client.hget(SCHEDULER_KEY_TEMPLATE % holder.decode(), "last_heartbeat") if holder else None
+        scheduler[name] = bool(beat) and now - utcparse(beat.decode()) < timedelta(seconds=SCHEDULER_SILENCE_SECONDS)
+    return {
+        "workers": workers,
+        "scheduler": scheduler,
+        "cron": client.zcount(cron_registry_key(), time.time() - DEFAULT_CRON_SCHEDULER_TTL, "+inf"),
+    }

@@ -1,0 +1,70 @@
+"""The `cron` process: `python -m jobs.cron` enqueues the periodic jobs of
+jobs/schedule.py (RQ's cron scheduler) and outlives Redis restarts.
+
+RQ's own `rq cron` exits at the first Redis error, and under `make run`
+(honcho) one process exiting stops them all. Here a Redis error is logged and
+retried (every RECONNECT_MAX_SECONDS at most); once Redis answers again the
+scheduler registers itself again (its heartbeat re-creates what Redis lost)
+and enqueues whatever fell due while Redis was away, once.
+"""
+from __future__ import annotations
+
+import logging.config
+import os
+import time
+
+import redis
+from rq.cron import CronScheduler
+from rq.exceptions import StopRequested
+
+from app.logs import LOGGING
+
+SCHEDULE = "jobs.schedule"
+RECONNECT_MAX_SECONDS = 5.0
+
+
+class SteadyCron(CronScheduler):
+    def start(self) -> None:
+        self.log.info("CronScheduler %s: starting", self.name)
+        self._install_signal_handlers()
+        registered = False
+        wait = 0.5
+        try:
+            while True:
+                try:
+                    if not registered:
+                        self.register_birth()
+                        registered = True
+                    if self.enqueue_jobs():
+                        self.save()  # the jobs' next times
+                    self.heartbeat()
+                    wait = 0.5
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    wait = min(wait * 2, RECONNECT_MAX_SECONDS)
+                    self.log.error("CronScheduler %s: Redis unreachable (%s); retrying in %.0f s",
+                                   self.name, exc, wait)
+                    time.sleep(wait)
+                    continue
+                pause = self.calculate_sleep_interval()
+                if pause > 0:
+                    time.sleep(pause)
+        except (KeyboardInterrupt, StopRequested):
+            self.log.info("CronScheduler %s: stop requested", self.name)
+        finally:
+            try:
+                self.register_death()
+            except redis.RedisError:
+                pass  # Redis is away: the registration expires by itself
+            self.log.info("CronScheduler %s: stopped", self.name)
+
+
+def main() -> None:
+    logging.config.dictConfig(LOGGING)
+    connection = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    cron = SteadyCron(connection=connection)
+    cron.load_config_from_file(SCHEDULE)
+    cron.start()
+
+
+if __name__ == "__main__":
+    main()
