@@ -8,6 +8,9 @@ export FLASK_APP := wsgi
 
 .PHONY: run test test-sqlite test-postgres lint-imports install system-run system-test bench clean
 
+# The payment sandbox is opted into here (the app has no default outside production).
+run bench: export PAYMENT_PROVIDER ?= sandbox
+
 run: system-run $(STAMP)
 	@mkdir -p instance
 	$(BIN)/flask db upgrade

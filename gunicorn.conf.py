@@ -21,12 +21,14 @@ So `threads` bounds the open sockets per worker (plus ordinary requests):
 WEB_CONCURRENCY x WEB_THREADS must exceed the expected sockets. The defaults
 (2 workers x 700 threads) hold 1,000 fans with room for HTTP traffic.
 """
+import html
 import os
 import signal
 import tempfile
 import threading
 import time
 
+from gunicorn import util
 from pythonjsonlogger.json import JsonFormatter
 
 bind = os.environ.get("BIND", "127.0.0.1:5000")
@@ -45,6 +47,11 @@ graceful_timeout = 30
 accesslog = "-"
 access_log_format = "%(m)s %(U)s %(s)s"  # the access line's msg; its fields are added below
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's control socket (for `gunicornc`): one per instance, named after
+# the addresses it binds (see on_starting), never gunicorn's default, one fixed
+# path in the home directory that a second instance would take over and
+# remove when it stops. GUNICORN_CONTROL_SOCKET names it outright.
+CONTROL_SOCKET = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
 
 
 
@@ -100,6 +107,48 @@ logconfig_dict = {
 # (SIGTERM from outside) there is no one to hand over to: close at once.
 HANDOVER_RATE = float(os.environ.get("LIVE_HANDOVER_RATE", "150"))
 HANDOVER_WAIT_SECONDS = 15.0
+
+
+# The requests gunicorn refuses itself, before the app sees them (400 on a bad
+# request line or header, 414, 431, 501): the same protective headers as the
+# app's pages (app/core/http.py) on a page that needs nothing, not even a
+# style. gunicorn writes these with util.write_error; the workers, forked from
+# this master, call ours.
+REFUSAL_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "Cache-Control": "no-store",
+}
+if os.environ.get("APP_ENV") == "production":
+    REFUSAL_HEADERS["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+
+
+def write_refusal(sock, status_int, reason, mesg):
+    body = (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(reason)}</title>"
+            f"</head><body><h1>{html.escape(reason)}</h1><p>{html.escape(mesg)}</p></body></html>").encode()
+    head = "".join(f"{name}: {value}\r\n" for name, value in REFUSAL_HEADERS.items())
+    util.write_nonblock(sock, (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n{head}"
+                               f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1") + body)
+
+
+util.write_error = write_refusal
+
+
+def control_socket_path(binds: list[str]) -> str:
+    """The control socket of the instance bound to `binds`: in the runtime
+    directory, named after the addresses (two instances cannot share one)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    slug = "_".join("".join(c if c.isalnum() or c in ".-" else "-" for c in b) for b in binds)[:80]
+    return os.path.join(runtime, f"bmm-gunicorn-{slug}.ctl")
+
+
+def on_starting(server):
+    """In the master, before it binds: the bind addresses are final here
+    (BIND, or --bind on the command line), so the socket path is named now."""
+    server.cfg.set("control_socket", CONTROL_SOCKET or control_socket_path(server.cfg.bind))
 
 
 def _marker(master_pid: int, kind: str) -> str:

@@ -67,7 +67,9 @@ class BaseConfig:
         self.SECRET_KEY = env.get("SECRET_KEY", "")
         self.SQLALCHEMY_DATABASE_URI = env.get("DATABASE_URL") or self.default_database_url()
         self.REDIS_URL = env.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-        self.PAYMENT_PROVIDER = env.get("PAYMENT_PROVIDER", "sandbox").strip().lower()
+        # No default outside production: the sandbox is opted into (`make run`
+        # and the tests set it), never what an unset variable silently means.
+        self.PAYMENT_PROVIDER = env.get("PAYMENT_PROVIDER", "").strip().lower()
         self.YOCO_SECRET_KEY = env.get("YOCO_SECRET_KEY", "")
         self.YOCO_WEBHOOK_SECRET = env.get("YOCO_WEBHOOK_SECRET", "")
         self.YOCO_API_BASE = env.get("YOCO_API_BASE", "")
@@ -103,13 +105,21 @@ class BaseConfig:
         self.WTF_CSRF_SSL_STRICT = False
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL
         self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
-        self.RATELIMIT_HEADERS_ENABLED = True
+        # No X-RateLimit-*/Retry-After on every response (flask-limiter would add
+        # Retry-After even to a 200): a 429 carries its own (app/core/errors.py).
+        self.RATELIMIT_HEADERS_ENABLED = False
         self.RATELIMIT_APPLICATION = "300 per minute"  # any one address, all routes
         self.RATELIMIT_KEY_PREFIX = "bmm"
         self.MAX_CONTENT_LENGTH = 12 * 1024 * 1024
 
     def finalize_payment_settings(self) -> None:
-        """Sandbox defaults: our own secrets, and the API mounted in this app."""
+        """Sandbox defaults: our own secrets, and the API mounted in this app.
+
+        Unless YOCO_SECRET_KEY / YOCO_WEBHOOK_SECRET are set, the sandbox's API
+        key is "sk_test_" + the first 32 hex digits of HMAC-SHA256(SECRET_KEY,
+        "sandbox-api-key") and its webhook secret "whsec_" + base64 of
+        HMAC-SHA256(SECRET_KEY, "sandbox-webhook-secret"): stable per install,
+        different per SECRET_KEY. `flask sandbox-keys` prints both."""
         if self.PAYMENT_PROVIDER == "sandbox":
             derive = lambda label: hmac.new(self.SECRET_KEY.encode(), label, hashlib.sha256).digest()  # noqa: E731
             self.YOCO_SECRET_KEY = self.YOCO_SECRET_KEY or "sk_test_" + derive(b"sandbox-api-key").hex()[:32]
@@ -126,6 +136,11 @@ class BaseConfig:
 
     def validate(self) -> None:
         """Refuse a configuration that cannot run safely."""
+        if not self.PAYMENT_PROVIDER:
+            raise ConfigError(
+                "PAYMENT_PROVIDER is not set: use PAYMENT_PROVIDER=sandbox for the built-in Yoco sandbox "
+                "(`make run` sets it), or PAYMENT_PROVIDER=yoco with YOCO_SECRET_KEY and YOCO_WEBHOOK_SECRET"
+            )
         if self.PAYMENT_PROVIDER not in PAYMENT_PROVIDERS:
             raise ConfigError(
                 f"PAYMENT_PROVIDER must be one of {', '.join(PAYMENT_PROVIDERS)}, "

@@ -1,5 +1,5 @@
 """Logs as JSON lines, one object a line, in every process: gunicorn's web
-workers, RQ workers (and rq cron) and the Flask CLI.
+workers, RQ workers (and the cron process) and the Flask CLI.
 
     {"ts": "2026-03-01T21:04:05.123Z", "level": "WARNING", "logger": "app",
      "msg": "webhook refused: bad_signature", "request_id": "5f0c2a9e81d4b7c3"}

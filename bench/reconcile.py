@@ -1,5 +1,5 @@
 """Reconciliation with a big ledger: one `reconcile_payments()` run, the
-safety net `rq cron` starts every 5 minutes.
+safety net the cron process starts every 5 minutes.
 
 The ledger: N settled payments (default 100,000: COMPLETED, and REFUNDED
 after one or two refund attempts), each with its transition history and the

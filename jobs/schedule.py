@@ -1,4 +1,4 @@
-"""The periodic schedule, run by `rq cron jobs/schedule.py` (the `cron` process)."""
+"""The periodic schedule, run by the `cron` process (`python -m jobs.cron`, RQ's cron scheduler)."""
 from rq import cron
 
 from jobs.maintenance import purge_expired_idempotency_keys

@@ -1,4 +1,4 @@
-"""RQ settings for `rq worker -c jobs.settings` and `rq cron -c jobs.settings`:
+"""RQ settings for `rq worker -c jobs.settings` (and the logging of `python -m jobs.cron`):
 RQ's own lines, like the app's, as JSON lines (app/logs.py). RQ applies
 DICT_CONFIG before it sets up logging, and adds no text handlers of its own
 to loggers that already reach one."""

@@ -1,4 +1,4 @@
-"""Flask CLI commands: `flask --app wsgi seed-demo`, `flask --app wsgi create-admin`."""
+"""Flask CLI commands: `flask --app wsgi seed-demo`, `create-admin`, `sandbox-keys`, `jobs …`."""
 from __future__ import annotations
 
 import click
@@ -25,6 +25,16 @@ def register(app: Flask) -> None:
         else:
             click.echo("Demo data already present; nothing changed.")
         click.echo("Demo logins (password %s): %s" % (DEMO_PASSWORD, ", ".join(DEMO_LOGINS.values())))
+
+    @app.cli.command("sandbox-keys")
+    def sandbox_keys_command() -> None:
+        """The sandbox's API key and webhook secret (derived from SECRET_KEY unless set):
+        what a client of the sandbox API or a webhook signer of your own needs."""
+        if current_app.config["PAYMENT_PROVIDER"] != "sandbox":
+            raise click.ClickException("PAYMENT_PROVIDER is not sandbox: there are no sandbox keys.")
+        click.echo(f"YOCO_API_BASE={current_app.config['YOCO_API_BASE']}")
+        click.echo(f"YOCO_SECRET_KEY={current_app.config['YOCO_SECRET_KEY']}")
+        click.echo(f"YOCO_WEBHOOK_SECRET={current_app.config['YOCO_WEBHOOK_SECRET']}")
 
     @app.cli.command("create-admin")
     @click.option("--email", required=True)

@@ -1,11 +1,14 @@
 """Every error renders the same way: a page, an htmx fragment, or JSON for the API."""
 from __future__ import annotations
 
+import math
+import time
+
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from ..extensions import db
+from ..extensions import db, limiter
 from .htmx import is_htmx, toast_html
 from ..services.common.errors import DomainError
 
@@ -24,6 +27,9 @@ TITLES = {
 
 # Refusals of htmx taps shown as a toast rather than swapped into the target.
 TOAST_STATUSES = (409, 429)
+# Retry-After means "come back then" only on these (RFC 9110 §10.2.3); other
+# refusals carry their wait in the message and the JSON body.
+RETRY_AFTER_STATUSES = (429, 503)
 
 
 def wants_json() -> bool:
@@ -45,18 +51,24 @@ def render_error(status: int, message: str, code: str | None = None, retry_after
         # reason appears as a notification (htmx swaps 409/429 out of band).
         text = message if retry_after is None else f"{message} Try again in {retry_after} s."
         response = toast_html("refused", text, code)
-        headers = {"HX-Reswap": "none"}
-        if retry_after is not None:
-            headers["Retry-After"] = str(retry_after)
-        return response, status, headers
+        return response, status, {"HX-Reswap": "none", **_retry_after(status, retry_after)}
     else:
         template = "errors/_error.html" if is_htmx() else "errors/error.html"
         response = render_template(
             template, status=status, title=TITLES.get(status, "Error"), message=message,
             code=code, retry_after=retry_after,
         )
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-    return response, status, headers
+    return response, status, _retry_after(status, retry_after)
+
+
+def _retry_after(status: int, retry_after: int | None) -> dict[str, str]:
+    return {"Retry-After": str(retry_after)} if retry_after is not None and status in RETRY_AFTER_STATUSES else {}
+
+
+def _limit_retry_after() -> int | None:
+    """Seconds until the breached flask-limiter window lets the address in again."""
+    breached = limiter.current_limit
+    return max(1, math.ceil(breached.reset_at - time.time())) if breached is not None else None
 
 
 def register(app: Flask) -> None:
@@ -79,7 +91,7 @@ def register(app: Flask) -> None:
             # The raiser already built the page (e.g. the login throttle's form).
             return error.response
         if error.code == 429:
-            retry = getattr(error, "retry_after", None)
+            retry = getattr(error, "retry_after", None) or _limit_retry_after()
             return render_error(429, "Too many requests. Please wait a moment and try again.", retry_after=retry)
         return render_error(error.code or 500, error.description or TITLES.get(error.code or 500, "Error"))
 

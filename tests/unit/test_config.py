@@ -68,8 +68,15 @@ def test_non_integer_setting_is_refused(monkeypatch):
         TestConfig()
 
 
-def test_development_defaults_run_with_the_sandbox(monkeypatch):
+def test_development_refuses_to_guess_the_payment_provider(monkeypatch):
+    """The sandbox is an explicit opt-in (`make run` sets it), not what an unset variable means."""
     monkeypatch.delenv("PAYMENT_PROVIDER", raising=False)
+    with pytest.raises(ConfigError, match="PAYMENT_PROVIDER=sandbox"):
+        DevelopmentConfig().validate()
+
+
+def test_development_defaults_run_with_the_sandbox_when_asked(monkeypatch):
+    monkeypatch.setenv("PAYMENT_PROVIDER", "sandbox")
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("SECRET_KEY", raising=False)
     config = DevelopmentConfig()
