@@ -1,4 +1,4 @@
-"""Sign in (throttled per account and per address), sign out, register as a fan."""
+"""Sign in (throttled: services/accounts/login_throttle.py), sign out, register as a fan."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from marshmallow import ValidationError
 
-from ..core.devices import current_device
+from ..core.devices import current_device, device_token
 from ..core.http import safe_next
 from ..extensions import client_ip
 from ..services import accounts
@@ -20,15 +20,24 @@ from .schemas import LoginSchema, RegisterSchema, form_data
 HOME_BY_ROLE = {"dj": "dj.dashboard", "venue": "venue.home", "admin": "admin.overview", "fan": "fan.home"}
 
 
-def _throttled(retry_after: int):
-    minutes = max(1, math.ceil(retry_after / 60))
-    message = (
-        f"Too many sign-in attempts. For your security, sign-in is paused: "
-        f"try again in {minutes} minute{'s' if minutes != 1 else ''}."
-    )
+PAUSED_BECAUSE = {
+    "pair": "Too many sign-in attempts. For your security, sign-in is paused",
+    "device": "Too many sign-in attempts. For your security, sign-in is paused",
+    "account": ("Too many failed sign-ins to this account from many places. For your security, "
+                "sign-in from new devices is paused"),
+    "address": ("Too many failed sign-ins from this network. For your security, "
+                "sign-in from new devices here is paused"),
+}
+
+
+def _throttled(throttled: login_throttle.Throttled):
+    minutes = max(1, math.ceil(throttled.retry_after / 60))
+    message = f"{PAUSED_BECAUSE[throttled.scope]}: try again in {minutes} minute{'s' if minutes != 1 else ''}"
+    if throttled.scope in ("account", "address"):
+        message += ", or sign in on a device you have signed in with before"
     values = {"email": request.form.get("email", "")}
-    return render_template("auth/login.html", errors={"_form": [message]}, values=values, throttled=True), 429, {
-        "Retry-After": str(retry_after)}
+    return render_template("auth/login.html", errors={"_form": [message + "."]}, values=values,
+                           throttled=True), 429, {"Retry-After": str(throttled.retry_after)}
 
 
 def _home_for(user) -> str:
@@ -47,9 +56,9 @@ def login():
     except ValidationError as err:
         return render_template("auth/login.html", errors=err.messages, values=request.form), 422
     try:
-        attempt = login_throttle.begin_attempt(normalise_email(data["email"])[:254], client_ip())
+        attempt = login_throttle.begin_attempt(normalise_email(data["email"])[:254], client_ip(), device_token())
     except login_throttle.Throttled as throttled:
-        return _throttled(throttled.retry_after)
+        return _throttled(throttled)
     try:
         user = accounts.authenticate(data["email"], data["password"])
     except DomainError as err:
