@@ -89,6 +89,11 @@ class BaseConfig:
         self.SESSION_HOURS = _env_int("SESSION_HOURS", 12)
         self.LOGIN_ATTEMPTS = _env_int("LOGIN_ATTEMPTS", 5)
         self.LOGIN_WINDOW_MINUTES = _env_int("LOGIN_WINDOW_MINUTES", 15)
+        # The sign-in throttle's wide windows (services/accounts/login_throttle.py):
+        # failed sign-ins per account from all addresses, per hour, and per address
+        # over all accounts, per LOGIN_WINDOW_MINUTES.
+        self.LOGIN_ACCOUNT_ATTEMPTS_PER_HOUR = _env_int("LOGIN_ACCOUNT_ATTEMPTS_PER_HOUR", 50)
+        self.LOGIN_ADDRESS_ATTEMPTS = _env_int("LOGIN_ADDRESS_ATTEMPTS", 100)
         # Reverse proxies in front of the app that set X-Forwarded-For/-Proto
         # (0: none; the client's address is the connection's). Per-address
         # limits need it behind nginx, or every fan shares the proxy's address.
@@ -159,6 +164,10 @@ class BaseConfig:
                 )
         if self.SESSION_HOURS <= 0:
             raise ConfigError("SESSION_HOURS must be positive")
+        for name in ("LOGIN_ATTEMPTS", "LOGIN_WINDOW_MINUTES", "LOGIN_ACCOUNT_ATTEMPTS_PER_HOUR",
+                     "LOGIN_ADDRESS_ATTEMPTS"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
         if self.SANDBOX_TIME_SCALE <= 0:
             raise ConfigError("SANDBOX_TIME_SCALE must be positive")
         self.finalize_payment_settings()

@@ -78,7 +78,7 @@ def _signed_in_user() -> str | None:
         return None
     # The loaded value only: reading an expired attribute (after a commit) would query.
     public_id = vars(user).get("public_id")
-    if public_id is None:  # the id the session was signed in with: "<public_id>:<session version>"
+    if public_id is None:  # the session's id: "<public_id>:<session version>:<token>" (never log the token)
         public_id = session.get("_user_id", "").partition(":")[0] or None
     return public_id
 

@@ -1,34 +1,80 @@
-"""Sign in (throttled per account and per address), sign out, register as a fan."""
+"""Sign in (throttled: services/accounts/login_throttle.py), sign out, sign out
+everywhere, the account page with its sessions, register as a fan."""
 from __future__ import annotations
 
 import math
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from marshmallow import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
-from ..core.devices import current_device
+from ..core.devices import current_device, device_token
 from ..core.http import safe_next
-from ..extensions import client_ip
+from ..extensions import client_ip, db
+from ..models.users import ROLES
 from ..services import accounts
 from ..services.accounts import login_throttle
 from ..services.common.errors import DomainError
 from ..services.common.text import normalise_email
 from . import bp
+from .roles import role_required
 from .schemas import LoginSchema, RegisterSchema, form_data
 
 HOME_BY_ROLE = {"dj": "dj.dashboard", "venue": "venue.home", "admin": "admin.overview", "fan": "fan.home"}
+# Browsers drop what this site cached for offline use, and the DJ dashboard's
+# IndexedDB (its last view and unsent actions): they may hold the account's data.
+CLEAR_SITE_DATA = '"cache", "storage"'
+
+PAUSED_BECAUSE = {
+    "pair": "Too many sign-in attempts. For your security, sign-in is paused",
+    "device": "Too many sign-in attempts. For your security, sign-in is paused",
+    "account": ("Too many failed sign-ins to this account from many places. For your security, "
+                "sign-in from new devices is paused"),
+    "address": ("Too many failed sign-ins from this network. For your security, "
+                "sign-in from new devices here is paused"),
+}
 
 
-def _throttled(retry_after: int):
-    minutes = max(1, math.ceil(retry_after / 60))
-    message = (
-        f"Too many sign-in attempts. For your security, sign-in is paused: "
-        f"try again in {minutes} minute{'s' if minutes != 1 else ''}."
-    )
+def _throttled(throttled: login_throttle.Throttled):
+    minutes = max(1, math.ceil(throttled.retry_after / 60))
+    message = f"{PAUSED_BECAUSE[throttled.scope]}: try again in {minutes} minute{'s' if minutes != 1 else ''}"
+    if throttled.scope in ("account", "address"):
+        message += ", or sign in on a device you have signed in with before"
     values = {"email": request.form.get("email", "")}
-    return render_template("auth/login.html", errors={"_form": [message]}, values=values, throttled=True), 429, {
-        "Retry-After": str(retry_after)}
+    return render_template("auth/login.html", errors={"_form": [message + "."]}, values=values,
+                           throttled=True), 429, {"Retry-After": str(throttled.retry_after)}
+
+
+def _sign_in(user) -> None:
+    """A fresh Flask session (no fixation) with a new server-side session behind it."""
+    session.clear()
+    session.permanent = True
+    accounts.start_session(user, request.user_agent.string or "")
+    login_user(user)
+
+
+def _signed_out(response):
+    logout_user()
+    session.clear()
+    response.headers["Clear-Site-Data"] = CLEAR_SITE_DATA
+    return response
+
+
+@bp.before_app_request
+def _keep_session_alive():
+    """Loads the signed-in user first thing (one query: the session row by key,
+    joined to its user) and, every few minutes, marks the session seen and
+    extends it. Here, before the view has written anything, it may commit."""
+    if request.endpoint == "static" or not request.cookies.get(current_app.config["SESSION_COOKIE_NAME"]):
+        return
+    if not current_user.is_authenticated:
+        return
+    try:
+        accounts.touch_session(current_user.current_session)
+    except SQLAlchemyError:  # "last seen" is best effort: never fail the request for it
+        db.session.rollback()
+        current_app.logger.warning("could not mark the session seen", exc_info=True)
 
 
 def _home_for(user) -> str:
@@ -47,29 +93,55 @@ def login():
     except ValidationError as err:
         return render_template("auth/login.html", errors=err.messages, values=request.form), 422
     try:
-        attempt = login_throttle.begin_attempt(normalise_email(data["email"])[:254], client_ip())
+        attempt = login_throttle.begin_attempt(normalise_email(data["email"])[:254], client_ip(), device_token())
     except login_throttle.Throttled as throttled:
-        return _throttled(throttled.retry_after)
+        return _throttled(throttled)
     try:
         user = accounts.authenticate(data["email"], data["password"])
     except DomainError as err:
         return render_template("auth/login.html", errors={"_form": [err.message]}, values=request.form), err.status
     attempt.succeeded()
-    session.clear()  # no fixation: a fresh session for the signed-in user
-    session.permanent = True
-    login_user(user)
+    _sign_in(user)
     return redirect(safe_next(data.get("next")) or _home_for(user), code=303)
 
 
 @bp.post("/logout")
 def logout():
-    logout_user()
-    session.clear()
+    """Ends this session on the server too: a copy of the cookie stops working."""
+    if current_user.is_authenticated:
+        accounts.end_session(current_user.current_session)
+    response = _signed_out(redirect(url_for("fan.home"), code=303))
     flash("You are signed out.", "info")
-    response = redirect(url_for("fan.home"), code=303)
-    # Pages cached for offline use, and the DJ dashboard's IndexedDB (its last
-    # view and unsent actions), may hold this account's data (shared devices).
-    response.headers["Clear-Site-Data"] = '"cache", "storage"'
+    return response
+
+
+@bp.get("/account")
+@role_required(*ROLES)
+def account():
+    """The account and where it is signed in."""
+    return render_template("auth/account.html", sessions=accounts.active_sessions(current_user),
+                           this_session=current_user.current_session)
+
+
+@bp.post("/account/sessions/<public_id>/end")
+@role_required(*ROLES)
+def end_one_session(public_id: str):
+    """Sign one other device out (this one: the same as signing out)."""
+    if public_id == current_user.current_session.public_id:
+        return logout()
+    ended = accounts.end_session_of(current_user, public_id)
+    flash("That device is signed out." if ended else "That session had already ended.", "info")
+    return redirect(url_for("auth.account"), code=303)
+
+
+@bp.post("/account/sign-out-everywhere")
+@role_required(*ROLES)
+def sign_out_everywhere():
+    """Every session of the account ends, this one included."""
+    ended = accounts.end_all_sessions(current_user._get_current_object())
+    response = _signed_out(redirect(url_for("auth.login"), code=303))
+    flash(f"You are signed out on every device ({ended} session{'s' if ended != 1 else ''} ended). "
+          "Sign in again to continue.", "success")
     return response
 
 
@@ -86,8 +158,6 @@ def register():
         user = accounts.register_fan(data["email"], data["password"], data["display_name"], current_device())
     except DomainError as err:
         return render_template("auth/register.html", errors={"email": [err.message]}, values=request.form), 422
-    session.clear()
-    session.permanent = True
-    login_user(user)
+    _sign_in(user)
     flash("Welcome! Your requests on this device are now part of your account.", "success")
     return redirect(url_for("fan.home"), code=303)

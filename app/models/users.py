@@ -15,6 +15,7 @@ from .base import (
     id_column,
     public_id_column,
     updated_at_column,
+    utcnow,
 )
 
 ROLES = ("fan", "dj", "venue", "admin")
@@ -45,8 +46,13 @@ class User(UserMixin, db.Model):
     dj_profile: Mapped[DJProfile | None] = relationship(back_populates="user", uselist=False)
     venue_profile: Mapped[VenueProfile | None] = relationship(back_populates="user", uselist=False)
 
-    def get_id(self) -> str:  # Flask-Login
-        return f"{self.public_id}:{self.session_version}"
+    # Set (not stored) by services/accounts/sessions.py when a session starts
+    # or is loaded for a request: the session's secret token and its row.
+    session_token = ""
+    current_session = None
+
+    def get_id(self) -> str:  # Flask-Login: "<public_id>:<session_version>:<session token>"
+        return f"{self.public_id}:{self.session_version}:{self.session_token}"
 
     @property
     def can_sign_in(self) -> bool:
@@ -75,3 +81,29 @@ class GuestDevice(db.Model):
     user: Mapped[User | None] = relationship()
 
 
+
+
+class UserSession(db.Model):
+    """One signed-in browser: the session cookie carries a random token, the
+    row its SHA-256, so signing out ends the session on the server (a copy of
+    the cookie stops working) and an account can list and end its sessions."""
+
+    __tablename__ = "user_sessions"
+    __table_args__ = (
+        sa.CheckConstraint("expires_at > created_at", name="expires_after_start"),
+    )
+
+    token_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    public_id: Mapped[str] = public_id_column()
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = created_at_column()
+    last_seen_at: Mapped[datetime] = created_at_column()
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    user_agent: Mapped[str] = mapped_column(sa.String(80), default="")
+
+    user: Mapped[User] = relationship()
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None and self.expires_at > utcnow()

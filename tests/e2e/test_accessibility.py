@@ -71,3 +71,20 @@ def test_guest_pages_are_accessible_and_focus_is_visible(night, live_server, ope
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline not in ("none", "")
     assert errors == []
+
+
+@pytest.mark.parametrize("viewport", [PHONE, TABLET])
+def test_the_account_page_is_accessible_and_signs_out_everywhere(logins, live_server, open_page, viewport):
+    page, errors = open_page(viewport, mobile=viewport is PHONE)
+    _sign_in(page, live_server, logins["dj"])
+    page.get_by_role("link", name="Account").click()
+    expect(page.get_by_role("heading", name="Where you are signed in")).to_be_visible()
+    expect(page.get_by_text("this device")).to_be_visible()
+    _check(page)
+    screenshot(page, f"dj-account-{'phone' if viewport is PHONE else 'tablet'}")
+    page.get_by_role("button", name="Sign out everywhere").click()
+    expect(page.get_by_text("You are signed out on every device")).to_be_visible()
+    assert page.url.endswith("/login")
+    page.goto(f"{live_server}/dj/")
+    assert "/login" in page.url
+    assert errors == []

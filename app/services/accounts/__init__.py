@@ -1,7 +1,16 @@
 """Accounts: users and their roles, password hashing and sign-in, the
-sign-in throttle, and fans' guest devices."""
+sign-in throttle, server-side sessions, and fans' guest devices."""
 from .devices import device_for, find_device
 from .login_throttle import Throttled, begin_attempt
+from .sessions import (
+    active_sessions,
+    end_all_sessions,
+    end_session,
+    end_session_of,
+    load_user_from_session_id,
+    start_session,
+    touch_session,
+)
 from .users import (
     MIN_PASSWORD_LENGTH,
     AuthError,
@@ -11,11 +20,11 @@ from .users import (
     create_venue,
     find_user_by_email,
     hash_password,
-    load_user_from_session_id,
     register_fan,
     verify_password,
 )
 
-__all__ = ["MIN_PASSWORD_LENGTH", "AuthError", "Throttled", "authenticate", "begin_attempt", "create_dj",
-           "create_user", "create_venue", "device_for", "find_device", "find_user_by_email", "hash_password",
-           "load_user_from_session_id", "register_fan", "verify_password"]
+__all__ = ["MIN_PASSWORD_LENGTH", "AuthError", "Throttled", "active_sessions", "authenticate", "begin_attempt",
+           "create_dj", "create_user", "create_venue", "device_for", "end_all_sessions", "end_session",
+           "end_session_of", "find_device", "find_user_by_email", "hash_password", "load_user_from_session_id",
+           "register_fan", "start_session", "touch_session", "verify_password"]

@@ -1,4 +1,4 @@
-"""Accounts: password hashing, sign-in checks, fan registration, sessions."""
+"""Accounts: password hashing, sign-in checks, fan registration (sessions: sessions.py)."""
 from __future__ import annotations
 
 from functools import cache
@@ -113,13 +113,3 @@ def create_venue(email: str, password: str, name: str, **fields: object) -> User
     db.session.flush()
     return user
 
-
-def load_user_from_session_id(session_id: str) -> User | None:
-    """Flask-Login loader: the id carries the session version, so bumping it signs out everywhere."""
-    public_id, _, version = session_id.partition(":")
-    if not public_id or not version.isdigit():
-        return None
-    user = db.session.scalar(select(User).where(User.public_id == public_id))
-    if user is None or user.session_version != int(version) or not user.can_sign_in:
-        return None
-    return user
