@@ -7,11 +7,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from app import create_app
+from app.config import TestConfig
 from app.extensions import db
 from app.models import FraudAlert, IdempotencyKey, Payment, SongRequest, utcnow
 from app.services.common.addresses import address_key
 from app.services.requests.rules import holds_per_address
-from tests.payment_support import Fan, checkout_id_from, settle, wait_for
+from tests.conftest import csrf_token_from
+from tests.payment_support import KEY_RE, Fan, checkout_id_from, settle
 
 pytestmark = pytest.mark.night(tracks=40)
 
@@ -162,3 +165,34 @@ def test_address_keys_group_a_client_and_hide_the_address(app_ctx):
     finally:
         app_ctx.config["SECRET_KEY"] = saved
     assert address_key(None) is None
+
+
+class _BehindProxy:
+    """A phone whose requests reach the app through one reverse proxy (10.0.0.1)."""
+
+    def __init__(self, app, address: str):
+        self.client = app.test_client()
+        self.options = {"headers": {"X-Forwarded-For": address}, "environ_base": {"REMOTE_ADDR": "10.0.0.1"}}
+
+    def pay(self, event_id: str, track_id: str):
+        url = f"/e/{event_id}/request/{track_id}"
+        sheet = self.client.get(url, **self.options).get_data(as_text=True)
+        form = {"csrf_token": csrf_token_from(sheet), "idempotency_key": KEY_RE.search(sheet).group(1), "shoutout": ""}
+        return self.client.post(url, data=form, **self.options)
+
+
+def test_behind_trusted_proxies_the_share_is_the_clients_not_the_proxys(night, monkeypatch):
+    monkeypatch.setenv("TRUSTED_PROXY_HOPS", "1")
+    proxied = create_app(TestConfig)
+    proxied.config.update(YOCO_API_BASE=f"{night['base']}/sandbox/yoco", SANDBOX_BASE_URL=night["base"])
+    tracks = night["tracks"]
+    attempts = [_BehindProxy(proxied, "203.0.113.7").pay(night["event"], song) for song in tracks[:6]]
+    assert [r.status_code for r in attempts] == [303] * 4 + [429] * 2
+    # Another client behind the same proxy has a share of its own.
+    assert _BehindProxy(proxied, "198.51.100.20").pay(night["event"], tracks[6]).status_code == 303
+    db.session.rollback()
+    keys = db.session.scalars(select(Payment.client_key).where(Payment.client_key.is_not(None))).all()
+    assert sorted(keys) == sorted([address_key("203.0.113.7")] * 4 + [address_key("198.51.100.20")])
+    assert db.session.scalar(select(FraudAlert.ip)) == "203.0.113.7"
+    with proxied.app_context():
+        db.engine.dispose()

@@ -74,7 +74,7 @@ def _refuse(key_row: IdempotencyKey, refusal: RequestRefused) -> None:
         db.session.commit()
     except Exception:  # noqa: BLE001 - the database itself failing: the fan still gets the refusal
         db.session.rollback()
-        current_app.logger.exception("idempotency key %s could not be finished", key_row.id)
+        current_app.logger.exception("a checkout's idempotency key could not be finished (%s)", refusal.code)
 
 
 def start_request_checkout(
@@ -89,14 +89,15 @@ def start_request_checkout(
     `client_ip` is the fan's address: one address holds at most its share
     of the set (rules.holds_per_address); asking for more raises a fraud alert.
     """
-    scope = f"device:{device.id}"
-    claimed = _claim_checkout_key(scope, idempotency_key, idempotency.fingerprint(dj_set.id, track.id, shoutout))
+    scope, set_id = f"device:{device.id}", dj_set.id
+    claimed = _claim_checkout_key(scope, idempotency_key, idempotency.fingerprint(set_id, track.id, shoutout))
     if isinstance(claimed, CheckoutStarted):
         return claimed
     key_row = claimed
     client_key = address_key(client_ip)
     try:
         payment = _hold_a_slot(event, dj_set, track, device, shoutout, client_ip, client_key, key_row, scope)
+        payment_id, payment_public_id = payment.id, payment.public_id
     except TooManyHolds as refusal:
         db.session.rollback()
         _raise_fraud_alert(event, dj_set, device, client_ip, client_key, refusal)
@@ -107,40 +108,41 @@ def start_request_checkout(
         raise
     except Exception as err:  # noqa: BLE001 - Redis, the database, a bug: the key must not stay "in progress"
         db.session.rollback()
-        current_app.logger.exception("checkout for set %s could not start", dj_set.id)
+        current_app.logger.exception("checkout for set %s could not start", set_id)
         refusal = _could_not_start()
         _refuse(key_row, refusal)
         raise refusal from err
 
     try:
-        back = return_url(payment.public_id)
+        back = return_url(payment_public_id)
         checkout = yoco_client().create_checkout(
             amount_cents=payment.amount_cents, success_url=back + "?result=success",
             cancel_url=back + "?result=cancel", failure_url=back + "?result=failure",
-            metadata={"paymentId": payment.public_id, "purpose": "request", "eventId": event.public_id},
+            metadata={"paymentId": payment_public_id, "purpose": "request", "eventId": event.public_id},
             idempotency_key=payment.checkout_idempotency_key,
         )
     except Exception as err:  # noqa: BLE001 - whatever broke, the payment must not stay "in progress"
         db.session.rollback()
         if not isinstance(err, YocoError):
-            current_app.logger.exception("checkout of payment %s could not be created", payment.public_id)
+            current_app.logger.exception("checkout of payment %s could not be created", payment_public_id)
         retryable = not isinstance(err, YocoError) or err.retryable
         message = err.message if isinstance(err, YocoError) else _could_not_start().message
         code = err.code if isinstance(err, YocoError) else "internal_error"
         refusal = RequestRefused("PAYMENT_FAILED", message, retry_after=30 if retryable else None,
                                  status=503 if retryable else 402)
         try:
-            checkout_not_created(payment.id, code, message)
-            _finish_checkout_key(key_row, refusal.status, idempotency.refusal_body(refusal), payment)
+            checkout_not_created(payment_id, code, message)
+            idempotency.finish(key_row, refusal.status, idempotency.refusal_body(refusal),
+                               resource=("payment", payment_public_id))
             db.session.commit()
         except Exception:  # noqa: BLE001 - the hold runs out by itself; reconciliation expires the payment
             db.session.rollback()
-            current_app.logger.exception("failed checkout of payment %s could not be recorded", payment.public_id)
+            current_app.logger.exception("failed checkout of payment %s could not be recorded", payment_public_id)
             _refuse(key_row, refusal)
         raise refusal from err
 
     try:
-        payment = lock_payment(payment.id)
+        payment = lock_payment(payment_id)
         payment.provider_checkout_id = checkout["id"]
         payment.provider_checkout_url = checkout["redirectUrl"]
         started = CheckoutStarted(payment.public_id, checkout["redirectUrl"])
@@ -150,7 +152,7 @@ def start_request_checkout(
     except Exception as err:  # noqa: BLE001 - the checkout exists but is not recorded: nobody is sent to pay it
         db.session.rollback()
         current_app.logger.exception("checkout %s of payment %s could not be recorded", checkout.get("id"),
-                                     payment.public_id)
+                                     payment_public_id)
         refusal = _could_not_start()
         _refuse(key_row, refusal)
         raise refusal from err
@@ -183,9 +185,8 @@ def _raise_fraud_alert(event: Event, dj_set: DJSet, device: GuestDevice, client_
                        client_key: str | None, refusal: TooManyHolds) -> None:
     """One alert per address, set and hour (the dedupe key names the hour): an
     address asked for more holds than its share. Never raises."""
-    hour = utcnow().strftime("%Y%m%d%H")
-    dedupe_key = f"holds:{dj_set.public_id}:{client_key}:{hour}"
     try:
+        dedupe_key = f"holds:{dj_set.public_id}:{client_key}:{utcnow():%Y%m%d%H}"
         existing = db.session.scalar(select(FraudAlert).where(FraudAlert.dedupe_key == dedupe_key))
         if existing is not None:
             existing.detail = {**existing.detail, "refused": existing.detail.get("refused", 1) + 1,
@@ -202,4 +203,4 @@ def _raise_fraud_alert(event: Event, dj_set: DJSet, device: GuestDevice, client_
         db.session.rollback()  # raised meanwhile by a concurrent refusal: one alert it is
     except Exception:  # noqa: BLE001 - an alert must never turn a refusal into an error page
         db.session.rollback()
-        current_app.logger.exception("fraud alert for set %s could not be raised", dj_set.id)
+        current_app.logger.exception("a fraud alert (unpaid holds) could not be raised")
