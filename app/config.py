@@ -80,7 +80,11 @@ class BaseConfig:
         # delivers webhooks back), and how fast its clock runs for retries.
         self.SANDBOX_BASE_URL = env.get("SANDBOX_BASE_URL", "http://127.0.0.1:5000")
         self.SANDBOX_TIME_SCALE = _env_float("SANDBOX_TIME_SCALE", 1.0)
+        # A started checkout holds a slot of the set's hourly cap: first this
+        # briefly, then (once our hand-off sends the fan to the pay page) for
+        # CHECKOUT_HOLD_MINUTES from the start.
         self.CHECKOUT_HOLD_MINUTES = _env_int("CHECKOUT_HOLD_MINUTES", 10)
+        self.CHECKOUT_FIRST_HOLD_SECONDS = _env_int("CHECKOUT_FIRST_HOLD_SECONDS", 120)
         # Our own backoff for refunds (1st retry after this, doubling, capped at an hour).
         self.REFUND_RETRY_SECONDS = _env_float("REFUND_RETRY_SECONDS", 10.0)
         self.SENTRY_DSN = env.get("SENTRY_DSN", "")

@@ -1,10 +1,11 @@
 """Driving the paid request flow as a fan's browser would, over real HTTP."""
 from __future__ import annotations
 
+import html
+import itertools
 import re
 import time
-
-import itertools
+from urllib.parse import urljoin
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -15,6 +16,7 @@ from app.models import Payment, SongRequest
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 KEY_RE = re.compile(r'name="idempotency_key" value="([^"]+)"')
+REFRESH_RE = re.compile(r'<meta http-equiv="refresh" content="0;url=([^"]+)"')
 
 
 _addresses = itertools.count(2)
@@ -33,13 +35,16 @@ class _FromAddress(HTTPAdapter):
 
 
 class Fan:
-    """One phone: its own cookies (device) and its own address (127.0.0.N)."""
+    """One phone: its own cookies (device) and its own address (127.0.0.N),
+    or a given `address` (several phones, or one attacker, behind one address)."""
 
-    def __init__(self, base_url: str):
+    def __init__(self, base_url: str, address: str | None = None):
         self.base = base_url
         self.http = requests.Session()
-        n = next(_addresses)
-        self.address = f"127.0.{n // 250}.{n % 250 + 2}"
+        if address is None:
+            n = next(_addresses)
+            address = f"127.0.{n // 250}.{n % 250 + 2}"
+        self.address = address
         self.http.mount("http://", _FromAddress(self.address))
 
     def open_sheet(self, event_id: str, track_id: str) -> tuple[str, str]:
@@ -47,12 +52,26 @@ class Fan:
         page.raise_for_status()
         return CSRF_RE.search(page.text).group(1), KEY_RE.search(page.text).group(1)
 
-    def pay(self, event_id: str, track_id: str, *, shoutout: str = "", sheet: tuple[str, str] | None = None):
-        """Tap Pay on the request sheet; returns the response (303 to the hosted page on success)."""
+    def pay(self, event_id: str, track_id: str, *, shoutout: str = "", sheet: tuple[str, str] | None = None,
+            browser: bool = True):
+        """Tap Pay on the request sheet; returns the response: on success, as a
+        browser goes (our hand-off page, its refresh), the 303 to the hosted
+        pay page; with `browser=False` only the form's answer (a 303 to our
+        hand-off page), as a script that never opens the pay page."""
         csrf, key = sheet or self.open_sheet(event_id, track_id)
-        return self.http.post(f"{self.base}/e/{event_id}/request/{track_id}",
-                              data={"csrf_token": csrf, "idempotency_key": key, "shoutout": shoutout},
-                              allow_redirects=False, timeout=60)
+        response = self.http.post(f"{self.base}/e/{event_id}/request/{track_id}",
+                                  data={"csrf_token": csrf, "idempotency_key": key, "shoutout": shoutout},
+                                  allow_redirects=False, timeout=60)
+        if not browser or response.status_code != 303:
+            return response
+        return self.hand_off(response)
+
+    def hand_off(self, response):
+        """Follow the form's 303 to our hand-off page and its refresh: the 303 to the provider's pay page."""
+        page = self.http.get(urljoin(self.base, response.headers["Location"]), timeout=30)
+        page.raise_for_status()
+        go = html.unescape(REFRESH_RE.search(page.text).group(1))
+        return self.http.get(urljoin(self.base, go), allow_redirects=False, timeout=30)
 
 
 def sandbox(app, method: str, path: str, **kwargs):

@@ -1,10 +1,16 @@
-"""The request flow: the request sheet, paying, and the page the fan returns to."""
+"""The request flow: the request sheet, paying, and the page the fan returns to.
+
+Tapping Pay answers with our hand-off page, never the provider's URL: its
+refresh (a plain navigation, so the sheet's `form-action 'self'` does not
+apply to the cross-site redirect that follows; Chromium blocks a form's
+redirect to another site) leads to `pay_go`, which extends the checkout's
+short first hold and sends the browser to the provider's pay page."""
 from __future__ import annotations
 
 import secrets
 
 import redis
-from flask import abort, redirect, render_template, request, url_for
+from flask import abort, make_response, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 from sqlalchemy import select
 
@@ -15,7 +21,7 @@ from ..models import Payment, SongRequest, Track
 from ..services import events as event_service
 from ..services.common import tasks
 from ..services.live import queue_for_set
-from ..services.payments import release_hold
+from ..services.payments import release_hold, send_to_pay_page
 from ..services.requests import RequestRefused, start_request_checkout
 from . import bp
 from .schemas import RequestForm
@@ -59,7 +65,8 @@ def request_sheet(public_id: str, track_id: str):
         )
     except RequestRefused as refusal:
         return _sheet(event, dj_set, track, refusal=refusal, values=request.form, status=refusal.status)
-    return redirect(started.redirect_url, code=303)
+    return redirect(url_for("fan.pay_hand_off", public_id=event.public_id, payment_id=started.payment_public_id),
+                    code=303)
 
 
 def _own_payment(event, payment_id: str) -> Payment:
@@ -79,6 +86,34 @@ def _ask_provider_soon(payment: Payment) -> None:
             tasks.enqueue_now("jobs.payments.verify_checkout", payment.id)
     except redis.RedisError:
         pass  # reconciliation will settle it
+
+
+def _status_page(event, payment: Payment):
+    return redirect(url_for("fan.checkout_return", public_id=event.public_id, payment_id=payment.public_id), code=303)
+
+
+@bp.get("/e/<public_id>/pay/<payment_id>")
+def pay_hand_off(public_id: str, payment_id: str):
+    """'Taking you to the payment page': a page whose refresh leads on to `pay_go`."""
+    event = event_service.get_event(public_id)
+    payment = _own_payment(event, payment_id)
+    if payment.state != "PENDING" or not payment.provider_checkout_url:
+        return _status_page(event, payment)
+    track = db.session.get(Track, payment.track_id)
+    response = make_response(render_template("fan/pay_hand_off.html", event=event, payment=payment, track=track))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/e/<public_id>/pay/<payment_id>/go")
+def pay_go(public_id: str, payment_id: str):
+    """The browser followed our hand-off: the full hold, then the provider's pay page."""
+    event = event_service.get_event(public_id)
+    payment = _own_payment(event, payment_id)
+    url = send_to_pay_page(payment.id)
+    if url is None:
+        return _status_page(event, payment)
+    return redirect(url, code=303)
 
 
 @bp.get("/e/<public_id>/checkout/<payment_id>")

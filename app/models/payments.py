@@ -67,6 +67,8 @@ class Payment(db.Model):
     currency: Mapped[str] = mapped_column(sa.String(3), default=CURRENCY)
     provider: Mapped[str] = mapped_column(enum_type("payment_provider", PAYMENT_PROVIDER_NAMES))
     provider_checkout_id: Mapped[str | None] = mapped_column(sa.String(100))
+    # The provider's hosted pay page; our hand-off sends the fan's browser there.
+    provider_checkout_url: Mapped[str | None] = mapped_column(sa.String(1000))
     provider_payment_id: Mapped[str | None] = mapped_column(sa.String(100))
     provider_refund_id: Mapped[str | None] = mapped_column(sa.String(100))
     device_id: Mapped[int | None] = mapped_column(sa.ForeignKey("guest_devices.id", ondelete="SET NULL"), index=True)
@@ -76,12 +78,17 @@ class Payment(db.Model):
     track_id: Mapped[int | None] = mapped_column(sa.ForeignKey("tracks.id", ondelete="RESTRICT"))
     booking_id: Mapped[int | None] = mapped_column(sa.ForeignKey("bookings.id", ondelete="RESTRICT"), index=True)
     message: Mapped[str | None] = mapped_column(sa.String(140))
-    # A pending request checkout holds a capacity slot until this moment.
+    # A pending request checkout holds a capacity slot until this moment: a
+    # short first hold, the full one once our hand-off sent the fan's browser
+    # to the pay page (at sent_to_pay_page_at).
     hold_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_to_pay_page_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failure_code: Mapped[str | None] = mapped_column(sa.String(40))
     failure_message: Mapped[str | None] = mapped_column(sa.String(255))
     refund_reason: Mapped[str | None] = mapped_column(sa.String(200))
     client_ip: Mapped[str | None] = mapped_column(sa.String(45))
+    # The client's address as a keyed hash (services/common/addresses.py): holds are limited per address.
+    client_key: Mapped[str | None] = mapped_column(sa.String(32))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

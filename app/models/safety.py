@@ -91,7 +91,12 @@ class Ban(db.Model):
 
 
 class FraudAlert(db.Model):
+    """A signal for an admin: what happened is in `detail`. An alert raised
+    "once per <something>" carries a `dedupe_key` (unique), so a second one is
+    refused by the database."""
+
     __tablename__ = "fraud_alerts"
+    __table_args__ = (sa.Index("uq_fraud_alerts_dedupe_key", "dedupe_key", unique=True),)
 
     id: Mapped[int] = id_column()
     kind: Mapped[str] = mapped_column(enum_type("fraud_kind", FRAUD_KINDS))
@@ -99,6 +104,7 @@ class FraudAlert(db.Model):
     user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     ip: Mapped[str | None] = mapped_column(sa.String(45))
     detail: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    dedupe_key: Mapped[str | None] = mapped_column(sa.String(120))
     status: Mapped[str] = mapped_column(enum_type("alert_status", ALERT_STATUSES), default="open", index=True)
     handled_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -46,3 +46,36 @@ def test_decline_then_retry_then_queued(event_path, live_server, rq_worker, open
     expect(page.locator(".queue-title")).to_contain_text(["Heartless"])
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert [e for e in errors if "status of 4" not in e] == [], errors
+
+
+def test_the_pay_page_on_another_site_is_reached_and_brings_the_fan_back(app, event_path, live_server, rq_worker,
+                                                                        open_page):
+    """As with the real Yoco, whose pay page is on its own site: the sheet's CSP
+    (form-action 'self') must not stop the way there (Chromium applies it to a
+    form's redirects), so Pay leads to our hand-off page, whose refresh is not a
+    form's navigation. Here the sandbox's pay page is served as `localhost`."""
+    other_site = live_server.replace("127.0.0.1", "localhost")
+    saved = app.config["SANDBOX_BASE_URL"]
+    app.config["SANDBOX_BASE_URL"] = other_site
+    try:
+        page, errors = open_page(PHONE, mobile=True)
+        page.goto(f"{live_server}{event_path}/request/{_heartless(app)}")
+        page.get_by_role("button", name="Pay R20").click()
+        expect(page.get_by_role("button", name="Approve payment")).to_be_visible()
+        assert page.url.startswith(f"{other_site}/sandbox/yoco/pay/")
+        page.get_by_role("button", name="Approve payment").click()
+        expect(page.locator("#checkout-status")).to_contain_text("your request is in", timeout=20000)
+        assert page.url.startswith(f"{live_server}{event_path}/checkout/")
+        assert [e for e in errors if "status of 4" not in e] == [], errors
+    finally:
+        app.config["SANDBOX_BASE_URL"] = saved
+
+
+def _heartless(app) -> str:
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Track
+
+    with app.app_context():
+        return db.session.scalar(select(Track.public_id).where(Track.title == "Heartless"))

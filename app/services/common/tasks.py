@@ -37,15 +37,27 @@ def queue(name: str = "default") -> Queue:
 
 
 def enqueue(job: str, *args: Any, queue_name: str = "default", retry: Retry | None = None, **options: Any) -> None:
-    """Enqueue the job `job` (a dotted path, "jobs.payments.refund_payment") once the transaction commits."""
-    after_commit(lambda: queue(queue_name).enqueue(job, *args, retry=retry, **options))
+    """Enqueue the job `job` (a dotted path, "jobs.payments.refund_payment") once the transaction commits.
+
+    If Redis cannot take it then, the failure is logged and the commit stands
+    (common/after_commit.py): every job enqueued this way must be found again
+    from the committed state by reconciliation."""
+    after_commit(_enqueue_after_commit, job, args, queue_name, retry, options)
+
+
+def _enqueue_after_commit(job: str, args: tuple, queue_name: str, retry: Retry | None, options: dict) -> None:
+    queue(queue_name).enqueue(job, *args, retry=retry, **options)
 
 
 def enqueue_many(job: str, calls: list[tuple], queue_name: str = "default", retry: Retry | None = None) -> None:
     """Enqueue `job` once per argument tuple in `calls`, in one round trip to Redis, once the transaction commits."""
     if not calls:
         return
-    after_commit(lambda: queue(queue_name).enqueue_many([Queue.prepare_data(job, args, retry=retry) for args in calls]))
+    after_commit(_enqueue_many_after_commit, job, calls, queue_name, retry)
+
+
+def _enqueue_many_after_commit(job: str, calls: list[tuple], queue_name: str, retry: Retry | None) -> None:
+    queue(queue_name).enqueue_many([Queue.prepare_data(job, args, retry=retry) for args in calls])
 
 
 def enqueue_now(job: str, *args: Any, queue_name: str = "default", **options: Any) -> None:

@@ -2,7 +2,14 @@
 history), confirming a paid checkout and handing it to its purpose's
 fulfilment, refunds and their retries, reconciliation with the provider,
 the Yoco client and webhook signatures."""
-from .confirmation import checkout_not_created, confirm_payment, fulfils, mark_payment_failed, release_hold
+from .confirmation import (
+    checkout_not_created,
+    confirm_payment,
+    fulfils,
+    mark_payment_failed,
+    release_hold,
+    send_to_pay_page,
+)
 from .ledger import (
     REFUND_ATTEMPTS,
     IllegalTransition,
@@ -30,4 +37,5 @@ __all__ = ["REFUND_ATTEMPTS", "IllegalTransition", "ProviderRejected", "Provider
            "give_up_waiting_for_refund", "lock_payment", "lock_payments", "mark_payment_failed", "process_webhook",
            "recheck_given_up_checkout", "reconcile_payments", "record_transition", "record_transitions",
            "refund_attempts", "release_hold", "retry_due_refunds", "retry_refund", "schedule_refund_retry",
-           "send_refund", "settle_refund", "sign_headers", "verify", "verify_checkout", "yoco_client"]
+           "send_refund", "send_to_pay_page", "settle_refund", "sign_headers", "verify", "verify_checkout",
+           "yoco_client"]

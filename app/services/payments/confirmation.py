@@ -12,12 +12,13 @@ registers its own fulfilment.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
 
 from ...extensions import db
-from ...models import Payment
+from ...models import Payment, utcnow
 from .ledger import lock_payment, record_transition
 
 # (payment COMPLETED and locked, source) -> what was created, or None after a refund; commits.
@@ -63,6 +64,35 @@ def checkout_not_created(payment_id: int, code: str, message: str) -> None:
     record_transition(payment, "FAILED", f"checkout could not be created: {code}")
     payment.failure_code, payment.failure_message = code[:40], message[:255]
     payment.hold_expires_at = None
+
+
+def send_to_pay_page(payment_id: int) -> str | None:
+    """Our hand-off is sending the fan's browser on to the provider's pay page:
+    the checkout's short first hold becomes the full CHECKOUT_HOLD_MINUTES,
+    counted from the checkout's start (so coming back here never lengthens
+    it further). A hold that has already run out or was released is not
+    revived: its slot may be someone else's by now (the payment can still be
+    paid, and then fits only if there is room, or is refunded).
+
+    This proves a browser-like client followed our page, not that a person
+    opened the card form: the provider does not tell us that. It is what a
+    script that only starts checkouts skips. Returns the pay page's URL, or
+    None if the payment is no longer waiting to be paid.
+    """
+    payment = lock_payment(payment_id, "PENDING")
+    if payment is None:
+        return None
+    url = payment.provider_checkout_url
+    if url is None:
+        db.session.rollback()
+        return None
+    now = utcnow()
+    full = payment.created_at + timedelta(minutes=current_app.config["CHECKOUT_HOLD_MINUTES"])
+    if payment.hold_expires_at is not None and now < payment.hold_expires_at < full:
+        payment.hold_expires_at = full
+    payment.sent_to_pay_page_at = payment.sent_to_pay_page_at or now
+    db.session.commit()
+    return url
 
 
 def release_hold(payment_id: int) -> None:

@@ -6,26 +6,33 @@ set's hourly cap is held, and the payment is created PENDING together with
 Yoco's hosted checkout. A retried or double-tapped call with the same key
 returns the same checkout.
 
-    start_request_checkout  -> Payment PENDING (+ capacity hold), Yoco checkout
+    start_request_checkout  -> Payment PENDING (+ a short capacity hold), Yoco checkout
+    payments.send_to_pay_page -> the full hold, the pay page's URL (our hand-off)
     payments.confirm_payment -> fulfil.fulfil_request: the request, or a refund
+
+Whatever fails once the idempotency key is claimed (a rule's refusal, Redis,
+the provider, a bug), the key is finished with the outcome the fan sees, so
+the same form never answers "still being set up" for the key's 24 hours.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from collections.abc import Callable
-
 from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
-from ...models import DJSet, Event, GuestDevice, IdempotencyKey, Payment, Track, utcnow
+from ...models import DJSet, Event, FraudAlert, GuestDevice, IdempotencyKey, Payment, Track, utcnow
 from ..common import idempotency
+from ..common.addresses import address_key
 from ..common.locks import lock_set
 from ..payments.confirmation import checkout_not_created
 from ..payments.ledger import lock_payment, record_transition
 from ..payments.yoco import YocoError, yoco_client
-from .rules import RequestRefused, check_attempt_rate, check_capacity_and_duplicates, check_open
+from .rules import RequestRefused, TooManyHolds, check_attempt_rate, check_capacity_and_duplicates, check_open
 
 CHECKOUT_ENDPOINT = "request-checkout"
 CHECKOUT_KEY_MESSAGES = idempotency.Messages(
@@ -54,6 +61,22 @@ def _finish_checkout_key(row: IdempotencyKey, status: int, body: dict, payment: 
     idempotency.finish(row, status, body, resource=("payment", payment.public_id) if payment else None)
 
 
+def _could_not_start() -> RequestRefused:
+    return RequestRefused("PAYMENT_FAILED", "We couldn't start the payment. Please try again.",
+                          retry_after=30, status=503)
+
+
+def _refuse(key_row: IdempotencyKey, refusal: RequestRefused) -> None:
+    """Finish the key with a refusal (the transaction so far is rolled back); never raises."""
+    try:
+        db.session.rollback()
+        _finish_checkout_key(key_row, refusal.status, idempotency.refusal_body(refusal), None)
+        db.session.commit()
+    except Exception:  # noqa: BLE001 - the database itself failing: the fan still gets the refusal
+        db.session.rollback()
+        current_app.logger.exception("a checkout's idempotency key could not be finished (%s)", refusal.code)
+
+
 def start_request_checkout(
     event: Event, dj_set: DJSet, track: Track, device: GuestDevice, *, shoutout: str | None,
     idempotency_key: str, client_ip: str | None, return_url: Callable[[str], str],
@@ -63,61 +86,121 @@ def start_request_checkout(
     `return_url(payment public id)` is where the provider sends the fan back.
     A retried or double-tapped call with the same key returns the same
     checkout; the provider gets an idempotency key derived from our payment id.
+    `client_ip` is the fan's address: one address holds at most its share
+    of the set (rules.holds_per_address); asking for more raises a fraud alert.
     """
-    scope = f"device:{device.id}"
-    claimed = _claim_checkout_key(scope, idempotency_key, idempotency.fingerprint(dj_set.id, track.id, shoutout))
+    scope, set_id = f"device:{device.id}", dj_set.id
+    claimed = _claim_checkout_key(scope, idempotency_key, idempotency.fingerprint(set_id, track.id, shoutout))
     if isinstance(claimed, CheckoutStarted):
         return claimed
     key_row = claimed
+    client_key = address_key(client_ip)
     try:
-        check_attempt_rate(device, event.public_id)
-        lock_set(dj_set.id)
-        db.session.refresh(dj_set)
-        check_open(dj_set, track)
-        check_capacity_and_duplicates(dj_set, track, device)
-    except RequestRefused as refusal:
+        payment = _hold_a_slot(event, dj_set, track, device, shoutout, client_ip, client_key, key_row, scope)
+        payment_id, payment_public_id = payment.id, payment.public_id
+    except TooManyHolds as refusal:
         db.session.rollback()
-        _finish_checkout_key(key_row, refusal.status, idempotency.refusal_body(refusal), None)
-        db.session.commit()
+        _raise_fraud_alert(event, dj_set, device, client_ip, client_key, refusal)
+        _refuse(key_row, refusal)
         raise
+    except RequestRefused as refusal:
+        _refuse(key_row, refusal)
+        raise
+    except Exception as err:  # noqa: BLE001 - Redis, the database, a bug: the key must not stay "in progress"
+        db.session.rollback()
+        current_app.logger.exception("checkout for set %s could not start", set_id)
+        refusal = _could_not_start()
+        _refuse(key_row, refusal)
+        raise refusal from err
 
-    price = track.price_cents(dj_set.base_price_cents)
-    hold = timedelta(minutes=current_app.config["CHECKOUT_HOLD_MINUTES"])
-    payment = Payment(
-        purpose="request", amount_cents=price, provider=current_app.config["PAYMENT_PROVIDER"],
-        device_id=device.id, user_id=device.user_id, set_id=dj_set.id, track_id=track.id,
-        message=shoutout or None, hold_expires_at=utcnow() + hold, client_ip=client_ip,
-    )
-    record_transition(payment, "PENDING", "checkout started", actor=scope)
-    key_row.resource_id = payment.public_id
-    db.session.commit()
-
-    back = return_url(payment.public_id)
     try:
+        back = return_url(payment_public_id)
         checkout = yoco_client().create_checkout(
-            amount_cents=price, success_url=back + "?result=success",
+            amount_cents=payment.amount_cents, success_url=back + "?result=success",
             cancel_url=back + "?result=cancel", failure_url=back + "?result=failure",
-            metadata={"paymentId": payment.public_id, "purpose": "request", "eventId": event.public_id},
+            metadata={"paymentId": payment_public_id, "purpose": "request", "eventId": event.public_id},
             idempotency_key=payment.checkout_idempotency_key,
         )
     except Exception as err:  # noqa: BLE001 - whatever broke, the payment must not stay "in progress"
         db.session.rollback()
         if not isinstance(err, YocoError):
-            current_app.logger.exception("checkout of payment %s could not be created", payment.public_id)
+            current_app.logger.exception("checkout of payment %s could not be created", payment_public_id)
         retryable = not isinstance(err, YocoError) or err.retryable
-        message = err.message if isinstance(err, YocoError) else "We couldn't start the payment. Please try again."
+        message = err.message if isinstance(err, YocoError) else _could_not_start().message
         code = err.code if isinstance(err, YocoError) else "internal_error"
-        checkout_not_created(payment.id, code, message)
         refusal = RequestRefused("PAYMENT_FAILED", message, retry_after=30 if retryable else None,
                                  status=503 if retryable else 402)
-        _finish_checkout_key(key_row, refusal.status, idempotency.refusal_body(refusal), payment)
-        db.session.commit()
+        try:
+            checkout_not_created(payment_id, code, message)
+            idempotency.finish(key_row, refusal.status, idempotency.refusal_body(refusal),
+                               resource=("payment", payment_public_id))
+            db.session.commit()
+        except Exception:  # noqa: BLE001 - the hold runs out by itself; reconciliation expires the payment
+            db.session.rollback()
+            current_app.logger.exception("failed checkout of payment %s could not be recorded", payment_public_id)
+            _refuse(key_row, refusal)
         raise refusal from err
 
-    payment = lock_payment(payment.id)
-    payment.provider_checkout_id = checkout["id"]
-    started = CheckoutStarted(payment.public_id, checkout["redirectUrl"])
-    _finish_checkout_key(key_row, 303,
-                            {"payment": payment.public_id, "redirect_url": started.redirect_url}, payment)
-    db.session.commit()
+    try:
+        payment = lock_payment(payment_id)
+        payment.provider_checkout_id = checkout["id"]
+        payment.provider_checkout_url = checkout["redirectUrl"]
+        started = CheckoutStarted(payment.public_id, checkout["redirectUrl"])
+        _finish_checkout_key(key_row, 303,
+                             {"payment": payment.public_id, "redirect_url": started.redirect_url}, payment)
+        db.session.commit()
+    except Exception as err:  # noqa: BLE001 - the checkout exists but is not recorded: nobody is sent to pay it
+        db.session.rollback()
+        current_app.logger.exception("checkout %s of payment %s could not be recorded", checkout.get("id"),
+                                     payment_public_id)
+        refusal = _could_not_start()
+        _refuse(key_row, refusal)
+        raise refusal from err
     return started
+
+
+def _hold_a_slot(event: Event, dj_set: DJSet, track: Track, device: GuestDevice, shoutout: str | None,
+                 client_ip: str | None, client_key: str | None, key_row: IdempotencyKey, scope: str) -> Payment:
+    """Run the rules under the set's lock and commit the PENDING payment with its short first hold."""
+    check_attempt_rate(device, event.public_id)
+    lock_set(dj_set.id)
+    db.session.refresh(dj_set)
+    check_open(dj_set, track)
+    check_capacity_and_duplicates(dj_set, track, device, client_key=client_key)
+    config = current_app.config
+    hold = timedelta(seconds=min(config["CHECKOUT_FIRST_HOLD_SECONDS"], config["CHECKOUT_HOLD_MINUTES"] * 60))
+    now = utcnow()
+    payment = Payment(
+        purpose="request", amount_cents=track.price_cents(dj_set.base_price_cents), provider=config["PAYMENT_PROVIDER"],
+        device_id=device.id, user_id=device.user_id, set_id=dj_set.id, track_id=track.id, message=shoutout or None,
+        created_at=now, hold_expires_at=now + hold, client_ip=client_ip, client_key=client_key,
+    )
+    record_transition(payment, "PENDING", "checkout started", actor=scope)
+    key_row.resource_id = payment.public_id
+    db.session.commit()
+    return payment
+
+
+def _raise_fraud_alert(event: Event, dj_set: DJSet, device: GuestDevice, client_ip: str | None,
+                       client_key: str | None, refusal: TooManyHolds) -> None:
+    """One alert per address, set and hour (the dedupe key names the hour): an
+    address asked for more holds than its share. Never raises."""
+    try:
+        dedupe_key = f"holds:{dj_set.public_id}:{client_key}:{utcnow():%Y%m%d%H}"
+        existing = db.session.scalar(select(FraudAlert).where(FraudAlert.dedupe_key == dedupe_key))
+        if existing is not None:
+            existing.detail = {**existing.detail, "refused": existing.detail.get("refused", 1) + 1,
+                               "last_refused_at": utcnow().isoformat()}
+        else:
+            db.session.add(FraudAlert(
+                kind="velocity", device_id=device.id, user_id=device.user_id, ip=(client_ip or "")[:45] or None,
+                dedupe_key=dedupe_key,
+                detail={"signal": "unpaid_holds", "event": event.public_id, "set": dj_set.public_id,
+                        "address_key": client_key, "refused": 1, **refusal.evidence,
+                        "what": "one address asked for more unpaid holds on this set than its share"}))
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # raised meanwhile by a concurrent refusal: one alert it is
+    except Exception:  # noqa: BLE001 - an alert must never turn a refusal into an error page
+        db.session.rollback()
+        current_app.logger.exception("a fraud alert (unpaid holds) could not be raised")
