@@ -13,7 +13,7 @@ from . import admin, api, auth, core, dj, fan, live, sandbox, venue, webhooks
 from .config import BaseConfig, config_from_env
 from .core import cli, devices, errors, http, templating
 from .logs import configure as configure_logging
-from .extensions import csrf, db, limiter, login_manager, migrate, redis_store, sock
+from .extensions import csrf, db, limiter, login_manager, migrate, redis_store, sandbox_redis, sock
 from .live.hub import hub_for
 from .services.accounts import load_user_from_session_id
 
@@ -61,6 +61,8 @@ def _init_extensions(app: Flask) -> None:
     limiter.init_app(app)
     sock.init_app(app)
     redis_store.init_app(app)
+    if app.config["PAYMENT_PROVIDER"] == "sandbox":
+        sandbox_redis.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to continue."

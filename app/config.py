@@ -80,6 +80,7 @@ class BaseConfig:
         # delivers webhooks back), and how fast its clock runs for retries.
         self.SANDBOX_BASE_URL = env.get("SANDBOX_BASE_URL", "http://127.0.0.1:5000")
         self.SANDBOX_TIME_SCALE = _env_float("SANDBOX_TIME_SCALE", 1.0)
+        self.SANDBOX_REDIS_URL = env.get("SANDBOX_REDIS_URL") or self.REDIS_URL
         # A started checkout holds a slot of the set's hourly cap: first this
         # briefly, then (once our hand-off sends the fan to the pay page) for
         # CHECKOUT_HOLD_MINUTES from the start.

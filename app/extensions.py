@@ -41,19 +41,25 @@ limiter = Limiter(key_func=client_ip)
 
 
 class RedisClient:
-    """One connection pool per app, bound to the app's REDIS_URL."""
+    """One connection pool per app, bound to the URL in the app's config key `url_key`."""
+
+    def __init__(self, url_key: str = "REDIS_URL", name: str = "bmm_redis") -> None:
+        self.url_key, self.name = url_key, name
 
     def init_app(self, app: Flask) -> None:
-        app.extensions["bmm_redis"] = redis.Redis.from_url(
-            app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5
+        app.extensions[self.name] = redis.Redis.from_url(
+            app.config[self.url_key], socket_connect_timeout=2, socket_timeout=5
         )
 
     @property
     def client(self) -> redis.Redis:
         try:
-            return current_app.extensions["bmm_redis"]
+            return current_app.extensions[self.name]
         except KeyError:
             raise RuntimeError("Redis is not initialised; call init_app first") from None
 
 
 redis_store = RedisClient()
+# The payment sandbox's own state: it stands for Yoco, an outside service,
+# so it may live in another Redis than ours and survive our Redis restarting.
+sandbox_redis = RedisClient("SANDBOX_REDIS_URL", "bmm_sandbox_redis")

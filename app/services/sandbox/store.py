@@ -1,5 +1,7 @@
 """The sandbox's own state, in Redis under `bmm:sandbox:` (never in the app's
-database: the sandbox stands for an outside service).
+database: the sandbox stands for an outside service), in SANDBOX_REDIS_URL
+(by default the app's own Redis; another one survives the app's Redis restarting,
+as Yoco's records would).
 
     bmm:sandbox:checkout:<id>   JSON {"checkout": <public JSON>, "refunds": [...],
                                 "refunded": bool}, kept 7 days
@@ -25,7 +27,7 @@ from typing import Any
 
 import redis
 
-from ...extensions import redis_store
+from ...extensions import sandbox_redis
 
 PREFIX = "bmm:sandbox:"
 CHECKOUT_KEY = PREFIX + "checkout:{}"
@@ -70,7 +72,7 @@ return 0
 
 
 def r() -> redis.Redis:
-    return redis_store.client
+    return sandbox_redis.client
 
 
 def new_id(prefix: str) -> str:
