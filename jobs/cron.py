@@ -4,7 +4,8 @@ jobs/schedule.py (RQ's cron scheduler) and outlives Redis restarts.
 RQ's own `rq cron` exits at the first Redis error, and under `make run`
 (honcho) one process exiting stops them all. Here a Redis error is logged and
 retried (every RECONNECT_MAX_SECONDS at most); once Redis answers again the
-scheduler registers itself again (its heartbeat re-creates what Redis lost)
+scheduler registers itself again at its next heartbeat (every HEARTBEAT_SECONDS;
+the heartbeat re-creates what Redis lost)
 and enqueues whatever fell due while Redis was away, once.
 """
 from __future__ import annotations
@@ -21,9 +22,15 @@ from app.logs import LOGGING
 
 SCHEDULE = "jobs.schedule"
 RECONNECT_MAX_SECONDS = 5.0
+# It beats at least this often (RQ's sleeps until the next job is due, up to a
+# minute), so a Redis that lost its registration learns of it again quickly.
+HEARTBEAT_SECONDS = 5.0
 
 
 class SteadyCron(CronScheduler):
+    def calculate_sleep_interval(self) -> float:
+        return min(super().calculate_sleep_interval(), HEARTBEAT_SECONDS)
+
     def start(self) -> None:
         self.log.info("CronScheduler %s: starting", self.name)
         self._install_signal_handlers()

@@ -97,28 +97,29 @@ def rq_worker(redis_url: str, name: str, **env: str) -> Process:
     """`rq worker --with-scheduler` as the Procfile runs it."""
     return Process(name, ["-m", "rq.cli", "worker", "-c", "jobs.settings", "--worker-class", "jobs.worker.AppWorker",
                           "--with-scheduler", "--url", redis_url, "--name", name, "--path", str(ROOT), "default"],
-                   REDIS_URL=redis_url, **env)
+                   **{"REDIS_URL": redis_url, **env})
 
 
 def cron(redis_url: str, **env: str) -> Process:
     """The cron process as the Procfile runs it."""
-    return Process("cron", ["-m", "jobs.cron"], REDIS_URL=redis_url, **env)
+    return Process("cron", ["-m", "jobs.cron"], **{"REDIS_URL": redis_url, **env})
 
 
 @contextlib.contextmanager
 def gunicorn(log_name: str = "gunicorn-live", workers: int = 2, threads: int = 32, **env: str):
     """`gunicorn -c gunicorn.conf.py` on a free port, on the test database and
-    Redis (or the `env` given), its output appended to artifacts/<log_name>.log;
-    yields its URL."""
+    Redis (or the `env` given), its sandbox reached at itself, its output
+    appended to artifacts/<log_name>.log; yields its URL."""
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / f"{log_name}.log", "a")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers), "--threads", str(threads), "wsgi:app"],
-        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **env}, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", "SANDBOX_BASE_URL": url, **env},
+        stdout=log, stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
         try:

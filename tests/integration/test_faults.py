@@ -1,0 +1,179 @@
+"""Fault injection with the production processes (issue 10, "Proof"):
+gunicorn (2 gthread workers), an RQ worker with its scheduler and the cron
+process, all on a redis-server of this module's own that the tests stop,
+empty and start again; the payment sandbox keeps its records in the
+session's Redis, as Yoco's would survive a restart of ours.
+
+Each test checks what other users see (no 5xx), that no payment is lost
+or doubled, and how long recovery takes (printed; run with -s to see)."""
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from app import create_app
+from app.config import TestConfig
+from app.extensions import db
+from app.models import DJSet, Payment, SongRequest, utcnow
+from jobs.payments import reconcile_payments
+from tests.payment_support import Fan, checkout_id_from, money_invariants, settle, wait_for
+from tests.process_support import Process, RedisServer, cron, gunicorn, rq_worker, wait_until
+
+pytestmark = [pytest.mark.night(tracks=60), pytest.mark.timeout(180)]
+RECOVERY_SECONDS = 30
+UNSETTLED = ("PENDING", "REFUND_PENDING", "REFUND_FAILED")
+
+
+@dataclass
+class Stack:
+    base: str
+    redis: RedisServer
+    app: object          # an app of the test's own, on the module's Redis (reconciliation, checks)
+    env: dict
+    worker: Process | None = None
+    cron: Process | None = None
+
+    _names = itertools.count(1)
+
+    def start_worker(self) -> None:
+        # A new name: the killed worker's registration lingers until it expires.
+        self.worker = rq_worker(self.redis.url, f"bmm-faults-{os.getpid()}-{next(self._names)}", **self.env).start()
+
+    def ready(self) -> bool:
+        return self.app.test_client().get("/readyz").json["status"] == "ok"
+
+    def wait_ready(self, timeout: float) -> float:
+        """Seconds until /readyz says the background is whole again."""
+        try:
+            return wait_until(self.ready, timeout, "the background is not ready")
+        except AssertionError as failed:
+            raise AssertionError(f"{failed}: {self.app.test_client().get('/readyz').json}") from None
+
+
+@pytest.fixture(scope="module")
+def stack(app, tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("fault-redis"))
+    server.start()
+    env = {"REDIS_URL": server.url, "SANDBOX_REDIS_URL": app.config["REDIS_URL"]}
+    try:
+        with gunicorn("gunicorn-faults", workers=2, threads=64, **env) as base:
+            env["SANDBOX_BASE_URL"] = base
+            with pytest.MonkeyPatch.context() as patch:
+                for name, value in env.items():
+                    patch.setenv(name, value)
+                local = create_app(TestConfig)
+            stack = Stack(base, server, local, env)
+            stack.start_worker()
+            stack.cron = cron(server.url, **env).start()
+            try:
+                stack.wait_ready(30)
+                yield stack
+            finally:
+                stack.worker.kill()
+                stack.cron.kill()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def ctx(stack):
+    with stack.app.app_context():
+        yield stack
+
+
+def count(model) -> int:
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def settle_everything(stack: Stack, timeout: float = 60) -> None:
+    """What the 5-minute reconciliation would do, now: every payment ends
+    settled (a request, a refund, or never charged)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        db.session.rollback()
+        db.session.execute(update(Payment).values(created_at=utcnow() - timedelta(hours=2),
+                                                  updated_at=utcnow() - timedelta(hours=2)))
+        db.session.commit()
+        reconcile_payments()
+        db.session.rollback()
+        if not db.session.scalar(select(func.count()).select_from(Payment).where(Payment.state.in_(UNSETTLED))):
+            return
+        assert time.monotonic() < deadline, "payments still unsettled"
+        time.sleep(0.5)
+
+
+def test_a_redis_outage_fails_no_one_and_loses_no_payment(ctx, night):
+    stack, event = ctx, night.event.public_id
+    songs = iter(t.public_id for t in night.tracks)
+    requests_before = count(SongRequest)
+    early = Fan(stack.base).pay(event, next(songs))
+    assert early.status_code == 303
+    settle(stack.app, checkout_id_from(early))
+    wait_for(lambda: count(SongRequest) == requests_before + 1, message="the early payment's request")
+
+    stack.redis.stop()
+    answers, took = [], []
+    try:
+        for fan in (Fan(stack.base) for _ in range(6)):
+            for call in (lambda: fan.http.get(f"{stack.base}/e/{event}", timeout=30),
+                         lambda: fan.http.get(f"{stack.base}/e/{event}", params={"q": "love"}, timeout=30),
+                         lambda: fan.pay(event, next(songs))):
+                started = time.monotonic()
+                answers.append(call())
+                took.append(time.monotonic() - started)
+    finally:
+        stack.redis.start()  # empty: nothing survived
+    print(f"\nduring the outage: {len(answers)} answers, statuses {sorted({a.status_code for a in answers})}, "
+          f"slowest {max(took) * 1000:.0f} ms")
+    assert all(a.status_code < 500 for a in answers), [(a.url, a.status_code) for a in answers if a.status_code >= 500]
+    paid_during = [checkout_id_from(a) for a in answers if a.status_code == 303]
+    assert paid_during, "no fan could start paying while Redis was down"
+
+    back = stack.wait_ready(RECOVERY_SECONDS)
+    print(f"worker, scheduler and cron ready {back:.1f} s after Redis returned")
+    for checkout in paid_during:
+        settle(stack.app, checkout)
+    settle_everything(stack)
+    tally = money_invariants()
+    assert count(SongRequest) == requests_before + 1 + len(paid_during), tally
+
+
+def test_a_worker_killed_mid_payment_burst_loses_no_payment(ctx, night):
+    stack, event = ctx, night.event.public_id
+    db.session.execute(update(DJSet).where(DJSet.id == night.set.id).values(hourly_cap=1000))
+    db.session.commit()
+    requests_before = count(SongRequest)
+    fans = [Fan(stack.base) for _ in range(20)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        started = list(pool.map(lambda i: fans[i].pay(event, night.tracks[i].public_id), range(20)))
+    assert all(r.status_code == 303 for r in started), [r.status_code for r in started]
+    checkouts = [checkout_id_from(r) for r in started]
+
+    def crash():
+        wait_for(lambda: count(SongRequest) >= requests_before + 3, interval=0.005, timeout=60,
+                 message="webhooks turning into requests")
+        stack.worker.kill()
+
+    def crash_in_context():
+        with stack.app.app_context():
+            crash()
+
+    crasher = threading.Thread(target=crash_in_context)
+    crasher.start()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda c: settle(stack.app, c), checkouts))
+    crasher.join(timeout=70)
+    assert not stack.worker.alive()
+    stack.start_worker()
+    settle_everything(stack)
+    tally = money_invariants()
+    assert tally["requests"] + tally["refunds"] == len(checkouts) + 4, tally  # + the night's four
+    assert count(SongRequest) >= requests_before + 1
