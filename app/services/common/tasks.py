@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import current_app
 from rq import Queue, Retry
+from rq.job import Job, JobStatus
 
 from ...extensions import redis_store
 from .after_commit import after_commit
@@ -47,6 +48,20 @@ def enqueue_now(job: str, *args: Any, queue_name: str = "default", **options: An
 def enqueue_in(delay: timedelta, job: str, *args: Any, queue_name: str = "default", **options: Any) -> None:
     """Enqueue at once, to run after `delay` (RQ's scheduler, in whole seconds)."""
     queue(queue_name).enqueue_in(delay, job, *args, **options)
+
+
+WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+
+
+def jobs_waiting(job_ids: list[str]) -> set[str]:
+    """Which of these jobs Redis still holds waiting to run (queued, scheduled
+    or deferred), in one round trip; a job Redis lost, or one that started,
+    failed or finished, is not waiting."""
+    ids = [job_id for job_id in job_ids if job_id]
+    if not ids:
+        return set()
+    jobs = Job.fetch_many(ids, connection=redis_store.client)
+    return {job.id for job in jobs if job is not None and job.get_status(refresh=False) in WAITING}
 
 
 def refund_retry() -> Retry:
