@@ -27,10 +27,11 @@ from pathlib import PureWindowsPath
 
 import redis
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from ...extensions import db, redis_store
 from ...models import DJProfile, LibraryImport, Track, utcnow
+from ...models.imports import IN_PROGRESS_SQL
 from ..common import tasks
 from ..common.errors import DomainError
 from .importers import parse_library_file
@@ -216,7 +217,9 @@ def reconcile_imports() -> dict[str, int]:
     stale_before = utcnow() - timedelta(seconds=HEARTBEAT_TTL_SECONDS)
     rows = db.session.execute(
         select(LibraryImport.id, LibraryImport.public_id, LibraryImport.job_id, LibraryImport.attempts)
-        .where(LibraryImport.status.in_(IN_PROGRESS), LibraryImport.updated_at < stale_before)
+        # The partial index's own predicate, as literal SQL: a bound parameter would
+        # keep PostgreSQL's generic plan of a prepared statement off the index.
+        .where(text(IN_PROGRESS_SQL), LibraryImport.updated_at < stale_before)
         .order_by(LibraryImport.updated_at, LibraryImport.id).limit(IMPORTS_PER_RUN)
     ).all()
     db.session.rollback()
