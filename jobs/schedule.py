@@ -1,6 +1,7 @@
 """The periodic schedule, run by the `cron` process (`python -m jobs.cron`, RQ's cron scheduler)."""
 from rq import cron
 
+from jobs.imports import reconcile_imports
 from jobs.maintenance import purge_expired_idempotency_keys
 from jobs.payments import reconcile_payments
 from jobs.requests import close_ended_sets
@@ -8,3 +9,4 @@ from jobs.requests import close_ended_sets
 cron.register(purge_expired_idempotency_keys, "default", cron="17 * * * *", name="purge-idempotency-keys")
 cron.register(reconcile_payments, "default", cron="*/5 * * * *", name="reconcile-payments")
 cron.register(close_ended_sets, "default", cron="* * * * *", name="close-ended-sets")
+cron.register(reconcile_imports, "default", cron="* * * * *", name="reconcile-imports")

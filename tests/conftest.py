@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 import redis as redis_lib
+from hypothesis import HealthCheck, settings
 from sqlalchemy import text
 
 from app import create_app
@@ -39,6 +40,14 @@ from tests.factories import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[1]
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+# Property-based tests (hypothesis): bounded, so the suite stays fast. A test
+# that touches the database asks for fewer examples (at most 50) itself.
+# `HYPOTHESIS_PROFILE=fuzz` runs every property with 10,000 examples.
+settings.register_profile("bmm", max_examples=200, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fuzz", parent=settings.get_profile("bmm"), max_examples=10_000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "bmm"))
 
 
 def free_port() -> int:

@@ -8,7 +8,14 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 from werkzeug.datastructures import MultiDict
 
-from ..services.library.importers import ARTIST_MAX, GENRE_MAX, TITLE_MAX, parse_bpm, parse_duration
+from ..services.library.importers import (
+    ARTIST_MAX,
+    GENRE_MAX,
+    TITLE_MAX,
+    UnusableNumber,
+    parse_bpm,
+    parse_duration,
+)
 from ..services.library.tracks import PRICES, SORTS, STATUSES, Selection, TrackFilter
 from .schemas import RandAmount, form_data
 
@@ -41,20 +48,36 @@ def parse_filter(args: MultiDict) -> TrackFilter:
 
 
 class Bpm(fields.Field):
-    default_error_messages = {"invalid": "Enter the BPM as a number from 1 to 399, like 124 or 124.5."}
+    """A BPM from the form: finite, in the column's range (0, 400)."""
+
+    default_error_messages = {
+        "invalid": "Enter the BPM as a number from 1 to 399, like 124 or 124.5.",
+        "unusable": "That is not a usable number. Enter the BPM as a number from 1 to 399, like 124 or 124.5.",
+    }
 
     def _deserialize(self, value, attr, data, **kwargs):
-        bpm, note = parse_bpm(str(value))
+        try:
+            bpm, note = parse_bpm(str(value))
+        except UnusableNumber as exc:
+            raise self.make_error("unusable") from exc
         if note or bpm is None:
             raise self.make_error("invalid")
         return bpm
 
 
 class Duration(fields.Field):
-    default_error_messages = {"invalid": "Enter the length as minutes:seconds (3:45) or seconds (225)."}
+    """A track's length from the form: whole seconds from 1 to 24 hours."""
+
+    default_error_messages = {
+        "invalid": "Enter the length as minutes:seconds (3:45) or seconds (225), at most 24 hours.",
+        "unusable": "That is not a usable number. Enter the length as minutes:seconds (3:45) or seconds (225).",
+    }
 
     def _deserialize(self, value, attr, data, **kwargs):
-        seconds, note = parse_duration(str(value), "s")
+        try:
+            seconds, note = parse_duration(str(value), "s")
+        except UnusableNumber as exc:
+            raise self.make_error("unusable") from exc
         if note or seconds is None:
             raise self.make_error("invalid")
         return seconds

@@ -190,10 +190,12 @@ class EventForm(_Window):
     city = _text(80, load_default="")
     latitude = fields.Float(allow_nan=False, load_default=None,
                             validate=validate.Range(min=-90, max=90, error="Latitude runs from -90 to 90."),
-                            error_messages={"invalid": "Enter the latitude as a number, like -26.2041."})
+                            error_messages={"invalid": "Enter the latitude as a number, like -26.2041.",
+                                            "special": "Latitude runs from -90 to 90, like -26.2041."})
     longitude = fields.Float(allow_nan=False, load_default=None,
                              validate=validate.Range(min=-180, max=180, error="Longitude runs from -180 to 180."),
-                             error_messages={"invalid": "Enter the longitude as a number, like 28.0473."})
+                             error_messages={"invalid": "Enter the longitude as a number, like 28.0473.",
+                                             "special": "Longitude runs from -180 to 180, like 28.0473."})
     timezone = fields.String(load_default=DEFAULT_TIMEZONE, validate=_valid_zone)
 
     def _zone_for(self, data) -> str | None:

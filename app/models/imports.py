@@ -11,18 +11,26 @@ from .base import UTCDateTime, created_at_column, enum_type, id_column, public_i
 
 IMPORT_FORMATS = ("csv", "rekordbox", "m3u")
 IMPORT_STATUSES = ("queued", "running", "done", "failed")
+IN_PROGRESS_SQL = "status IN ('queued', 'running')"
 
 
 class LibraryImport(db.Model):
     """A file a DJ imported. Small files are merged in the request and stored
     already done; big ones wait here (with the file in `payload`) for the
-    `jobs.imports.run_library_import` job, which clears the payload when done."""
+    `jobs.imports.run_library_import` job, which clears the payload when done.
+
+    `job_id` is the RQ job now responsible for a queued or running import and
+    `attempts` how many jobs it has been given; reconciliation finds imports
+    in progress whose last change is old (`updated_at`, through the partial
+    index) and gives those with no live job another one, or gives up."""
 
     __tablename__ = "library_imports"
     __table_args__ = (
         sa.CheckConstraint("added >= 0 AND updated >= 0 AND unchanged >= 0 AND lines_read >= 0",
                            name="counts_non_negative"),
         sa.Index("ix_library_imports_dj_created", "dj_id", "created_at"),
+        sa.Index("ix_library_imports_in_progress", "updated_at",
+                 sqlite_where=sa.text(IN_PROGRESS_SQL), postgresql_where=sa.text(IN_PROGRESS_SQL)),
     )
 
     id: Mapped[int] = id_column()
@@ -40,6 +48,8 @@ class LibraryImport(db.Model):
     notes: Mapped[list] = mapped_column(sa.JSON, default=list)
     error: Mapped[str | None] = mapped_column(sa.String(500))
     payload: Mapped[bytes | None] = deferred(mapped_column(sa.LargeBinary))
+    job_id: Mapped[str | None] = mapped_column(sa.String(64))
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -73,7 +73,8 @@ def test_the_nearest_event_is_found_among_many_earlier_ones_far_away(app, client
     assert "Durban Beach" not in names(client.get("/events").get_data(as_text=True))  # by start, it is past the first 50
 
 
-@pytest.mark.parametrize("query", ["lat=999&lng=0", "lat=abc&lng=1", "lat=10"])
+@pytest.mark.parametrize("query", ["lat=999&lng=0", "lat=abc&lng=1", "lat=10", "lat=1e309&lng=0",
+                                   "lat=nan&lng=nan", "lat=0&lng=-inf", "lat=" + "9" * 400 + "&lng=0"])
 def test_bad_location_falls_back_with_a_note(client, events, query):
     response = client.get(f"/events?{query}")
     assert response.status_code == 200

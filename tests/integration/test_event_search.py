@@ -91,6 +91,14 @@ def test_a_library_change_shows_up_in_the_next_search(client, app, event_url):
     ("genre=polka", "No tracks in this library have the genre “polka”"),
     ("sort=drop table", "That sort order is unknown"),
     ("page=-3", "That page does not exist"),
+    # Crafted numbers: a note, never an error.
+    ("bpm_min=1e309", "The lowest BPM must be a number from 0 to 300"),
+    ("bpm_max=nan", "The highest BPM must be a number from 0 to 300"),
+    ("price_min=-inf", "The lowest price must be an amount in rand"),
+    ("price_max=" + "9" * 400, "The highest price must be an amount in rand"),
+    ("page=" + "9" * 400, "That page does not exist"),
+    ("page=" + "9" * 5000, "That page does not exist"),
+    ("page=1e309", "That page does not exist"),
     ("q=" + "a" * 10_000, "shortened to its first 100 characters"),
 ])
 def test_bad_input_is_a_normal_page_with_a_note(client, event_url, query, note):

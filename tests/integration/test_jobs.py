@@ -47,3 +47,6 @@ def test_schedule_registers_the_periodic_jobs():
     importlib.reload(jobs.schedule)
     names = [entry["name"] for entry in cron._job_data_registry]
     assert "purge-idempotency-keys" in names
+    # A dead worker's import is noticed within 2 minutes: reconciled every minute.
+    entry = next(e for e in cron._job_data_registry if e["name"] == "reconcile-imports")
+    assert entry["cron"] == "* * * * *" and entry["func"].__name__ == "reconcile_imports"

@@ -191,7 +191,8 @@ def test_twenty_thousand_tracks_is_the_most_one_file_holds():
     (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "setlist.pdf", "IMPORT_UNKNOWN_FORMAT", "not a file BeatMatchMe can read"),
     (b"ID3\x03\x00\x00\x00\x00\x00\x00\x00", "song.mp3", "IMPORT_UNKNOWN_FORMAT", "not a text file"),
     (b"title,artist\n", "header-only.csv", "IMPORT_NO_TRACKS", "No tracks found"),
-    (b"title,artist\n,Nobody\n", "no-titles.csv", "IMPORT_NO_TRACKS", "1 lines were skipped"),
+    (b"title,artist\n,Nobody\n", "no-titles.csv", "IMPORT_NO_TRACKS",
+     "1 line was skipped, line 2, because: no title"),
 ])
 def test_files_that_cannot_be_imported(raw, filename, code, words):
     error = refusal(raw, filename)

@@ -17,6 +17,7 @@ from flask import current_app
 from rq import Queue, Retry, Worker
 from rq.cron_scheduler_registry import get_registry_key as cron_registry_key
 from rq.defaults import DEFAULT_CRON_SCHEDULER_TTL
+from rq.job import Job, JobStatus
 from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
 from rq.utils import utcparse
 
@@ -68,6 +69,20 @@ def enqueue_now(job: str, *args: Any, queue_name: str = "default", **options: An
 def enqueue_in(delay: timedelta, job: str, *args: Any, queue_name: str = "default", **options: Any) -> None:
     """Enqueue at once, to run after `delay` (RQ's scheduler, in whole seconds)."""
     queue(queue_name).enqueue_in(delay, job, *args, **options)
+
+
+WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+
+
+def jobs_waiting(job_ids: list[str]) -> set[str]:
+    """Which of these jobs Redis still holds waiting to run (queued, scheduled
+    or deferred), in one round trip; a job Redis lost, or one that started,
+    failed or finished, is not waiting."""
+    ids = [job_id for job_id in job_ids if job_id]
+    if not ids:
+        return set()
+    jobs = Job.fetch_many(ids, connection=redis_store.client)
+    return {job.id for job in jobs if job is not None and job.get_status(refresh=False) in WAITING}
 
 
 def refund_retry() -> Retry:

@@ -8,6 +8,7 @@ from .imports import (
     library_size,
     own_import,
     read_progress,
+    reconcile_imports,
     record_progress,
     run_queued_import,
 )
@@ -19,4 +20,4 @@ __all__ = ["ACCEPTED_EXTENSIONS", "LIBRARY_MAX_TRACKS", "MAX_FILE_BYTES", "MAX_T
            "SearchParams", "SearchResult", "TrackRow", "bump_library_version", "clear_indexes",
            "import_library_file", "latest_import", "library_index", "library_size", "lock_library",
            "merge_tracks", "own_import", "parse_library_file", "read_progress", "read_spotify_csv",
-           "record_progress", "recent_searches", "remember_search", "run_queued_import", "search", "track_keys"]
+           "reconcile_imports", "record_progress", "recent_searches", "remember_search", "run_queued_import", "search", "track_keys"]

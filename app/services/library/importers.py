@@ -5,11 +5,18 @@ plus the lines skipped and the values dropped, each with its line number and
 a reason). A file that cannot be read as a whole (too big, too many tracks,
 malformed, an unknown format) raises a DomainError with a message for the DJ,
 and nothing is imported. Merging the rows is `library.merge_tracks`'s job.
+
+Numbers: a value that is no number at all ("abc", "n/a") or out of range
+(BPM 500) is dropped with a note and the track imported without it; a value
+that is not a usable number (NaN, an infinity, or an absurd magnitude such as
+1e309 or 400 nines, which no export writes) skips its line, with the reason.
+Every value that leaves this module is finite and inside its column's CHECK.
 """
 from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath, PureWindowsPath
@@ -128,7 +135,12 @@ def parse_library_file(raw: bytes, filename: str) -> ParsedLibrary:
     else:
         parsed = parse_csv(decode_bytes(raw))
     if not parsed.rows:
-        detail = f" ({thousands(len(parsed.skipped))} lines were skipped: see below)" if parsed.skipped else ""
+        detail = ""
+        if parsed.skipped:
+            count = len(parsed.skipped)
+            line, reason = parsed.skipped[0]
+            detail = (f": {thousands(count)} line{'s were' if count != 1 else ' was'} skipped, "
+                      f"{'the first, ' if count != 1 else ''}line {line}, because: {reason}")
         raise refuse(f"No tracks found in “{filename}”{detail}.", "IMPORT_NO_TRACKS")
     return parsed
 
@@ -143,25 +155,54 @@ def _too_many() -> DomainError:
 # -- values -------------------------------------------------------------------
 
 _NUMBER = re.compile(r"^[+-]?\d+(?:[.,]\d+)?(?:[eE][+-]?\d+)?$")
+_NOT_FINITE = re.compile(r"^[+-]?(?:nan|inf|infinity)$", re.IGNORECASE)
+# No value in a track file comes near this (a duration in milliseconds of a
+# year is 3e10); beyond it a number is crafted or corrupt, and above 2**53
+# a float no longer holds every whole number.
+ABSURD_MAGNITUDE = 1e15
 
 
-def _number(value: str) -> float | None:
-    value = value.strip().replace(" ", "")
-    if not _NUMBER.match(value):
+class UnusableNumber(ValueError):
+    """A value that is not a usable number: NaN, an infinity or an absurd
+    magnitude. An import skips its line; a form refuses it."""
+
+    def __init__(self, label: str, value: str):
+        shown = " ".join(value.split())
+        shown = shown[:20] + ("…" if len(shown) > 20 else "")
+        super().__init__(f"{label} “{shown}” is not a usable number (not a number, infinite or far too large)")
+
+
+def _finite(number: float, label: str, value: str) -> float:
+    if not math.isfinite(number) or abs(number) >= ABSURD_MAGNITUDE:
+        raise UnusableNumber(label, value)
+    return number
+
+
+def _number(value: str, label: str = "value") -> float | None:
+    """A plain decimal number ("124", "-3", "126,5", "1.2e2"); None for anything else.
+    Raises UnusableNumber for NaN, infinities and absurd magnitudes."""
+    text = value.strip().replace(" ", "")
+    if _NOT_FINITE.match(text):
+        raise UnusableNumber(label, value)
+    if not _NUMBER.match(text):
         return None
-    return float(value.replace(",", "."))
+    return _finite(float(text.replace(",", ".")), label, value)
 
 
 def parse_bpm(value: str | None) -> tuple[float | None, str | None]:
-    """(bpm, note): 0 or empty is unknown; a bad or impossible value is dropped with a note."""
+    """(bpm, note): 0 or empty is unknown; a bad or impossible value is dropped with a note.
+
+    Raises UnusableNumber for NaN, infinities and absurd magnitudes. A BPM
+    returned is in the column's range (0, 400) after rounding."""
     if value is None or not value.strip():
         return None, None
-    number = _number(value)
+    number = _number(value, "BPM")
     if number == 0:
         return None, None
-    if number is None or not 0 < number < 400:
+    bpm = round(number, 2) if number is not None else None
+    if bpm is None or not 0 < bpm < 400:
         return None, f"BPM “{value.strip()[:20]}” ignored: not a number between 1 and 399"
-    return round(number, 2), None
+    return bpm, None
 
 
 def parse_duration(value: str | None, unit: str = "auto") -> tuple[int | None, str | None]:
@@ -169,6 +210,8 @@ def parse_duration(value: str | None, unit: str = "auto") -> tuple[int | None, s
 
     `unit` is "s", "ms" or "auto" (from the column name); in auto, a bare
     number above 20 000 is taken as milliseconds (no song lasts 5.5 hours).
+    Raises UnusableNumber for NaN, infinities and absurd magnitudes (in any
+    part of 'm:ss'). Seconds returned are from 1 to MAX_DURATION_S.
     """
     if value is None or not value.strip() or value.strip() in ("-1", "0"):
         return None, None
@@ -176,10 +219,13 @@ def parse_duration(value: str | None, unit: str = "auto") -> tuple[int | None, s
     seconds: float | None
     if ":" in text:
         parts = text.split(":")
-        try:
-            numbers = [float(p.replace(",", ".")) for p in parts]
-        except ValueError:
-            numbers = []
+        numbers: list[float] = []
+        for part in parts:
+            try:
+                number = float(part.replace(",", "."))
+            except ValueError:
+                break
+            numbers.append(_finite(number, "duration", text))  # "3:inf", "3:nan", "1:1e309"
         if len(parts) in (2, 3) and len(numbers) == len(parts) and all(n >= 0 for n in numbers):
             seconds = 0.0
             for n in numbers:
@@ -187,7 +233,7 @@ def parse_duration(value: str | None, unit: str = "auto") -> tuple[int | None, s
         else:
             seconds = None
     else:
-        number = _number(text)
+        number = _number(text, "duration")
         if number is not None and (unit == "ms" or (unit == "auto" and number > 20_000)):
             number /= 1000
         seconds = number
@@ -212,6 +258,13 @@ def _build_row(parsed: ParsedLibrary, line: int, title: str | None, artist: str 
     if not title:
         parsed.skipped.append((line, "no title"))
         return
+    try:
+        bpm_value, bpm_note = parse_bpm(bpm)
+        seconds, duration_note = parse_duration(duration, duration_unit)
+        pop = _number(popularity, "popularity") if popularity else None
+    except UnusableNumber as exc:
+        parsed.skipped.append((line, str(exc)))
+        return
     if len(parsed.rows) >= MAX_TRACKS:
         raise _too_many()
     artist = " ".join(_clean_artist(artist or "").split())
@@ -225,13 +278,7 @@ def _build_row(parsed: ParsedLibrary, line: int, title: str | None, artist: str 
     if genre and len(genre) > GENRE_MAX:
         parsed.notes.append((line, f"genre shortened to {GENRE_MAX} characters"))
         genre = genre[:GENRE_MAX]
-    bpm_value, note = parse_bpm(bpm)
-    if note:
-        parsed.notes.append((line, note))
-    seconds, note = parse_duration(duration, duration_unit)
-    if note:
-        parsed.notes.append((line, note))
-    pop = _number(popularity) if popularity else None
+    parsed.notes.extend((line, note) for note in (bpm_note, duration_note) if note)
     parsed.rows.append(TrackRow(
         title=title, artist=artist, genre=genre, bpm=bpm_value, duration_s=seconds,
         popularity=max(0, min(100, int(pop))) if pop is not None else None, line=line,
@@ -397,7 +444,10 @@ def _split_artist_title(text: str) -> tuple[str, str]:
 
 def _names_from_path(location: str) -> tuple[str, str]:
     """(artist, title) from a file path or URL named like 'Artist - Title.mp3'."""
-    path = unquote(urlsplit(location).path if "://" in location else location)
+    try:
+        path = unquote(urlsplit(location).path if "://" in location else location)
+    except ValueError:  # not a URL after all ("file://[bad"): take it as a path
+        path = unquote(location)
     name = PureWindowsPath(path).name if "\\" in path else PurePosixPath(path).name
     stem = name.rsplit(".", 1)[0] if "." in name else name
     return _split_artist_title(stem.replace("_", " "))

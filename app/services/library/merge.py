@@ -21,7 +21,7 @@ from ...models import DJProfile, Track, utcnow
 from ...models.base import new_public_id
 from ..common.errors import DomainError
 from ..common.text import fold, thousands
-from .importers import TrackRow, decode_bytes
+from .importers import ABSURD_MAGNITUDE, TrackRow, decode_bytes
 from .search import bump_library_version
 
 DEMO_TRACKS_CSV = Path(__file__).resolve().parents[3] / "data" / "spotify_tracks_5k.csv"
@@ -66,7 +66,8 @@ def _number(value: str | None) -> float | None:
         number = float(value) if value not in (None, "") else None
     except ValueError:
         return None
-    return number if number is not None and number > 0 else None
+    # Positive and finite: the seed's file is ours, but a NaN or an infinity must not crash it.
+    return number if number is not None and 0 < number < ABSURD_MAGNITUDE else None
 
 
 def read_spotify_csv(path: Path = DEMO_TRACKS_CSV) -> list[TrackRow]:
@@ -81,7 +82,7 @@ def read_spotify_csv(path: Path = DEMO_TRACKS_CSV) -> list[TrackRow]:
                 title=(rec.get("track_name") or "").strip(),
                 artist=(rec.get("track_artist") or "").strip(),
                 genre=(rec.get("playlist_genre") or "").strip() or None,
-                bpm=round(bpm, 1) if bpm and bpm < 400 else None,
+                bpm=round(bpm, 1) if bpm and 0 < round(bpm, 1) < 400 else None,
                 duration_s=round(duration_ms / 1000) if duration_ms else None,
                 popularity=max(0, min(100, int(_number(rec.get("track_popularity")) or 0))),
                 line=line,
