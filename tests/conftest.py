@@ -34,7 +34,7 @@ from sqlalchemy import text
 
 from app import create_app
 from app.config import TestConfig
-from app.extensions import db
+from app.extensions import db, limiter
 from tests import factories
 from tests.factories import PASSWORD
 
@@ -203,6 +203,11 @@ def _clean_state(request):
     from app.services.library.search import clear_indexes
 
     clear_indexes()
+    # flask-limiter is one object for every app of the process: a test that
+    # built an app of its own (on its own Redis, or a dead one) bound it to that
+    # app's storage, and the session's app would count in memory from then on.
+    # Bind it back to the session's Redis, with an empty in-memory fallback.
+    limiter.init_app(application)
 
 
 # -- servers and the worker -------------------------------------------------------------------------
