@@ -139,6 +139,7 @@ class Hub:
         self.stopping = False
         self.stopped = threading.Event()
         self.stats = {"renders": 0, "dropped": 0, "messages": 0, "refused_busy": 0, "refused_holder": 0}
+        self.reported = (0, 0)  # refusals (busy, holder) already logged
 
     # -- connections ---------------------------------------------------
     def socket_limit(self) -> int | None:
@@ -279,6 +280,20 @@ class Hub:
                     self.renew_slots()
             except Exception:  # noqa: BLE001 - the next round tries again
                 self.app.logger.exception("live: renewing socket slots failed")
+            self.report_refusals()
+
+    def report_refusals(self) -> None:
+        """One log line for the sockets refused since the last report, however
+        many (a flood must not flood the log too); none when there were none."""
+        busy, holder = self.stats["refused_busy"], self.stats["refused_holder"]
+        busy_before, holder_before = self.reported
+        if (busy, holder) == self.reported:
+            return
+        self.reported = (busy, holder)
+        self.app.logger.warning(
+            "live: refused %d sockets (%d: this process is full, %d: an address or DJ at its cap); %d open here",
+            busy - busy_before + holder - holder_before, busy - busy_before, holder - holder_before,
+            self.open_sockets, extra={"refused_busy": busy - busy_before, "refused_holder": holder - holder_before})
 
     def _listen(self) -> None:
         """Note every change published on the live channels until the hub stops.

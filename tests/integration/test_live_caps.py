@@ -187,11 +187,16 @@ def test_with_redis_down_each_process_counts_its_own():
         assert hub.admit(Connection("ev", None, holder="ip:192.0.2.3"), cap=2) is None
 
 
-def test_a_process_refuses_sockets_beyond_its_threads_less_the_http_reserve(app):
+def test_a_process_refuses_sockets_beyond_its_threads_less_the_http_reserve(app, caplog):
     hub = bare_hub(app.config["REDIS_URL"], WEB_THREADS=8)
     with hub.app.app_context():
         conns = [Connection("ev", None, holder=f"ip:192.0.2.{n}") for n in range(10, 16)]
         assert [hub.admit(c, cap=100) for c in conns] == [None] * 4 + [BUSY] * 2
+        hub.report_refusals()
+        hub.report_refusals()  # nothing new: no second line
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("live: refused")]
+        assert lines == ["live: refused 2 sockets (2: this process is full, 0: an address or DJ at its cap); "
+                         "4 open here"]
         for conn in conns:
             hub.unregister(conn)
         assert hub.open_sockets == 0 and not hub.held
