@@ -30,8 +30,9 @@ TRY_LATER = 1013
 
 @pytest.fixture(scope="module")
 def capped_server(app):
+    # Behind one proxy: the address is X-Forwarded-For's when a request has one.
     with gunicorn(threads=THREADS, LIVE_HTTP_THREADS=str(HTTP_THREADS),
-                  LIVE_SOCKETS_PER_ADDRESS=str(PER_ADDRESS)) as url:
+                  LIVE_SOCKETS_PER_ADDRESS=str(PER_ADDRESS), TRUSTED_PROXY_HOPS="1") as url:
         yield url
 
 
@@ -90,6 +91,27 @@ def test_one_address_gets_its_cap_across_processes_and_another_address_still_con
             assert time.monotonic() < deadline, "the closed socket still counts"
             time.sleep(0.02)
         assert admitted(open_from(url, crowd))
+    finally:
+        for reader in held:
+            reader.close()
+
+
+def test_behind_a_proxy_the_cap_counts_the_forwarded_client_address(night, capped_server):
+    """With TRUSTED_PROXY_HOPS, every fan arrives from the proxy's address;
+    the cap counts the client address it forwards (as flask-limiter does)."""
+    event = night.event
+    url = ws(capped_server, event.public_id)
+    proxy = "127.0.0.31"
+
+    def via_proxy(client: str) -> SocketReader:
+        return open_from(url, proxy, headers={"X-Forwarded-For": client})
+
+    held = [via_proxy("203.0.113.7") for _ in range(PER_ADDRESS)]
+    try:
+        assert all(admitted(r) for r in held)
+        assert not admitted(via_proxy("203.0.113.7"))
+        held.append(via_proxy("203.0.113.8"))  # another fan behind the same proxy
+        assert admitted(held[-1])
     finally:
         for reader in held:
             reader.close()
