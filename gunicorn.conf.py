@@ -17,9 +17,14 @@ keep gthread, the model the rest of the app already runs under, because:
   hands finished text to the handlers, so the per-socket work is a queue put
   and a send.
 
-So `threads` bounds the open sockets per worker (plus ordinary requests):
-WEB_CONCURRENCY x WEB_THREADS must exceed the expected sockets. The defaults
-(2 workers x 700 threads) hold 1,000 fans with room for HTTP traffic.
+So `threads` bounds the open sockets per worker (plus ordinary requests).
+A worker never gives sockets more than WEB_THREADS - LIVE_HTTP_THREADS of
+its threads (app/live/hub.py refuses the next with 1013 "try again later";
+post_worker_init below tells the app the thread count), so plain HTTP always
+finds a thread however many sockets are opened, and one client address holds
+at most LIVE_SOCKETS_PER_ADDRESS sockets across the workers (docs/live.md,
+"Caps"). The defaults (2 workers x 700 threads, 100 kept for HTTP) hold
+1,200 fans' sockets.
 """
 import html
 import os
@@ -203,8 +208,9 @@ def on_exit(server):
 
 def post_worker_init(worker):
     """This worker accepts connections from now on (a reload's old workers
-    wait for that), and on SIGTERM it closes its live sockets: handed over
-    on a reload, at once on a stop.
+    wait for that), the app learns its thread count (the live sockets'
+    limit), and on SIGTERM it closes its live sockets: handed over on a
+    reload, at once on a stop.
 
     The signal handler runs in the main thread and may be re-entered: a stop
     sends SIGTERM twice within milliseconds (pkill or systemd, then the
@@ -214,6 +220,7 @@ def post_worker_init(worker):
     from app.live.hub import hub_for
 
     app = worker.wsgi
+    app.config["WEB_THREADS"] = worker.cfg.threads  # the live hub keeps LIVE_HTTP_THREADS of them for HTTP
     _write(_marker(worker.ppid, f"ready.{worker.age}"), str(os.getpid()))
     graceful_exit = worker.handle_exit
     closing = []  # a list append is atomic; no lock in a signal handler

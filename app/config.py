@@ -103,6 +103,21 @@ class BaseConfig:
         # (0: none; the client's address is the connection's). Per-address
         # limits need it behind nginx, or every fan shares the proxy's address.
         self.TRUSTED_PROXY_HOPS = _env_int("TRUSTED_PROXY_HOPS", 0)
+        # Live sockets (docs/live.md, "Caps"). Open sockets per client address,
+        # across every web process: a venue's Wi-Fi puts a few hundred fans
+        # behind one address, and no one address may hold more than a third
+        # of the default capacity (2 workers x 600 sockets).
+        self.LIVE_SOCKETS_PER_ADDRESS = _env_int("LIVE_SOCKETS_PER_ADDRESS", 400)
+        self.LIVE_SOCKETS_PER_DJ = 10  # the event's DJ counts by account: tablet, laptop, phone...
+        # Threads of each gunicorn worker that sockets never take, for plain
+        # HTTP (at most half of them). gunicorn tells the app its thread count
+        # (WEB_THREADS, set in gunicorn.conf.py's post_worker_init).
+        self.LIVE_HTTP_THREADS = _env_int("LIVE_HTTP_THREADS", 100)
+        self.WEB_THREADS: int | None = None
+        # "resync" frames answered with a snapshot: a burst of this many per
+        # socket, then one per LIVE_RESYNC_SECONDS.
+        self.LIVE_RESYNC_BURST = 3
+        self.LIVE_RESYNC_SECONDS = 5.0
 
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
         self.PERMANENT_SESSION_LIFETIME = timedelta(hours=self.SESSION_HOURS)
@@ -175,6 +190,8 @@ class BaseConfig:
                 raise ConfigError(f"{name} must be positive")
         if self.SANDBOX_TIME_SCALE <= 0:
             raise ConfigError("SANDBOX_TIME_SCALE must be positive")
+        if self.LIVE_SOCKETS_PER_ADDRESS < 1 or self.LIVE_HTTP_THREADS < 1:
+            raise ConfigError("LIVE_SOCKETS_PER_ADDRESS and LIVE_HTTP_THREADS must be positive")
         self.finalize_payment_settings()
         if self.PAYMENT_PROVIDER == "yoco" and not (
             self.YOCO_SECRET_KEY and self.YOCO_WEBHOOK_SECRET.startswith("whsec_")

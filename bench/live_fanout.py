@@ -121,7 +121,7 @@ class Fan:
                     first = True
                     async for message in ws:
                         now = time.perf_counter()
-                        seq = int(message.split("\n", 1)[0]) if message[:1].isdigit() else -1
+                        seq = int(message.split(" ", 1)[0]) if message[:1].isdigit() else -1  # "<seq> <epoch>"
                         if first:
                             self.snapshots += 1
                             self.last_snapshot_at = now
@@ -146,7 +146,7 @@ class Fan:
 def make_change(app, event_id: str, request_ids: list[str], n: int) -> tuple[float, int]:
     """A new fan votes on a request: committed, then published (after commit)."""
     from app.services import events
-    from app.services.live import current_seq, votes
+    from app.services.live import current_position, votes
     from tests.factories import device
 
     with app.test_request_context("/"):
@@ -154,7 +154,7 @@ def make_change(app, event_id: str, request_ids: list[str], n: int) -> tuple[flo
         fan = device(f"bench-voter-{n}-{secrets.token_hex(4)}")
         started = time.perf_counter()
         votes.set_vote(event, request_ids[n % len(request_ids)], fan, vote=True)  # commits, publishes
-        return started, current_seq(event_id)
+        return started, current_position(event_id).seq
 
 
 async def fanout_round(app, fans: list[Fan], event_id: str, request_ids: list[str], changes: int) -> dict:
@@ -253,6 +253,8 @@ def main() -> None:
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.restarts = [r for r in args.restarts.split(",") if r]
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
+    # Every fan here connects from 127.0.0.1: lift the per-address cap (400).
+    os.environ.setdefault("LIVE_SOCKETS_PER_ADDRESS", "100000")
     with bench_app() as app:
         from sqlalchemy import select
 

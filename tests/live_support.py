@@ -1,14 +1,25 @@
 """Helpers for the live queue tests: fans with their own device cookie, votes,
-and socket readers. (Paid requests and devices: tests/factories.py.)"""
+socket readers, live.js's rule for applying messages, gunicorn and a
+redis-server of a test's own. (Paid requests and devices: tests/factories.py.)"""
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
-from tests.conftest import csrf_token_from
+import pytest
+import redis
+import requests
 
-SEQ_LINE = re.compile(r"^(\d+)\n")
+from tests.conftest import csrf_token_from, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAD_LINE = re.compile(r"^(\d+)(?: (\S+))?\n")
 
 
 def device_cookie_of(client) -> str:
@@ -28,10 +39,13 @@ def vote(client, event_id: str, request_id: str, on: bool = True, htmx: bool = T
 class SocketReader:
     """Reads a live socket in the background and keeps every message."""
 
-    def __init__(self, url: str, headers: dict | None = None):
+    def __init__(self, url: str, headers: dict | None = None, **connect_options):
+        """`connect_options` go to websockets' connect(), and from there to
+        socket.create_connection(): `source_address=("127.0.0.2", 0)` opens
+        the socket from another loopback address."""
         from websockets.sync.client import connect
 
-        self.ws = connect(url, additional_headers=headers or {}, open_timeout=10)
+        self.ws = connect(url, additional_headers=headers or {}, open_timeout=10, **connect_options)
         self.messages: list[str] = []
         self.closed_with: int | None = None
         self._lock = threading.Condition()
@@ -71,10 +85,38 @@ class SocketReader:
         self._thread.join(timeout=5)
 
 
+    def closed(self, timeout: float = 5.0) -> int | None:
+        """Wait for the socket to end; its close code."""
+        self._thread.join(timeout=timeout)
+        assert not self._thread.is_alive(), "the socket is still open"
+        return self.closed_with
+
+
+def head_of(message: str) -> tuple[int, str | None]:
+    """A live message's first line: (seq, epoch); an epoch of None when it has none."""
+    match = HEAD_LINE.match(message)
+    assert match, f"message without a '<seq> <epoch>' line: {message[:80]!r}"
+    return int(match.group(1)), match.group(2)
+
+
 def seq_of(message: str) -> int:
-    match = SEQ_LINE.match(message)
-    assert match, f"message without a sequence line: {message[:80]!r}"
-    return int(match.group(1))
+    return head_of(message)[0]
+
+
+class LiveView:
+    """What static/js/live.js shows: it applies every message but one that
+    repeats an older state (the same epoch, a lower seq), except the first
+    after a connect (a snapshot). `apply()` says whether it was applied."""
+
+    def __init__(self):
+        self.seq, self.epoch, self.shown = -1, None, ""
+
+    def apply(self, message: str, snapshot: bool = False) -> bool:
+        seq, epoch = head_of(message)
+        if not snapshot and epoch == self.epoch and seq < self.seq:
+            return False
+        self.seq, self.epoch, self.shown = seq, epoch, message
+        return True
 
 
 def signed_device_cookie(public_id: str) -> str:
@@ -84,3 +126,72 @@ def signed_device_cookie(public_id: str) -> str:
     from app.core.devices import signed_device_cookie as cookie_value
 
     return f"{current_app.config['DEVICE_COOKIE_NAME']}={cookie_value(public_id)}"
+
+
+@contextlib.contextmanager
+def gunicorn(log_path: Path = ROOT / "artifacts" / "gunicorn-live.log", *, threads: int = 32, **env):
+    """`gunicorn -c gunicorn.conf.py` with 2 workers of `threads` threads on a
+    free port, on the test database and Redis (or the `env` given), its
+    output appended to `log_path`; yields its URL."""
+    port = free_port()
+    log_path.parent.mkdir(exist_ok=True)
+    log = open(log_path, "a")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
+         "--workers", "2", "--threads", str(threads), "wsgi:app"],
+        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **env}, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(f"{url}/healthz", timeout=1).ok:
+                break
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"gunicorn did not start; see {log_path}")
+        time.sleep(0.2)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+class RedisServer:
+    """A redis-server of the test's own (no persistence, as `make run`'s), to
+    stop and start again on the same port."""
+
+    def __init__(self, workdir: Path):
+        self.port, self.workdir = free_port(), workdir
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def restart(self) -> None:
+        """Stop the server and start a new one on the same port: everything it held is gone."""
+        self.stop()
+        self.start()

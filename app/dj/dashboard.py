@@ -30,7 +30,7 @@ from ..services import live
 from ..services.requests import actions as dj_actions
 from ..services.common.errors import DomainError
 from ..services.events import own_request, own_set
-from ..services.live import current_seq
+from ..services.live import current_position
 from . import bp
 
 VETO_REASONS = (
@@ -113,9 +113,9 @@ def live_set(set_id: str):
 
 @bp.get("/sets/<set_id>/live/message")
 def live_message(set_id: str):
-    """The live parts as a live message ("<seq>\\n<fragments>"), for live.js's polling fallback."""
+    """The live parts as a live message ("<seq> <epoch>\\n<fragments>"), for live.js's polling fallback."""
     dj_set = own_set(_dj_id(), set_id)
-    body = live_render.message(current_seq(dj_set.event.public_id), live_render.dj_parts(dj_set))
+    body = live_render.message(current_position(dj_set.event.public_id), live_render.dj_parts(dj_set))
     return Response(body, mimetype="text/plain", headers={"Cache-Control": "no-store"})
 
 

@@ -10,7 +10,7 @@ from ..extensions import limiter
 from ..live import render as live_render
 from ..services import events as event_service
 from ..services.common.errors import DomainError
-from ..services.live import current_seq, set_vote
+from ..services.live import current_position, set_vote
 from . import bp
 from .schemas import VoteForm
 
@@ -31,7 +31,7 @@ def vote(public_id: str, request_id: str):
     set_vote(event, request_id, device, vote=form["vote"])
     if not is_htmx():
         return redirect(url_for("fan.event_page", public_id=public_id) + "#queue", code=303)
-    body = live_render.for_device(event, device.id, current_seq(event.public_id))
+    body = live_render.for_device(event, device.id, current_position(event.public_id))
     return Response(body.split("\n", 1)[1], mimetype="text/html")
 
 
@@ -40,5 +40,5 @@ def live_fragment(public_id: str):
     """The same message the socket sends, for clients that fell back to polling."""
     event = event_service.get_event(public_id)
     device = current_device(create=False)
-    body = live_render.for_device(event, device.id if device else None, current_seq(event.public_id))
+    body = live_render.for_device(event, device.id if device else None, current_position(event.public_id))
     return Response(body, mimetype="text/plain", headers={"Cache-Control": "no-store"})

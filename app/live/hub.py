@@ -16,6 +16,12 @@
   or dead phone) is dropped and reconnects later to a fresh snapshot.
 - If the Redis subscription breaks, the listener reconnects with backoff and
   marks every event with sockets dirty, so nobody stays behind.
+- Admission (`admit`): a socket is refused when this process already holds
+  its share of the worker's threads (every socket holds one, and plain HTTP
+  must always find some), or when its client address (a DJ: their account)
+  already holds its cap of sockets across every process
+  (services/live/sockets.py: slots in Redis, renewed by the renew thread;
+  a per-process count when Redis is down).
 
 Threads start on first use in each process (so after gunicorn forks).
 """
@@ -24,8 +30,10 @@ from __future__ import annotations
 import json
 import os
 import queue
+import secrets
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import redis
@@ -34,7 +42,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 
 from ..extensions import redis_store
 from ..services import events, live
-from ..services.live import CHANNEL_PREFIX, current_seq
+from ..services.live import CHANNEL_PREFIX, UNKNOWN_EPOCH, Position, current_position, sockets
 from . import render
 
 SEND_QUEUE_SIZE = 16
@@ -42,6 +50,10 @@ SNAPSHOT_CACHE_SECONDS = 5.0
 EVENT_CACHE_SECONDS = 60.0
 RECONNECT_FIRST_SECONDS = 0.5  # after a lost subscription: 0.5 s, 1 s, 2 s ... 10 s
 RECONNECT_MAX_SECONDS = 10.0
+RENEW_SECONDS = sockets.SLOT_TTL_SECONDS / 3  # a slot lapses after three missed renewals
+
+BUSY = "server busy, try again later"
+TOO_MANY = "too many live connections from this address"
 
 
 @dataclass(eq=False)
@@ -51,8 +63,11 @@ class Connection:
     event_id: str
     device_token: str | None  # the public id the fan's signed device cookie carries
     is_dj: bool = False
+    holder: str = "-"  # whose sockets it counts among: "ip:<address>" or "dj:<user id>"
     queue: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=SEND_QUEUE_SIZE))
     closing: str | None = None  # why the server is closing it, once it is
+    slot: str = field(default_factory=lambda: secrets.token_hex(8))
+    admitted: bool = False
 
     def offer(self, message: str) -> bool:
         """Queue a message without waiting; a full queue means the client is
@@ -111,29 +126,97 @@ class Hub:
         self.app = app
         self.lock = threading.Lock()
         self.connections: dict[str, set[Connection]] = {}
-        self.dirty: dict[str, int] = {}
+        self.dirty: dict[str, Position] = {}
         self.wake = threading.Condition(self.lock)
-        # event -> (when, seq, public html, queue index): what snapshots reuse
-        self.cache: dict[str, tuple[float, int, str, object]] = {}
+        # event -> (when, position, public html, queue index): what snapshots reuse
+        self.cache: dict[str, tuple[float, Position, str, object]] = {}
         self.snapshot_locks: dict[str, threading.Lock] = {}
         self.event_djs: dict[str, tuple[float, int]] = {}  # event -> (when, its DJ's id)
+        self.open_sockets = 0  # admitted in this process (and being admitted)
+        self.held: Counter[str] = Counter()  # holder -> sockets in this process
+        self.released: list[tuple[str, str]] | None = None  # slots given back during a renewal
         self.pid: int | None = None
         self.stopping = False
-        self.stats = {"renders": 0, "dropped": 0, "messages": 0}
+        self.stopped = threading.Event()
+        self.stats = {"renders": 0, "dropped": 0, "messages": 0, "refused_busy": 0, "refused_holder": 0}
+        self.reported = (0, 0)  # refusals (busy, holder) already logged
 
     # -- connections ---------------------------------------------------
-    def register(self, conn: Connection) -> None:
+    def socket_limit(self) -> int | None:
+        """The most sockets this process may hold: its server's threads less
+        the ones kept for plain HTTP (LIVE_HTTP_THREADS, at most half of
+        them). None when the server does not say (Werkzeug starts a thread
+        per request, so nothing runs out)."""
+        threads = self.app.config.get("WEB_THREADS")
+        if not threads:
+            return None
+        return threads - min(self.app.config["LIVE_HTTP_THREADS"], threads // 2)
+
+    def admit(self, conn: Connection, cap: int) -> str | None:
+        """Register the socket, or say why it is refused: this process is at
+        its socket limit (BUSY), or `conn.holder` already holds `cap` sockets
+        across every process (TOO_MANY; counted in this process alone while
+        Redis is down)."""
         self._ensure_threads()
+        limit = self.socket_limit()
         with self.lock:
+            if limit is not None and self.open_sockets >= limit:
+                self.stats["refused_busy"] += 1
+                return BUSY
+            self.open_sockets += 1
+            self.held[conn.holder] += 1
+            here = self.held[conn.holder]
+        allowed = sockets.claim(conn.holder, conn.slot, cap)
+        with self.lock:
+            if allowed is None:  # Redis is down: this process's own count
+                allowed = here <= cap
+            if not allowed:
+                self._forget(conn)
+                self.stats["refused_holder"] += 1
+                return TOO_MANY
             self.connections.setdefault(conn.event_id, set()).add(conn)
+            conn.admitted = True
+        return None
 
     def unregister(self, conn: Connection) -> None:
+        if not conn.admitted:
+            return
         with self.lock:
+            conn.admitted = False
             conns = self.connections.get(conn.event_id)
             if conns is not None:
                 conns.discard(conn)
                 if not conns:
                     del self.connections[conn.event_id]
+            self._forget(conn)
+            if self.released is not None:
+                self.released.append((conn.holder, conn.slot))
+        sockets.release(conn.holder, conn.slot)
+
+    def _forget(self, conn: Connection) -> None:
+        """Undo admit()'s counts (with the lock held)."""
+        self.open_sockets -= 1
+        self.held[conn.holder] -= 1
+        if self.held[conn.holder] <= 0:
+            del self.held[conn.holder]
+
+    def renew_slots(self) -> None:
+        """Keep this process's sockets counted in Redis (and put them back after
+        Redis lost them). A slot given back while the renewal was on its way
+        is given back again, so the renewal cannot resurrect it."""
+        with self.lock:
+            slots: dict[str, list[str]] = {}
+            for group in self.connections.values():
+                for conn in group:
+                    slots.setdefault(conn.holder, []).append(conn.slot)
+            self.released = []
+        try:
+            sockets.renew(slots)
+        finally:
+            with self.lock:
+                late, self.released = self.released, None
+            for holder, slot in late:
+                sockets.release(holder, slot)
 
     def shutdown(self) -> None:
         """The process is stopping: close every socket (clients reconnect to the
@@ -141,6 +224,7 @@ class Hub:
         with self.lock:
             self.stopping = True
             self.wake.notify_all()
+        self.stopped.set()
         self.close_all("server restarting")
 
     def drain(self, per_second: float, reason: str = "server restarting") -> None:
@@ -161,10 +245,13 @@ class Hub:
             conn.close_soon(reason)
 
     # -- changes -------------------------------------------------------
-    def mark_dirty(self, event_id: str, seq: int) -> None:
+    def mark_dirty(self, event_id: str, position: Position) -> None:
+        """Note a change; the render labels its message with the newest
+        position noted (within an epoch the highest, across epochs the latest)."""
         with self.lock:
             if event_id in self.connections:
-                self.dirty[event_id] = max(seq, self.dirty.get(event_id, 0))
+                noted = self.dirty.get(event_id)
+                self.dirty[event_id] = position if position.follows(noted) else noted
                 self.wake.notify()
 
     def _mark_all_dirty(self) -> None:
@@ -172,7 +259,7 @@ class Hub:
             event_ids = list(self.connections)
         with self.app.app_context():
             for event_id in event_ids:
-                self.mark_dirty(event_id, current_seq(event_id))
+                self.mark_dirty(event_id, current_position(event_id))
 
     # -- threads -------------------------------------------------------
     def _ensure_threads(self) -> None:
@@ -181,8 +268,32 @@ class Hub:
                 return
             self.pid = os.getpid()
             self.stopping = False
+            self.stopped.clear()
         threading.Thread(target=self._listen, name="live-listener", daemon=True).start()
         threading.Thread(target=self._render_loop, name="live-render", daemon=True).start()
+        threading.Thread(target=self._renew_loop, name="live-renew", daemon=True).start()
+
+    def _renew_loop(self) -> None:
+        while not self.stopped.wait(RENEW_SECONDS):
+            try:
+                with self.app.app_context():
+                    self.renew_slots()
+            except Exception:  # noqa: BLE001 - the next round tries again
+                self.app.logger.exception("live: renewing socket slots failed")
+            self.report_refusals()
+
+    def report_refusals(self) -> None:
+        """One log line for the sockets refused since the last report, however
+        many (a flood must not flood the log too); none when there were none."""
+        busy, holder = self.stats["refused_busy"], self.stats["refused_holder"]
+        busy_before, holder_before = self.reported
+        if (busy, holder) == self.reported:
+            return
+        self.reported = (busy, holder)
+        self.app.logger.warning(
+            "live: refused %d sockets (%d: this process is full, %d: an address or DJ at its cap); %d open here",
+            busy - busy_before + holder - holder_before, busy - busy_before, holder - holder_before,
+            self.open_sockets, extra={"refused_busy": busy - busy_before, "refused_holder": holder - holder_before})
 
     def _listen(self) -> None:
         """Note every change published on the live channels until the hub stops.
@@ -239,10 +350,11 @@ class Hub:
             channel = message["channel"]
             channel = channel.decode() if isinstance(channel, bytes) else channel
             try:
-                seq = int(json.loads(message["data"]).get("seq", 0))
+                data = json.loads(message["data"])
+                position = Position(int(data.get("seq", 0)), str(data.get("epoch", UNKNOWN_EPOCH)))
             except (ValueError, TypeError, AttributeError):
-                seq = 0
-            self.mark_dirty(channel[len(CHANNEL_PREFIX):], seq)
+                position = Position(0, UNKNOWN_EPOCH)
+            self.mark_dirty(channel[len(CHANNEL_PREFIX):], position)
 
     def _subscription_lost(self, state: RetryCallState) -> None:
         self.app.logger.warning("live: Redis subscription lost (%s); retrying in %.1fs",
@@ -258,16 +370,16 @@ class Hub:
                     self.wake.wait()
                 if self.stopping:
                     return
-                event_id, seq = self.dirty.popitem()
+                event_id, position = self.dirty.popitem()
                 conns = list(self.connections.get(event_id, ()))
             if not conns:
                 continue
             try:
-                self._broadcast(event_id, seq, conns)
+                self._broadcast(event_id, position, conns)
             except Exception:  # noqa: BLE001 - one bad render must not stop the hub
                 self.app.logger.exception("live: render failed for event %s", event_id)
 
-    def _broadcast(self, event_id: str, seq: int, conns: list[Connection]) -> None:
+    def _broadcast(self, event_id: str, position: Position, conns: list[Connection]) -> None:
         with self.app.test_request_context("/"):
             try:
                 event = events.get_event(event_id)
@@ -279,9 +391,9 @@ class Hub:
             personal = render.own_parts(index, devices) if devices else {}
             dj = render.dj_parts_of(state) if any(c.is_dj for c in conns) else ""
             live.release_session()
-        self.cache[event_id] = (time.monotonic(), seq, public, index)
+        self.cache[event_id] = (time.monotonic(), position, public, index)
         self.stats["renders"] += 1
-        head = render.message(seq, public)
+        head = render.message(position, public)
         for conn in conns:
             text = head + render.personal(personal, index.device_id(conn.device_token))
             if conn.is_dj:
@@ -291,8 +403,8 @@ class Hub:
             else:
                 self.stats["dropped"] += 1
 
-    def public_snapshot(self, event_id: str, seq: int, render) -> tuple[str, object]:
-        """The event's public parts and queue index at `seq`, rendered at most
+    def public_snapshot(self, event_id: str, position: Position, render) -> tuple[str, object]:
+        """The event's public parts and queue index at `position`, rendered at most
         once per few seconds however many sockets (re)connect at once: the
         first caller renders (`render()` -> (html, index)), the rest wait
         for it and share the result."""
@@ -300,10 +412,10 @@ class Hub:
             lock = self.snapshot_locks.setdefault(event_id, threading.Lock())
         with lock:
             hit = self.cache.get(event_id)
-            if hit and hit[1] == seq and time.monotonic() - hit[0] < SNAPSHOT_CACHE_SECONDS:
+            if hit and hit[1] == position and time.monotonic() - hit[0] < SNAPSHOT_CACHE_SECONDS:
                 return hit[2], hit[3]
             public, index = render()
-            self.cache[event_id] = (time.monotonic(), seq, public, index)
+            self.cache[event_id] = (time.monotonic(), position, public, index)
             return public, index
 
     def event_dj(self, event_id: str, load) -> int | None:

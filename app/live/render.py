@@ -2,10 +2,11 @@
 and the DJ dashboard's live parts. Used by the hub (pushes), the socket's
 snapshots, the polling fallbacks and the pages that include the same parts.
 
-A live message is text: the sequence number on the first line, then HTML
+A live message is text: the event's position on the first line (the
+sequence number and its epoch, services/live/publish.py), then HTML
 fragments with ids, marked for out-of-band swaps:
 
-    42
+    42 9f3c2a1b
     <section id="now-playing" hx-swap-oob="true">…</section>
     <section id="queue" hx-swap-oob="true">…</section>
     <p id="set-status" hx-swap-oob="true">…</p>
@@ -28,13 +29,13 @@ from flask import render_template
 from ..core.htmx import toasts_html
 from ..models import DJSet, Event
 from ..services import live
-from ..services.live import LiveState, OwnParts, QueueIndex, Viewer
+from ..services.live import LiveState, OwnParts, Position, QueueIndex, Viewer
 
 EMPTY_VIEWER_STATE = '<div id="viewer-state" hidden hx-swap-oob="true" data-mine="" data-voted=""></div>'
 
 
-def message(seq: int, *fragments: str) -> str:
-    return f"{seq}\n" + "".join(fragments)
+def message(position: Position, *fragments: str) -> str:
+    return f"{position.head()}\n" + "".join(fragments)
 
 
 def public_parts(state: LiveState) -> str:
@@ -85,11 +86,12 @@ def dj_parts_of(state: LiveState) -> str:
     return dj_parts(state.dj_set) if state.dj_set is not None else ""
 
 
-def for_device(event: Event, device_id: int | None, seq: int) -> str:
+def for_device(event: Event, device_id: int | None, position: Position) -> str:
     """A whole message for one fan: the snapshot on (re)connect, and what polling gets."""
     state = live.load_state(event)
     index = state.index()
-    return message(seq, public_parts(state), personal(own_parts(index, {device_id}) if device_id else {}, device_id))
+    return message(position, public_parts(state),
+                   personal(own_parts(index, {device_id}) if device_id else {}, device_id))
 
 
 def page_context(event: Event, device_id: int | None) -> dict:

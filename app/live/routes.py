@@ -1,14 +1,18 @@
 """The WebSocket endpoint: /live/events/<event_id>.
 
 One handler thread per socket (see gunicorn.conf.py for why that is the
-server model). It registers with the process's hub, sends a full snapshot,
-then sends whatever the hub queues for it, and answers the client's
-heartbeat ("ping" -> "pong") and resync requests ("resync" -> a snapshot).
+server model). It asks the process's hub to admit it (closing with 1013
+"try again later" when a cap refuses it), sends a full snapshot, then sends
+whatever the hub queues for it, and answers the client's heartbeat
+("ping" -> "pong") and resync requests ("resync" -> a snapshot, a few per
+socket and LIVE_RESYNC_SECONDS: a token bucket; the excess coalesces into one
+snapshot sent when the bucket allows).
 """
 from __future__ import annotations
 
 import queue
 import socket
+import time
 from urllib.parse import urlsplit
 
 from flask import current_app, request
@@ -19,10 +23,10 @@ from wsproto.utilities import LocalProtocolError
 from sqlalchemy import select
 
 from ..core.devices import socket_device_token
-from ..extensions import db, sock
+from ..extensions import client_ip, db, sock
 from ..models import Event
 from ..services import events, live
-from ..services.live import current_seq
+from ..services.live import current_position
 from . import bp, render
 from .hub import Connection, WakingEvent, hub_for
 
@@ -31,6 +35,7 @@ MAX_MESSAGE_BYTES = 1024  # clients send "ping" and "resync", nothing bigger
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_RESTART = 1012
+CLOSE_TRY_LATER = 1013  # refused by a cap: live.js backs off (30-60 s) and polls meanwhile
 
 
 @bp.record_once
@@ -58,17 +63,17 @@ def _same_origin() -> bool:
 
 def snapshot(conn: Connection) -> str:
     """The whole current state for this connection (sent first, and on "resync")."""
-    seq = current_seq(conn.event_id)
+    position = current_position(conn.event_id)
     hub = hub_for(current_app)
 
     def public():
         state = live.load_state(events.get_event(conn.event_id))
         return render.public_parts(state), state.index()
 
-    public_html, index = hub.public_snapshot(conn.event_id, seq, public)
+    public_html, index = hub.public_snapshot(conn.event_id, position, public)
     device_id = index.device_id(conn.device_token)
     own = render.own_parts(index, {device_id}) if device_id is not None else {}
-    text = render.message(seq, public_html, render.personal(own, device_id))
+    text = render.message(position, public_html, render.personal(own, device_id))
     if conn.is_dj:
         text += render.dj_parts_of(live.load_state(events.get_event(conn.event_id)))
     live.release_session()
@@ -87,17 +92,26 @@ def event_socket(ws, event_id: str):
                  and current_user.dj_profile and current_user.dj_profile.id == dj_id)
     # The fan is known by the signed cookie alone (no query): the queue index
     # maps the public ids of fans with anything of their own to their devices.
-    conn = Connection(event_id, socket_device_token(), is_dj)
+    # A fan's sockets count against their address; the event's DJ's against
+    # their account (a DJ in the booth shares the venue's address with the crowd).
+    config = current_app.config
+    holder, cap = ((f"dj:{current_user.id}", config["LIVE_SOCKETS_PER_DJ"]) if is_dj
+                   else (f"ip:{client_ip()}", config["LIVE_SOCKETS_PER_ADDRESS"]))
+    conn = Connection(event_id, socket_device_token(), is_dj, holder)
     live.release_session()
-    hub.register(conn)
-    ws.event.on_set = conn.wake
-    if ws.event.is_set():
-        conn.wake()  # a frame came before we listened
+    refused = hub.admit(conn, cap)
+    if refused:
+        return _refuse(ws, refused, CLOSE_TRY_LATER)
+    resyncs = TokenBucket(config["LIVE_RESYNC_BURST"], config["LIVE_RESYNC_SECONDS"])
+    resync_due = False
     try:
+        ws.event.on_set = conn.wake
+        if ws.event.is_set():
+            conn.wake()  # a frame came before we listened
         send_frame(ws, snapshot(conn))
         while conn.closing is None:
             try:
-                text = conn.queue.get(timeout=IDLE_SECONDS)
+                text = conn.queue.get(timeout=resyncs.wait() if resync_due else IDLE_SECONDS)
             except queue.Empty:
                 text = None
             if text:
@@ -106,7 +120,10 @@ def event_socket(ws, event_id: str):
                 if incoming == "ping":
                     send_frame(ws, "pong")
                 elif incoming == "resync":
-                    send_frame(ws, snapshot(conn))
+                    resync_due = True
+            if resync_due and resyncs.take():
+                resync_due = False
+                send_frame(ws, snapshot(conn))
         close_frame(ws, CLOSE_RESTART if conn.closing == "server restarting" else CLOSE_GOING_AWAY, conn.closing)
     except (ConnectionClosed, OSError, LocalProtocolError):
         pass  # the client went away (a close the reader thread already answered)
@@ -114,6 +131,31 @@ def event_socket(ws, event_id: str):
         hub.unregister(conn)
         live.release_session()
         _finish(ws)
+
+
+class TokenBucket:
+    """`burst` tokens, one more every `every` seconds (up to `burst` again)."""
+
+    def __init__(self, burst: int, every: float):
+        self.burst, self.every = burst, every
+        self.tokens, self.at = float(burst), time.monotonic()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) / self.every)
+        self.at = now
+
+    def take(self) -> bool:
+        self._refill()
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+    def wait(self) -> float:
+        """Seconds until a token is there (a little at least)."""
+        self._refill()
+        return max(0.01, (1 - self.tokens) * self.every)
 
 
 def send_frame(ws, text: str) -> None:
@@ -127,8 +169,8 @@ def close_frame(ws, code: int, reason: str | None) -> None:
         ws.close(code, reason)
 
 
-def _refuse(ws, reason: str) -> None:
-    close_frame(ws, CLOSE_POLICY, reason)
+def _refuse(ws, reason: str, code: int = CLOSE_POLICY) -> None:
+    close_frame(ws, code, reason)
     _finish(ws)
 
 

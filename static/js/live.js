@@ -4,19 +4,27 @@
  * The page marks its live panel with data-live="/live/events/<id>" (the
  * socket) and data-live-poll="/e/<id>/live" (the same message over HTTP).
  *
- * A message is text: the sequence number on the first line, then HTML
+ * A message is text: "<seq> <epoch>" on the first line, then HTML
  * fragments with ids marked hx-swap-oob ("true": replace the element with
  * that id; "beforeend": append to it). Every message holds the whole state
  * of the parts it names, and the first message after every (re)connect is a
- * snapshot, so after any gap the view is current again.
+ * snapshot, so after any gap the view is current again. Within one epoch a
+ * lower seq is an older state arriving late and is dropped; a new epoch
+ * means the server's counter started again (Redis restarted), so that
+ * message is taken as it comes, a fresh start.
  *
  * - Reconnects on ANY close (clean ones and server restarts included) after
  *   1, 2, 4, 8, 16, then every 30 s; after 5 failed attempts it also polls
  *   every 5 s until the socket is back.
+ * - A socket refused because the server or this address is at its cap
+ *   (close code 1013 "try again later") waits 30-60 s (random, so a crowd
+ *   does not come back at once) and polls every 15-20 s meanwhile.
  * - Heartbeat: "ping" every 25 s; no answer within 10 s means the line is
  *   dead, so it reconnects.
  * - When the tab comes back into view or the window regains focus it asks
- *   for a fresh snapshot ("resync"), or reconnects at once if it was down.
+ *   for a fresh snapshot ("resync"), or reconnects at once if it was down
+ *   (polls once instead while a refusal's wait runs). The server answers a
+ *   few resyncs per socket at once and coalesces the rest.
  * - The .conn-status pill says Live / Reconnecting… / Offline.
  */
 (function () {
@@ -30,6 +38,9 @@
   var POLL_EVERY_MS = 5000;
   var HEARTBEAT_MS = 25000;
   var HEARTBEAT_GRACE_MS = 10000;
+  var CLOSE_TRY_LATER = 1013;
+  var BUSY_DELAY_S = [30, 60];      // a refused socket's next try, at random in this range
+  var BUSY_POLL_MS = [15000, 20000]; // and its polling meanwhile
 
   // url_for() writes socket routes as ws://host/...; keep only the path, so the
   // page's own scheme (https -> wss) and host apply behind any proxy.
@@ -44,6 +55,8 @@
   var heartbeatTimer = null;
   var deadlineTimer = null;
   var lastSeq = -1;
+  var lastEpoch = null;
+  var refused = false;       // the last socket was refused with 1013
 
   // -- the indicator ---------------------------------------------------
   var LABELS = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', offline: 'Offline' };
@@ -59,9 +72,12 @@
   // -- applying a message ----------------------------------------------
   function apply(text, snapshot) {
     var newline = text.indexOf('\n');
-    var seq = parseInt(text.slice(0, newline), 10);
-    if (!snapshot && !isNaN(seq) && seq < lastSeq) return; // an older state than we show
-    if (!isNaN(seq)) lastSeq = seq;
+    var head = text.slice(0, newline).split(' ');
+    var seq = parseInt(head[0], 10);
+    var epoch = head[1] || '';
+    // An older state than we show (same epoch, lower seq): drop it.
+    if (!snapshot && epoch === lastEpoch && !isNaN(seq) && seq < lastSeq) return;
+    if (!isNaN(seq)) { lastSeq = seq; lastEpoch = epoch; }
     window.BMM.swapOob(text.slice(newline + 1));
     markViewer();
     document.dispatchEvent(new CustomEvent('bmm:live-update', { detail: { seq: seq } }));
@@ -113,19 +129,25 @@
     ws = socket;
     var first = true;
     socket.onopen = function () {
-      failures = 0;
-      stopPolling();
-      setState('live');
       heartbeatTimer = setInterval(ping, HEARTBEAT_MS);
     };
     socket.onmessage = function (event) {
       clearTimeout(deadlineTimer);
       deadlineTimer = null;
       if (event.data === 'pong') return;
+      if (first) {  // admitted (a refused socket closes before any message)
+        failures = 0;
+        refused = false;
+        stopPolling();
+        setState('live');
+      }
       apply(String(event.data), first);
       first = false;
     };
-    socket.onclose = function () { dropped(socket); };
+    socket.onclose = function (event) {
+      if (event.code === CLOSE_TRY_LATER) refused = true;
+      dropped(socket);
+    };
     socket.onerror = function () { /* onclose follows */ };
   }
 
@@ -153,12 +175,17 @@
     scheduleReconnect();
   }
 
+  function between(range) {
+    return range[0] + Math.random() * (range[1] - range[0]);
+  }
+
   function scheduleReconnect() {
     if (!navigator.onLine) { setState('offline'); return; }
     setState('reconnecting');
-    if (failures >= POLL_AFTER_FAILURES) startPolling();
+    if (refused || failures >= POLL_AFTER_FAILURES) startPolling();
     if (reconnectTimer) return;
-    var delay = DELAYS[Math.min(Math.max(failures - 1, 0), DELAYS.length - 1)];
+    var delay = refused ? between(BUSY_DELAY_S)
+      : DELAYS[Math.min(Math.max(failures - 1, 0), DELAYS.length - 1)];
     reconnectTimer = setTimeout(connect, delay * 1000);
   }
 
@@ -173,11 +200,18 @@
   function startPolling() {
     if (pollTimer) return;
     poll();
-    pollTimer = setInterval(poll, POLL_EVERY_MS);
+    schedulePoll();
+  }
+
+  function schedulePoll() {
+    pollTimer = setTimeout(function () {
+      poll();
+      schedulePoll();
+    }, refused ? between(BUSY_POLL_MS) : POLL_EVERY_MS);
   }
 
   function stopPolling() {
-    clearInterval(pollTimer);
+    clearTimeout(pollTimer);
     pollTimer = null;
   }
 
@@ -194,6 +228,8 @@
   function resync() {
     if (ws && ws.readyState === WebSocket.OPEN) {
       ws.send('resync');
+    } else if (!ws && refused) {
+      poll();  // the server asked us to wait: no socket yet, but a fresh view
     } else if (!ws) {
       connect();
     }

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from app.extensions import db, redis_store
 from app.models import DJProfile, DJSet, Event, SongRequest, Track
-from app.services.live import seq_key
+from app.services.live import stream_key
 from tests.conftest import sign_in
 from tests.factories import PASSWORD
 
@@ -167,7 +167,7 @@ def test_another_dj_gets_404_for_every_id_of_mine_and_changes_nothing(app, world
     client = client_for(app, world["dj_two"])
     with app.app_context():
         before = _snapshot()
-        seq_before = redis_store.client.get(seq_key(world["event"]))
+        seq_before = redis_store.client.hget(stream_key(world["event"]), "seq")
     failures, checked = [], 0
     for rule, method in dj_routes(app):
         if not rule.arguments:
@@ -182,7 +182,7 @@ def test_another_dj_gets_404_for_every_id_of_mine_and_changes_nothing(app, world
         after = _snapshot()
         changed = [name for name in before if before[name] != after[name]]
         assert not changed, f"another DJ's calls changed: {changed}"
-        assert redis_store.client.get(seq_key(world["event"])) == seq_before, "a live update was published"
+        assert redis_store.client.hget(stream_key(world["event"]), "seq") == seq_before, "a live update was published"
 
 
 def test_the_owner_opens_every_page(app, world):

@@ -13,9 +13,9 @@ import requests as http
 from sqlalchemy import func, select
 
 from app.core.templating import rands
-from app.extensions import db, redis_store
+from app.extensions import db
 from app.models import DJSet, IdempotencyKey, Payment, SongRequest, utcnow
-from app.services.live import seq_key
+from app.services.live import current_position
 from app.services.payments.ledger import record_transition
 from tests.conftest import csrf_token_from, sign_in
 from tests.factories import PASSWORD, device, paid_request
@@ -84,7 +84,7 @@ def fresh(request: SongRequest) -> SongRequest:
 
 
 def seq(event) -> int:
-    return int(redis_store.client.get(seq_key(event.public_id)) or 0)
+    return current_position(event.public_id).seq
 
 
 def text(response) -> str:
@@ -125,7 +125,7 @@ def test_the_live_parts_are_one_fragment_for_the_poll_the_socket_and_the_page(dj
         pushed = render_dj_live(night.set)
     assert ROW_RE.findall(pushed) == ROW_RE.findall(fragment)
     message = text(dj.get(f"/dj/sets/{night.set.public_id}/live/message"))
-    assert re.match(r"^\d+\n<section id=\"dj-now-playing\"", message)
+    assert re.match(r"^\d+ \S+\n<section id=\"dj-now-playing\"", message)
 
 
 def test_earnings_count_paid_requests_not_refunded_and_the_events_tips(dj, night):

@@ -2,14 +2,9 @@
 production, next to the test's own server; Redis pub/sub joins them."""
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import redis
@@ -18,83 +13,18 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import SongRequest
-from app.services.live import channel, publish_after_commit, seq_key
-from tests.conftest import csrf_token_from, free_port
+from app.services.live import publish_after_commit, publish_now
+from tests.conftest import csrf_token_from
 from tests.factories import device, paid_request
-from tests.live_support import SocketReader
+from tests.live_support import LiveView, RedisServer, SocketReader, gunicorn, seq_of
 from tests.log_support import json_lines
 from tests.payment_support import wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@contextlib.contextmanager
-def gunicorn(log_path: Path = ROOT / "artifacts" / "gunicorn-live.log", **env):
-    """`gunicorn -c gunicorn.conf.py` with 2 workers on a free port, on the test
-    database and Redis (or the `env` given), its output appended to
-    `log_path`; yields its URL."""
-    port = free_port()
-    log_path.parent.mkdir(exist_ok=True)
-    log = open(log_path, "a")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--threads", "32", "wsgi:app"],
-        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **env}, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).ok:
-                break
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail(f"gunicorn did not start; see {log_path}")
-        time.sleep(0.2)
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
 
 
 @pytest.fixture
 def gunicorn_server(app):
     with gunicorn() as url:
         yield url
-
-
-class RedisServer:
-    """A redis-server of the test's own, to stop and start again on the same port."""
-
-    def __init__(self, workdir: Path):
-        self.port, self.workdir = free_port(), workdir
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        client.close()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
 
 
 @pytest.fixture
@@ -221,10 +151,57 @@ def test_the_hub_subscribes_again_after_redis_restarts_and_resends_what_was_miss
             paid_request(dj_set, t[1], device("after-the-restart"))
             db.session.commit()
             publisher = redis.Redis.from_url(own_redis.url)
-            seq = publisher.incr(seq_key(event.public_id))
-            publisher.publish(channel(event.public_id), json.dumps({"seq": seq, "kind": "request_created"}))
+            publish_now(event.public_id, "request_created", client=publisher)
             publisher.close()
             assert t[1].title in reader.wait_for(lambda m: t[1].title in m, timeout=10)
+        finally:
+            reader.close()
+
+
+def test_a_page_left_open_across_a_redis_restart_shows_the_next_change(night, own_redis):
+    """Redis without persistence (as in `make run`) restarts under an open
+    fan page: the event's counter starts again from nothing, below what the
+    page has seen. The next queue change must still show: its message carries
+    a new epoch, and live.js (LiveView: the same rule) takes a new epoch as a
+    fresh start instead of an older state to drop."""
+    event, dj_set, t = night
+    earlier = paid_request(dj_set, t[0], device("earlier"))
+    later = paid_request(dj_set, t[1], device("later"))
+    db.session.commit()
+    voted = f'aria-label="Vote for {t[1].title}, 1 vote"'
+    with gunicorn(REDIS_URL=own_redis.url) as url:
+        fan = requests.Session()
+        page = fan.get(f"{url}/e/{event.public_id}", timeout=10)
+
+        def vote(request, on: bool):
+            response = fan.post(f"{url}/e/{event.public_id}/requests/{request.public_id}/vote",
+                                data={"vote": "1" if on else "0"}, timeout=10,
+                                headers={"X-CSRFToken": csrf_token_from(page.text), "HX-Request": "true"})
+            assert response.status_code == 200
+
+        reader = SocketReader(ws(url, event.public_id))
+        view, applied = LiveView(), 0
+
+        def show_all():
+            nonlocal applied
+            for message in reader.messages[applied:]:
+                view.apply(message, snapshot=applied == 0)
+                applied += 1
+
+        try:
+            reader.wait_for(lambda m: True, timeout=10)
+            for n in range(6):  # the night goes on: the page has seen seq 6
+                vote(earlier, on=n % 2 == 0)
+            reader.wait_for(lambda m: seq_of(m) == 6, timeout=10)
+            show_all()
+            assert view.seq == 6 and voted not in view.shown
+
+            own_redis.restart()
+            vote(later, on=True)  # the next change, counted from nothing
+            reader.wait_for(lambda m: voted in m, timeout=20)
+            show_all()
+            assert voted in view.shown, "the page still shows the state from before the restart"
+            assert view.seq < 6  # the counter did start again
         finally:
             reader.close()
 

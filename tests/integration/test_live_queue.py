@@ -12,7 +12,7 @@ from app.live.hub import SEND_QUEUE_SIZE, Connection, Hub
 from app.models import SongRequest, Vote, utcnow
 from app.services.live import queue as event_service
 from app.services import events
-from app.services.live import publish_after_commit
+from app.services.live import Position, publish_after_commit
 from tests.factories import device, paid_request
 from tests.live_support import SocketReader, seq_of, signed_device_cookie, vote
 
@@ -240,7 +240,7 @@ def test_a_slow_client_is_dropped_and_never_holds_up_the_others(night, app):
     for conn in (slow, fast):
         hub.connections.setdefault(event.public_id, set()).add(conn)
     for seq in range(1, SEND_QUEUE_SIZE + 3):
-        hub._broadcast(event.public_id, seq, [slow, fast])
+        hub._broadcast(event.public_id, Position(seq, "e"), [slow, fast])
         while not fast.queue.empty():  # the fast phone keeps up
             fast.queue.get_nowait()
     assert slow.closing == "too slow"

@@ -13,9 +13,9 @@ import redis
 from flask import Flask
 
 from app.live.hub import Connection, Hub
-from app.services.live import CHANNEL_PREFIX, seq_key
+from app.services.live import CHANNEL_PREFIX, Position, stream_key
 
-SEQ_IN_REDIS = 7
+IN_REDIS = Position(7, "cafe0123")
 
 
 class ScriptedPubSub:
@@ -54,8 +54,21 @@ class ScriptedRedis:
         self.pubsubs.append(pubsub)
         return pubsub
 
-    def get(self, key):
-        return str(SEQ_IN_REDIS).encode() if key.startswith(seq_key("")) else None
+    def pipeline(self, transaction):
+        return ScriptedPipeline()
+
+
+class ScriptedPipeline:
+    """current_position()'s read: the event's stream holds IN_REDIS."""
+
+    def hsetnx(self, key, field, value):
+        assert key.startswith(stream_key("")) and field == "epoch"
+
+    def hmget(self, key, *fields):
+        assert fields == ("seq", "epoch")
+
+    def execute(self):
+        return [0, [str(IN_REDIS.seq).encode(), IN_REDIS.epoch.encode()]]
 
 
 def hub_with(script, *, events=("ev1", "ev2")):
@@ -79,8 +92,8 @@ def test_backoff_doubles_to_ten_seconds_restarts_after_a_subscription_that_worke
     hub._listen()
     assert naps == [0.5, 1, 2, 4, 8, 10, 0.5, 1]
     # ev1's message arrived (seq 3); after the reconnect both events with
-    # sockets were marked dirty at the sequence number Redis holds.
-    assert hub.dirty == {"ev1": SEQ_IN_REDIS, "ev2": SEQ_IN_REDIS}
+    # sockets were marked dirty at the position Redis holds.
+    assert hub.dirty == {"ev1": IN_REDIS, "ev2": IN_REDIS}
     lines = lost_lines(caplog)
     assert len(lines) == 8
     assert lines[0] == "live: Redis subscription lost (Connection refused); retrying in 0.5s"

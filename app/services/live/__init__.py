@@ -1,10 +1,13 @@
 """The live queue: its order and waits, votes, the fans' notifications, what a
-live update says (as data), the DJ dashboard's read of a set, and publishing
-changes after commit. Rendering the fragments is the live area's
+live update says (as data), the DJ dashboard's read of a set, publishing
+changes after commit, and each address's count of open sockets across
+processes (sockets.py). Rendering the fragments is the live area's
 (app/live/render.py); the sockets and the per-process hub are app/live/."""
+from . import sockets
 from .dashboard import Earnings, LiveSet, Row, earnings, is_current, live_set
 from .notify import Seen, Toast, changes, due_toasts
-from .publish import CHANNEL_PREFIX, channel, current_seq, publish_after_commit, seq_key
+from .publish import (CHANNEL_PREFIX, UNKNOWN_EPOCH, Position, channel, current_position, publish_after_commit,
+                      publish_now, stream_key)
 from .queue import (
     DeviceRequest,
     QueueEntry,
@@ -18,8 +21,8 @@ from .queue import (
 from .state import LiveState, OwnParts, QueueIndex, Viewer, load_state, own_parts, page_parts, release_session
 from .votes import set_vote, voted_request_ids
 
-__all__ = ["CHANNEL_PREFIX", "DeviceRequest", "Earnings", "LiveSet", "LiveState", "OwnParts", "QueueEntry",
-           "QueueIndex", "Row", "Seen", "Toast", "Viewer", "channel", "changes", "current_seq", "due_toasts",
-           "earnings", "entries_with_waits", "is_current", "live_set", "load_state", "own_parts", "page_parts",
-           "publish_after_commit", "queue_for_set", "queue_priority", "release_session", "remaining_seconds",
-           "requests_by_device", "seq_key", "set_vote", "track_seconds", "voted_request_ids"]
+__all__ = ["CHANNEL_PREFIX", "UNKNOWN_EPOCH", "DeviceRequest", "Earnings", "LiveSet", "LiveState", "OwnParts", "Position",
+           "QueueEntry", "QueueIndex", "Row", "Seen", "Toast", "Viewer", "channel", "changes", "current_position",
+           "due_toasts", "earnings", "entries_with_waits", "is_current", "live_set", "load_state", "own_parts",
+           "page_parts", "publish_after_commit", "publish_now", "queue_for_set", "queue_priority", "release_session", "remaining_seconds",
+           "requests_by_device", "set_vote", "sockets", "stream_key", "track_seconds", "voted_request_ids"]
