@@ -1,24 +1,15 @@
 """Helpers for the live queue tests: fans with their own device cookie, votes,
-socket readers, live.js's rule for applying messages, gunicorn and a
-redis-server of a test's own. (Paid requests and devices: tests/factories.py.)"""
+socket readers, live.js's rule for applying messages. (gunicorn and a
+redis-server of a test's own: tests/process_support.py; paid requests and
+devices: tests/factories.py.)"""
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
-import pytest
-import redis
-import requests
+from tests.conftest import csrf_token_from
 
-from tests.conftest import csrf_token_from, free_port
-
-ROOT = Path(__file__).resolve().parents[1]
 HEAD_LINE = re.compile(r"^(\d+)(?: (\S+))?\n")
 
 
@@ -126,72 +117,3 @@ def signed_device_cookie(public_id: str) -> str:
     from app.core.devices import signed_device_cookie as cookie_value
 
     return f"{current_app.config['DEVICE_COOKIE_NAME']}={cookie_value(public_id)}"
-
-
-@contextlib.contextmanager
-def gunicorn(log_path: Path = ROOT / "artifacts" / "gunicorn-live.log", *, threads: int = 32, **env):
-    """`gunicorn -c gunicorn.conf.py` with 2 workers of `threads` threads on a
-    free port, on the test database and Redis (or the `env` given), its
-    output appended to `log_path`; yields its URL."""
-    port = free_port()
-    log_path.parent.mkdir(exist_ok=True)
-    log = open(log_path, "a")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--threads", str(threads), "wsgi:app"],
-        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **env}, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).ok:
-                break
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail(f"gunicorn did not start; see {log_path}")
-        time.sleep(0.2)
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
-
-
-class RedisServer:
-    """A redis-server of the test's own (no persistence, as `make run`'s), to
-    stop and start again on the same port."""
-
-    def __init__(self, workdir: Path):
-        self.port, self.workdir = free_port(), workdir
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        client.close()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
-
-    def restart(self) -> None:
-        """Stop the server and start a new one on the same port: everything it held is gone."""
-        self.stop()
-        self.start()

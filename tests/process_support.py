@@ -106,14 +106,16 @@ def cron(redis_url: str, **env: str) -> Process:
 
 
 @contextlib.contextmanager
-def gunicorn(log_name: str = "gunicorn-live", workers: int = 2, threads: int = 32, **env: str):
-    """`gunicorn -c gunicorn.conf.py` on a free port, on the test database and
-    Redis (or the `env` given), its sandbox reached at itself, its output
-    appended to artifacts/<log_name>.log; yields its URL."""
+def gunicorn(log: str | Path = "gunicorn-live", *, workers: int = 2, threads: int = 32, **env: str):
+    """`gunicorn -c gunicorn.conf.py` with `workers` gthread workers on a free
+    port, on the test database and Redis (or the `env` given), its sandbox
+    reached at itself, its output appended to `log` (a path, or a name under
+    artifacts/); yields its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / f"{log_name}.log", "a")
+    log_path = log if isinstance(log, Path) else ARTIFACTS / f"{log}.log"
+    log = open(log_path, "a")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers), "--threads", str(threads), "wsgi:app"],
@@ -130,7 +132,7 @@ def gunicorn(log_name: str = "gunicorn-live", workers: int = 2, threads: int = 3
         if time.monotonic() > deadline or proc.poll() is not None:
             proc.kill()
             log.close()
-            pytest.fail(f"gunicorn did not start; see artifacts/{log_name}.log")
+            pytest.fail(f"gunicorn did not start; see {log_path}")
         time.sleep(0.2)
     try:
         yield url

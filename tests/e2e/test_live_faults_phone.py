@@ -12,7 +12,8 @@ from app.extensions import db
 from tests.conftest import csrf_token_from
 from tests.e2e.conftest import PHONE
 from tests.factories import device, paid_request
-from tests.live_support import RedisServer, SocketReader, gunicorn
+from tests.live_support import SocketReader
+from tests.process_support import RedisServer, gunicorn
 
 pytestmark = [pytest.mark.browser, pytest.mark.night(tracks=6)]
 

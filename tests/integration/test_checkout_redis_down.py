@@ -12,10 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
-import subprocess
-import time
-from pathlib import Path
 
 import pytest
 import redis as redis_lib
@@ -30,43 +26,15 @@ from app.services.payments.breaker import reset_local_breakers
 from app.services.payments.signing import sign_headers
 from tests.conftest import csrf_token_from, free_port
 from tests.payment_support import KEY_RE, REFRESH_RE, settle
+from tests.process_support import own_redis_server
 
 pytestmark = pytest.mark.night(tracks=10)
 
 
-class RedisServer:
-    """A redis-server of the test's own, on a free port: .url, .stop()."""
-
-    def __init__(self, workdir: Path):
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis_lib.Redis.from_url(self.url)
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                client.ping()
-                break
-            except redis_lib.ConnectionError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    pytest.fail("the test's own redis-server did not start")
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-
 @pytest.fixture
 def own_redis(tmp_path):
-    server = RedisServer(tmp_path)
-    yield server
-    server.stop()
+    with own_redis_server(tmp_path) as server:
+        yield server
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ from flask import Flask
 from app.live.hub import BUSY, TOO_MANY, Connection, Hub
 from app.services.live import sockets
 from tests.conftest import free_port, sign_in
-from tests.live_support import SocketReader, gunicorn
+from tests.live_support import SocketReader
+from tests.process_support import gunicorn
 
 pytestmark = pytest.mark.night(tracks=6)
 

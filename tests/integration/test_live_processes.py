@@ -16,7 +16,8 @@ from app.models import SongRequest
 from app.services.live import publish_after_commit, publish_now
 from tests.conftest import csrf_token_from
 from tests.factories import device, paid_request
-from tests.live_support import LiveView, RedisServer, SocketReader, gunicorn, seq_of
+from tests.live_support import LiveView, SocketReader, seq_of
+from tests.process_support import RedisServer, gunicorn
 from tests.log_support import json_lines
 from tests.payment_support import wait_for
 
