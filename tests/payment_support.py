@@ -9,10 +9,12 @@ from urllib.parse import urljoin
 
 import requests
 from requests.adapters import HTTPAdapter
-from sqlalchemy import select
+from datetime import timedelta
+
+from sqlalchemy import select, update
 
 from app.extensions import db
-from app.models import Payment, SongRequest
+from app.models import Payment, SongRequest, utcnow
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 KEY_RE = re.compile(r'name="idempotency_key" value="([^"]+)"')
@@ -105,6 +107,33 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, message: s
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {message}")
         time.sleep(interval)
+
+
+UNSETTLED = ("PENDING", "REFUND_PENDING", "REFUND_FAILED")
+
+
+def reconcile_until_settled(between, timeout: float = 90) -> None:
+    """Run reconciliation (the 5-minute safety net) until no payment is left
+    in a non-final state, everything made old enough to be reconciled now;
+    `between(seconds_left)` runs between sweeps (let queued work finish)."""
+    from jobs.payments import reconcile_payments
+
+    deadline = time.monotonic() + timeout
+    while True:
+        db.session.rollback()
+        db.session.execute(update(Payment).values(created_at=utcnow() - timedelta(hours=2),
+                                                  updated_at=utcnow() - timedelta(hours=2)))
+        db.session.commit()
+        reconcile_payments()
+        db.session.rollback()
+        stuck = db.session.scalars(select(Payment).where(Payment.state.in_(UNSETTLED))).all()
+        if not stuck:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(stuck)} payments still unsettled: " + "; ".join(
+                f"{p.public_id} {p.provider_checkout_id} {[(t.to_state, t.reason) for t in p.history]}"
+                for p in stuck[:5]))
+        between(max(1.0, deadline - time.monotonic()))
 
 
 def money_invariants() -> dict[str, int]:

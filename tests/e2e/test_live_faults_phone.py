@@ -13,7 +13,7 @@ from tests.conftest import csrf_token_from
 from tests.e2e.conftest import PHONE
 from tests.factories import device, paid_request
 from tests.live_support import SocketReader
-from tests.process_support import RedisServer, gunicorn
+from tests.process_support import gunicorn, own_redis_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.night(tracks=6)]
 
@@ -25,10 +25,8 @@ def night(night, app_ctx):
 
 @pytest.fixture
 def own_redis(tmp_path):
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
+    with own_redis_server(tmp_path) as server:
+        yield server
 
 
 class Fan:

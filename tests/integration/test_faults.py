@@ -17,7 +17,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
@@ -25,17 +24,15 @@ from sqlalchemy import func, select, update
 from app import create_app
 from app.config import TestConfig
 from app.extensions import db
-from app.models import DJSet, Payment, SongRequest, utcnow
-from jobs.payments import reconcile_payments
+from app.models import DJSet, SongRequest
 from tests.live_support import SocketReader
-from tests.payment_support import Fan, checkout_id_from, money_invariants, settle, wait_for
+from tests.payment_support import Fan, checkout_id_from, money_invariants, reconcile_until_settled, settle, wait_for
 from tests.process_support import Process, RedisServer, cron, gunicorn, rq_worker, wait_until
 
 pytestmark = [pytest.mark.night(tracks=60), pytest.mark.timeout(180)]
 RECOVERY_SECONDS = 30
 SOCKETS_PER_ADDRESS = 20
 TRY_LATER = 1013
-UNSETTLED = ("PENDING", "REFUND_PENDING", "REFUND_FAILED")
 
 
 @dataclass
@@ -104,21 +101,10 @@ def count(model) -> int:
     return db.session.scalar(select(func.count()).select_from(model))
 
 
-def settle_everything(stack: Stack, timeout: float = 60) -> None:
+def settle_everything(timeout: float = 60) -> None:
     """What the 5-minute reconciliation would do, now: every payment ends
     settled (a request, a refund, or never charged)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        db.session.rollback()
-        db.session.execute(update(Payment).values(created_at=utcnow() - timedelta(hours=2),
-                                                  updated_at=utcnow() - timedelta(hours=2)))
-        db.session.commit()
-        reconcile_payments()
-        db.session.rollback()
-        if not db.session.scalar(select(func.count()).select_from(Payment).where(Payment.state.in_(UNSETTLED))):
-            return
-        assert time.monotonic() < deadline, "payments still unsettled"
-        time.sleep(0.5)
+    reconcile_until_settled(lambda left: time.sleep(0.5), timeout)
 
 
 def test_a_redis_outage_fails_no_one_and_loses_no_payment(ctx, night):
@@ -155,7 +141,7 @@ def test_a_redis_outage_fails_no_one_and_loses_no_payment(ctx, night):
     seen = len(watcher.messages)
     for checkout in paid_during:
         settle(stack.app, checkout)
-    settle_everything(stack)
+    settle_everything()
     tally = money_invariants()
     assert count(SongRequest) == requests_before + 1 + len(paid_during), tally
     # The page that stayed open through the restart shows the requests paid meanwhile.
@@ -191,7 +177,7 @@ def test_a_worker_killed_mid_payment_burst_loses_no_payment(ctx, night):
     crasher.join(timeout=70)
     assert not stack.worker.alive()
     stack.start_worker()
-    settle_everything(stack)
+    settle_everything()
     tally = money_invariants()
     assert tally["requests"] + tally["refunds"] == len(checkouts) + 4, tally  # + the night's four
     assert count(SongRequest) >= requests_before + 1

@@ -17,7 +17,7 @@ from app.services.live import publish_after_commit, publish_now
 from tests.conftest import csrf_token_from
 from tests.factories import device, paid_request
 from tests.live_support import LiveView, SocketReader, seq_of
-from tests.process_support import RedisServer, gunicorn
+from tests.process_support import gunicorn, own_redis_server
 from tests.log_support import json_lines
 from tests.payment_support import wait_for
 
@@ -30,10 +30,8 @@ def gunicorn_server(app):
 
 @pytest.fixture
 def own_redis(tmp_path):
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
+    with own_redis_server(tmp_path) as server:
+        yield server
 
 
 pytestmark = pytest.mark.night(tracks=6)

@@ -3,16 +3,15 @@ every successful charge is exactly one request or one refund."""
 import random
 import re
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
 
 from app.extensions import db
-from app.models import DJSet, Payment, PaymentTransition, SongRequest, utcnow
-from tests.payment_support import Fan, checkout_id_from, money_invariants, set_faults, settle, wait_for
+from app.models import DJSet, Payment, PaymentTransition, SongRequest
+from tests.payment_support import (Fan, checkout_id_from, money_invariants, reconcile_until_settled, set_faults,
+                                   settle, wait_for)
 
 FANS = 100
 SONGS_PER_FAN = 3
@@ -30,26 +29,7 @@ def chaos_night(app_ctx, night, live_server, rq_worker):
 def _quiet(worker, timeout=90):
     """Reconcile until nothing is left in a non-final state; between sweeps,
     what is queued (webhooks on their way, refunds) runs first."""
-    from jobs.payments import reconcile_payments
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        db.session.rollback()
-        # Make everything old enough to be reconciled now rather than in minutes.
-        db.session.execute(update(Payment).values(created_at=utcnow() - timedelta(hours=2),
-                                                  updated_at=utcnow() - timedelta(hours=2)))
-        db.session.commit()
-        reconcile_payments()
-        db.session.rollback()
-        unsettled = db.session.scalar(select(func.count()).select_from(Payment).where(
-            Payment.state.in_(("PENDING", "REFUND_PENDING", "REFUND_FAILED"))))
-        if unsettled == 0:
-            return
-        worker.wait_until_idle(timeout=max(1.0, deadline - time.monotonic()), scheduled=None)
-    stuck = db.session.scalars(select(Payment).where(
-        Payment.state.in_(("PENDING", "REFUND_PENDING", "REFUND_FAILED")))).all()
-    raise AssertionError(f"{unsettled} payments still unsettled: " + "; ".join(
-        f"{p.public_id} {p.provider_checkout_id} {[(t.to_state, t.reason) for t in p.history]}" for p in stuck[:5]))
+    reconcile_until_settled(lambda left: worker.wait_until_idle(timeout=left, scheduled=None), timeout)
 
 
 @pytest.mark.timeout(300)
