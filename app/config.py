@@ -108,6 +108,9 @@ class BaseConfig:
         # behind one address, and no one address may hold more than a third
         # of the default capacity (2 workers x 600 sockets).
         self.LIVE_SOCKETS_PER_ADDRESS = _env_int("LIVE_SOCKETS_PER_ADDRESS", 400)
+        # The DJ's socket sees the DJ's view: it asks this often whether its
+        # session was signed out (then it closes with 1008), a copied cookie's too.
+        self.LIVE_SESSION_CHECK_SECONDS = 15.0
         self.LIVE_SOCKETS_PER_DJ = 10  # the event's DJ counts by account: tablet, laptop, phone...
         # Threads of each gunicorn worker that sockets never take, for plain
         # HTTP (at most half of them). gunicorn tells the app its thread count

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from ..core.devices import socket_device_token
 from ..extensions import client_ip, db, sock
 from ..models import Event
-from ..services import events, live
+from ..services import accounts, events, live
 from ..services.live import current_position
 from . import bp, render
 from .hub import Connection, WakingEvent, hub_for
@@ -98,6 +98,10 @@ def event_socket(ws, event_id: str):
     holder, cap = ((f"dj:{current_user.id}", config["LIVE_SOCKETS_PER_DJ"]) if is_dj
                    else (f"ip:{client_ip()}", config["LIVE_SOCKETS_PER_ADDRESS"]))
     conn = Connection(event_id, socket_device_token(), is_dj, holder)
+    # The DJ's view lasts only as long as the session it was opened with.
+    dj_session = current_user.current_session.token_hash if is_dj else None
+    check_every = config["LIVE_SESSION_CHECK_SECONDS"]
+    session_checked = time.monotonic()
     live.release_session()
     refused = hub.admit(conn, cap)
     if refused:
@@ -111,7 +115,8 @@ def event_socket(ws, event_id: str):
         send_frame(ws, snapshot(conn))
         while conn.closing is None:
             try:
-                text = conn.queue.get(timeout=resyncs.wait() if resync_due else IDLE_SECONDS)
+                text = conn.queue.get(timeout=resyncs.wait() if resync_due else
+                                      check_every if dj_session else IDLE_SECONDS)
             except queue.Empty:
                 text = None
             if text:
@@ -124,6 +129,14 @@ def event_socket(ws, event_id: str):
             if resync_due and resyncs.take():
                 resync_due = False
                 send_frame(ws, snapshot(conn))
+            if dj_session and time.monotonic() - session_checked >= check_every:
+                session_checked = time.monotonic()
+                signed_in = accounts.session_is_live(dj_session)
+                live.release_session()
+                if not signed_in:
+                    conn.closing = "signed out"
+                    close_frame(ws, CLOSE_POLICY, conn.closing)
+                    return
         close_frame(ws, CLOSE_RESTART if conn.closing == "server restarting" else CLOSE_GOING_AWAY, conn.closing)
     except (ConnectionClosed, OSError, LocalProtocolError):
         pass  # the client went away (a close the reader thread already answered)

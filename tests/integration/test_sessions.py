@@ -1,6 +1,7 @@
 """Sessions live on the server (services/accounts/sessions.py): signing out ends
 the session for every copy of its cookie, and an account can see and end its
 sessions, one or all ("sign out everywhere")."""
+import time
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from app.extensions import db
 from app.models import DJSet, User, UserSession
 from app.services.accounts.sessions import describe_user_agent
 from tests.conftest import csrf_token_from, sign_in
+from tests.live_support import SocketReader
 
 ANDROID_CHROME = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
                   "Chrome/126.0.0.0 Mobile Safari/537.36")
@@ -178,3 +180,21 @@ def test_a_new_sign_in_deletes_the_accounts_ended_sessions(app, create_user):
 ])
 def test_user_agents_are_summarised(user_agent, expected):
     assert describe_user_agent(user_agent) == expected
+
+
+def test_the_djs_live_socket_closes_once_its_session_is_signed_out(app, night, live_server):
+    """The DJ's socket carries the DJ's view of the queue: a copy of the cookie
+    must not keep watching it after sign-out."""
+    booth = signed_in_browser(app, night.logins["dj"])
+    app.config["LIVE_SESSION_CHECK_SECONDS"] = 0.1
+    url = live_server.replace("http://", "ws://") + f"/live/events/{night.event.public_id}"
+    copied = SocketReader(url, headers={"Cookie": f"bmm_session={booth.get_cookie('bmm_session').value}"})
+    try:
+        copied.wait_for(lambda m: 'id="dj-' in m)  # the DJ's view
+        time.sleep(0.3)  # several session checks pass while the session lives
+        assert copied._thread.is_alive()
+        assert booth.post("/logout", data={"csrf_token": token(booth, "/dj/")}).status_code == 303
+        assert copied.closed(timeout=5) == 1008
+    finally:
+        app.config["LIVE_SESSION_CHECK_SECONDS"] = 15.0
+        copied.close()

@@ -8,6 +8,7 @@ from .sessions import (
     end_session,
     end_session_of,
     load_user_from_session_id,
+    session_is_live,
     start_session,
     touch_session,
 )
@@ -27,4 +28,4 @@ from .users import (
 __all__ = ["MIN_PASSWORD_LENGTH", "AuthError", "Throttled", "active_sessions", "authenticate", "begin_attempt",
            "create_dj", "create_user", "create_venue", "device_for", "end_all_sessions", "end_session",
            "end_session_of", "find_device", "find_user_by_email", "hash_password", "load_user_from_session_id",
-           "register_fan", "start_session", "touch_session", "verify_password"]
+           "register_fan", "session_is_live", "start_session", "touch_session", "verify_password"]

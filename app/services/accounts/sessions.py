@@ -116,6 +116,14 @@ def end_all_sessions(user: User) -> int:
     return result.rowcount
 
 
+def session_is_live(token_hash: str) -> bool:
+    """Whether the session is still signed in (not ended, not expired): what a
+    long-lived connection opened with it (the DJ's live socket) asks now and then."""
+    return db.session.scalar(select(UserSession.token_hash).where(
+        UserSession.token_hash == token_hash, UserSession.revoked_at.is_(None),
+        UserSession.expires_at > utcnow())) is not None
+
+
 def active_sessions(user: User) -> list[UserSession]:
     """The account's live sessions, most recently seen first."""
     return list(db.session.scalars(
