@@ -54,6 +54,7 @@ class Payment(db.Model):
         sa.Index("ix_payments_state_updated", "state", "updated_at"),
         sa.Index("ix_payments_set_hold", "set_id", "state", "hold_expires_at"),
         sa.Index("ix_payments_state_created", "state", "created_at"),
+        sa.Index("ix_payments_created_at", "created_at"),  # the admin's explorer, newest first
         # Only failed refunds with attempts left have one: reconciliation's due query reads this small index.
         sa.Index("ix_payments_refund_retry_at", "refund_retry_at", sqlite_where=sa.text("refund_retry_at IS NOT NULL"),
                  postgresql_where=sa.text("refund_retry_at IS NOT NULL")),
@@ -101,6 +102,11 @@ class Payment(db.Model):
     # REFUND_FAILED (the failure + the doubling backoff; NULL once the attempts
     # are used up and the payment waits for an admin), cleared by the move out.
     refund_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # An admin marked it resolved while it was stuck in `resolved_state`
+    # (services/admin/payments.py): it leaves the stuck lists while it stays there.
+    resolved_state: Mapped[str | None] = mapped_column(sa.String(20))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolution: Mapped[str | None] = mapped_column(sa.String(200))
 
     history: Mapped[list["PaymentTransition"]] = relationship(
         back_populates="payment", order_by="PaymentTransition.seq"
@@ -170,6 +176,9 @@ class WebhookEvent(db.Model):
     status: Mapped[str] = mapped_column(enum_type("webhook_status", WEBHOOK_STATUSES), default="received")
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(sa.Text)
+    # The payment it was applied to (set when processed; no foreign key: a
+    # webhook may name no payment of ours). The admin's payment timeline reads it.
+    payment_id: Mapped[int | None] = mapped_column(sa.Integer, index=True)
     received_at: Mapped[datetime] = created_at_column()
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -67,6 +67,9 @@ def process_webhook(webhook_row_id: int) -> str:
     event = json.loads(row.payload)
     payload = event.get("payload") or {}
     payment = _find_payment(payload.get("metadata") or {})
+    if payment is not None and row.payment_id is None:
+        row.payment_id = payment.id  # the payment's timeline lists it
+        db.session.commit()
     outcome = "ignored"
     try:
         if payment is not None:

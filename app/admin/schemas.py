@@ -1,0 +1,82 @@
+"""The admin console's query strings and forms. A bad search value never
+fails the page: it is dropped with a note, as on the fan's search."""
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from werkzeug.datastructures import MultiDict
+
+from ..models.payments import PAYMENT_PURPOSES, PAYMENT_STATES
+from ..services.admin import PaymentQuery
+from ..services.admin.payments import SORTS
+
+MAX_PAGE = 2000
+
+
+class Rand(fields.Field):
+    """An amount in rand ("20", "20.50", "R20") as integer cents."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = str(value).strip().upper().removeprefix("R").replace(",", "").strip()
+        try:
+            amount = Decimal(text)
+        except InvalidOperation as exc:
+            raise ValidationError("an amount in rand, like 20 or 20.50") from exc
+        if not amount.is_finite() or amount <= 0 or amount > 1_000_000 or amount.as_tuple().exponent < -2:
+            raise ValidationError("an amount in rand, like 20 or 20.50")
+        return int(amount * 100)
+
+
+class PaymentSearchArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    q = fields.String(load_default="", validate=validate.Length(max=120))
+    state = fields.String(validate=validate.OneOf(PAYMENT_STATES))
+    purpose = fields.String(validate=validate.OneOf(PAYMENT_PURPOSES))
+    amount = Rand()
+    date_from = fields.Date()
+    date_to = fields.Date()
+    sort = fields.String(validate=validate.OneOf(tuple(SORTS)))
+    page = fields.Integer(validate=validate.Range(min=1, max=MAX_PAGE))
+
+
+NOTES = {
+    "q": "The search text was longer than 120 characters; it was ignored.",
+    "state": "That state is unknown; all states are shown.",
+    "purpose": "That purpose is unknown; all purposes are shown.",
+    "amount": "The amount must be in rand, like 20 or 20.50; it was ignored.",
+    "date_from": "The first day must be a date (YYYY-MM-DD); it was ignored.",
+    "date_to": "The last day must be a date (YYYY-MM-DD); it was ignored.",
+    "sort": "That sort order is unknown; newest first.",
+    "page": "That page does not exist; showing the first page.",
+}
+SEARCH_KEYS = ("q", "state", "purpose", "amount", "date_from", "date_to", "sort")
+
+
+def parse_payment_search(args: MultiDict) -> tuple[PaymentQuery, list[str]]:
+    raw = {key: args.get(key) for key in PaymentSearchArgs._declared_fields if args.get(key) not in (None, "")}
+    notes: list[str] = []
+    try:
+        loaded = PaymentSearchArgs().load(raw)
+    except ValidationError as error:
+        bad = error.messages if isinstance(error.messages, dict) else {}
+        notes = [NOTES[name] for name in bad if name in NOTES]
+        loaded = PaymentSearchArgs().load({k: v for k, v in raw.items() if k not in bad})
+    if loaded.get("date_from") and loaded.get("date_to") and loaded["date_to"] < loaded["date_from"]:
+        notes.append("The last day was before the first; the two were swapped.")
+        loaded["date_from"], loaded["date_to"] = loaded["date_to"], loaded["date_from"]
+    return PaymentQuery(text=loaded.get("q", ""), state=loaded.get("state", ""), purpose=loaded.get("purpose", ""),
+                        amount_cents=loaded.get("amount"), date_from=loaded.get("date_from"),
+                        date_to=loaded.get("date_to"), sort=loaded.get("sort", "newest"),
+                        page=loaded.get("page", 1)), notes
+
+
+class ResolveForm(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    reason = fields.String(required=True, validate=validate.Length(min=5, max=200, error=(
+        "Say in 5 to 200 characters why this payment needs nothing more.")),
+        error_messages={"required": "Say why this payment needs nothing more."})
