@@ -32,4 +32,5 @@ def upgrade():
 
 def downgrade():
     with op.batch_alter_table('tips') as batch:
+        batch.drop_constraint(op.f('ck_tips_tip_message_status'), type_='check')
         batch.drop_column('message_status')

@@ -37,7 +37,11 @@
     if (!form || !event.target.matches('input[name="amount"]')) return;
     var custom = form.querySelector("[data-tip-custom]");
     if (event.target.value !== "other" && custom) custom.value = "";
-    if (event.target.value === "other" && custom) custom.focus();
+    if (event.target.value === "other" && custom) {
+      var more = form.querySelector("[data-tip-more]");
+      if (more) more.open = true;
+      custom.focus();
+    }
     label(form);
   });
 

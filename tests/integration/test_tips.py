@@ -5,6 +5,7 @@ refunded by an admin through the same refund path."""
 from __future__ import annotations
 
 import html
+import json
 import re
 from datetime import timedelta
 from urllib.parse import urljoin
@@ -12,7 +13,8 @@ from urllib.parse import urljoin
 import pytest
 from sqlalchemy import func, select
 
-from app.extensions import db
+from app.extensions import db, redis_store
+from app.services.live import channel
 from app.models import AuditLog, BlockedKeyword, DJSet, IdempotencyKey, Payment, SongRequest, Tip, utcnow
 from tests import factories
 from tests.payment_support import CSRF_RE, KEY_RE, REFRESH_RE, Fan, checkout_id_from, set_faults, settle, wait_for
@@ -67,9 +69,16 @@ def test_a_tip_is_paid_through_the_sandbox_and_reaches_the_dj(night, signed_in):
     back = fan.http.get(f"{night['base']}/e/{night['event']}/tip/{payment.public_id}?result=success")
     assert "Confirming payment" in back.text and not tips_of(payment)  # the browser's return proves nothing
 
+    pubsub = redis_store.client.pubsub()
+    pubsub.subscribe(channel(night["event"]))
+    assert pubsub.get_message(timeout=2)["type"] == "subscribe"
     settle(night["app"], checkout, "approve")
     made = wait_for(lambda: tips_of(payment), message="the tip")
     assert len(made) == 1
+    published = pubsub.get_message(timeout=10)
+    pubsub.close()
+    assert json.loads(published["data"])["kind"] == "tip_received"  # live on the event's channel
+    assert json.loads(published["data"])["tip"] == made[0].public_id
     the_tip = made[0]
     assert (the_tip.amount_cents, the_tip.message, the_tip.message_status, the_tip.status) == (
         5000, "Best set of the year!", "approved", "received")
