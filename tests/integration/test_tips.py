@@ -84,6 +84,8 @@ def test_a_tip_is_paid_through_the_sandbox_and_reaches_the_dj(night, signed_in):
         5000, "Best set of the year!", "approved", "received")
     db.session.refresh(payment)
     assert [t.to_state for t in payment.history] == ["PENDING", "COMPLETED"]
+    assert fan.http.get(f"{night['base']}/e/{night['event']}/checkout/{payment.public_id}").status_code == 404
+    assert Fan(night["base"]).http.get(f"{night['base']}/e/{night['event']}/tip/{payment.public_id}").status_code == 404
     thanks = fan.http.get(f"{night['base']}/e/{night['event']}/tip/{payment.public_id}")
     assert "Thank you! R50 sent to DJ Thabo" in thanks.text and "Best set of the year!" in thanks.text
 
