@@ -10,6 +10,7 @@ from app.extensions import db
 from app.models import Payment, SongRequest, Track
 from app.services.requests import mark_played, start_playing
 from tests.e2e.conftest import PHONE, SCREENSHOTS, TABLET, screenshot
+from tests.e2e.test_accessibility import UNNAMED_CONTROLS_JS
 from tests.factories import PASSWORD
 from tests.payment_support import wait_for
 
@@ -96,6 +97,13 @@ def test_a_fan_whose_song_played_is_prompted_and_tips_a_typed_amount(night, live
     page.get_by_text("Another amount or a message").click()
     page.get_by_label("Other amount in rand").fill("35")
     expect(page.get_by_label("Other", exact=True)).to_be_checked()
+    assert page.locator("h1").count() == 1 and page.evaluate(UNNAMED_CONTROLS_JS) == []
+    page.keyboard.press("Shift+Tab")  # the summary
+    page.keyboard.press("Shift+Tab")  # the amount chosen: its chip shows the keyboard focus
+    assert page.evaluate("document.activeElement.value") == "other"
+    outline = page.evaluate("getComputedStyle(document.activeElement.closest('label')).outlineStyle")
+    assert outline not in ("none", "")
+    page.get_by_label("Other amount in rand").focus()
     no_overflow(page)
     screenshot(page, "tip-page-small-phone")
     page.get_by_role("button", name="Send R35 tip").click()
