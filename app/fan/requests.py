@@ -72,8 +72,8 @@ def request_sheet(public_id: str, track_id: str):
 def _own_payment(event, payment_id: str) -> Payment:
     device = current_device(create=False)
     payment = db.session.scalar(select(Payment).where(Payment.public_id == payment_id))
-    if payment is None or device is None or payment.device_id != device.id or payment.set_id is None:
-        abort(404)
+    if payment is None or device is None or payment.device_id != device.id or payment.purpose != "request":
+        abort(404)  # a tip's pages are fan/tips.py
     if payment.set_id not in {s.id for s in event.sets}:
         abort(404)
     return payment

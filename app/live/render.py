@@ -12,6 +12,7 @@ fragments with ids, marked for out-of-band swaps:
     <p id="set-status" hx-swap-oob="true">…</p>
     <div id="viewer-state" hx-swap-oob="true" data-mine="…" data-voted="…"></div>
     <section id="my-requests" hx-swap-oob="true">…</section>   (fans with requests)
+    <div id="tip-prompt" hx-swap-oob="true">…</div>          (fans with requests: tip after your song)
     <div id="toasts" hx-swap-oob="beforeend">…</div>          (when one is due)
 
 Every message carries the whole current state of the parts it names, so a
@@ -28,7 +29,7 @@ from flask import render_template
 
 from ..core.htmx import toasts_html
 from ..models import DJSet, Event
-from ..services import live
+from ..services import live, tips
 from ..services.live import LiveState, OwnParts, Position, QueueIndex, Viewer
 
 EMPTY_VIEWER_STATE = '<div id="viewer-state" hidden hx-swap-oob="true" data-mine="" data-voted=""></div>'
@@ -58,6 +59,8 @@ def own_parts_html(index: QueueIndex, parts: OwnParts) -> str:
     if parts.my_requests:
         html += render_template("fan/_my_requests.html", event_public_id=index.event_public_id,
                                 my_requests=parts.my_requests, entries=index.by_request, oob=True)
+        html += render_template("fan/_tip_prompt.html", event_public_id=index.event_public_id,
+                                tip_prompt=tips.tip_prompt(parts.my_requests), oob=True)
     if parts.toasts:
         html += toasts_html(parts.toasts)
     return html
@@ -99,4 +102,4 @@ def page_context(event: Event, device_id: int | None) -> dict:
     state, index, parts = live.page_parts(event, device_id)
     return dict(dj_set=state.dj_set, playing=state.playing, queue=state.queue, viewer=parts.viewer,
                 my_requests=parts.my_requests, entries=index.by_request, event_public_id=event.public_id,
-                viewer_state=viewer_state(index, parts.viewer))
+                viewer_state=viewer_state(index, parts.viewer), tip_prompt=tips.tip_prompt(parts.my_requests))

@@ -34,6 +34,9 @@ PAYMENT_TRANSITIONS: dict[str | None, tuple[str, ...]] = {
 }
 PAYMENT_PROVIDER_NAMES = ("sandbox", "yoco")
 TIP_STATUSES = ("received", "refunded")
+# A tip's message, moderated like a shout-out: "held" when it names a blocked keyword.
+TIP_MESSAGE_STATUSES = ("none", "approved", "held")
+TIP_MESSAGE_MAX = 140
 WEBHOOK_STATUSES = ("received", "processed", "ignored", "failed")
 IDEMPOTENCY_STATUSES = ("in_progress", "completed")
 
@@ -154,7 +157,9 @@ class Tip(db.Model):
     device_id: Mapped[int | None] = mapped_column(sa.ForeignKey("guest_devices.id", ondelete="SET NULL"))
     request_id: Mapped[int | None] = mapped_column(sa.ForeignKey("song_requests.id", ondelete="SET NULL"))
     amount_cents: Mapped[int] = mapped_column(sa.Integer)
-    message: Mapped[str | None] = mapped_column(sa.String(140))
+    message: Mapped[str | None] = mapped_column(sa.String(TIP_MESSAGE_MAX))
+    message_status: Mapped[str] = mapped_column(enum_type("tip_message_status", TIP_MESSAGE_STATUSES),
+                                                default="none", server_default="none")
     status: Mapped[str] = mapped_column(enum_type("tip_status", TIP_STATUSES), default="received")
     created_at: Mapped[datetime] = created_at_column()
 

@@ -19,8 +19,12 @@ def _live_set() -> DJSet:
     return event.sets[0]
 
 
-def test_a_purpose_nothing_fulfils_is_left_pending_and_logged(app_ctx, caplog):
-    """Tips have no fulfilment yet: their charge must not be completed with nothing made of it."""
+def test_a_purpose_nothing_fulfils_is_left_pending_and_logged(app_ctx, caplog, monkeypatch):
+    """A purpose with no fulfilment registered (the tip's is taken away here; deposits have none
+    yet): its charge must not be completed with nothing made of it."""
+    from app.services.payments.confirmation import _fulfilments
+
+    monkeypatch.delitem(_fulfilments, "tip")
     dj_set = _live_set()
     tip = Payment(purpose="tip", amount_cents=2000, provider="sandbox", set_id=dj_set.id)
     record_transition(tip, "PENDING", "test checkout")
@@ -39,3 +43,10 @@ def test_the_request_fulfilment_is_registered_by_the_requests_capability(app_ctx
     from app.services.requests.fulfil import fulfil_request
 
     assert _fulfilments["request"] is fulfil_request
+
+
+def test_the_tip_fulfilment_is_registered_by_the_tips_capability(app_ctx):
+    from app.services.payments.confirmation import _fulfilments
+    from app.services.tips.fulfil import fulfil_tip
+
+    assert _fulfilments["tip"] is fulfil_tip

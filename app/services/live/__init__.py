@@ -4,7 +4,7 @@ changes after commit, and each address's count of open sockets across
 processes (sockets.py). Rendering the fragments is the live area's
 (app/live/render.py); the sockets and the per-process hub are app/live/."""
 from . import sockets
-from .dashboard import Earnings, LiveSet, Row, earnings, is_current, live_set
+from .dashboard import Earnings, LiveSet, Row, TipRow, earnings, is_current, live_set, recent_tips
 from .notify import Seen, Toast, changes, due_toasts
 from .publish import (CHANNEL_PREFIX, UNKNOWN_EPOCH, Position, channel, current_position, publish_after_commit,
                       publish_now, stream_key)
@@ -22,7 +22,7 @@ from .state import LiveState, OwnParts, QueueIndex, Viewer, load_state, own_part
 from .votes import set_vote, voted_request_ids
 
 __all__ = ["CHANNEL_PREFIX", "UNKNOWN_EPOCH", "DeviceRequest", "Earnings", "LiveSet", "LiveState", "OwnParts", "Position",
-           "QueueEntry", "QueueIndex", "Row", "Seen", "Toast", "Viewer", "channel", "changes", "current_position",
+           "QueueEntry", "QueueIndex", "Row", "Seen", "TipRow", "Toast", "Viewer", "channel", "changes", "current_position",
            "due_toasts", "earnings", "entries_with_waits", "is_current", "live_set", "load_state", "own_parts",
-           "page_parts", "publish_after_commit", "publish_now", "queue_for_set", "queue_priority", "release_session", "remaining_seconds",
+           "page_parts", "publish_after_commit", "publish_now", "queue_for_set", "queue_priority", "recent_tips", "release_session", "remaining_seconds",
            "requests_by_device", "set_vote", "sockets", "stream_key", "track_seconds", "voted_request_ids"]

@@ -1,5 +1,5 @@
 """What the DJ's live dashboard shows for a set: now playing, the waiting
-requests in priority order, the switch, and the night's earnings.
+requests in priority order, the switch, the night's earnings and its latest tips.
 
 It is rendered on every change of the event (the live hub pushes it to the
 DJ's tablet) and a busy set has hundreds of requests waiting, so the rows are
@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from ...extensions import db
-from ...models import DJSet, Event, GuestDevice, Payment, SongRequest, Track, User, utcnow
+from ...models import DJSet, Event, GuestDevice, Payment, SongRequest, Tip, Track, User, utcnow
 from ...models.requests import ACTIVE_REQUEST_STATUSES, UNDO_SECONDS
 from .queue import queue_priority
 
@@ -52,6 +52,19 @@ class Row:
     undo_ms: int  # how long an accept can still be undone (0: not any more)
 
 
+@dataclass(frozen=True, slots=True)
+class TipRow:
+    """One of the night's latest tips as the dashboard prints it."""
+
+    public_id: str
+    amount_cents: int
+    tipper: str
+    message: str | None  # only an approved message is shown
+    message_held: bool
+    iso: str
+    age: str
+
+
 @dataclass(frozen=True)
 class LiveSet:
     dj_set: DJSet
@@ -60,6 +73,7 @@ class LiveSet:
     queue: list[Row]
     earnings: Earnings
     now: datetime
+    tips: tuple[TipRow, ...] = ()
 
     @property
     def accepted(self) -> int:
@@ -79,6 +93,26 @@ def earnings(dj_set: DJSet) -> Earnings:
     requests, requests_cents = totals.get("request", (0, 0))
     tips, tips_cents = totals.get("tip", (0, 0))
     return Earnings(requests_cents, requests, tips_cents, tips)
+
+
+RECENT_TIPS = 5
+
+
+def recent_tips(dj_set: DJSet, now: datetime, limit: int = RECENT_TIPS) -> tuple[TipRow, ...]:
+    """The event's latest tips that stand (their payment COMPLETED, so not refunded), newest first."""
+    event_sets = select(DJSet.id).where(DJSet.event_id == dj_set.event_id).scalar_subquery()
+    result = db.session.execute(
+        select(Tip.public_id, Tip.amount_cents, func.coalesce(User.display_name, GuestDevice.display_name),
+               Tip.message, Tip.message_status, Tip.created_at)
+        .join(Payment, Payment.id == Tip.payment_id)
+        .outerjoin(GuestDevice, GuestDevice.id == Tip.device_id)
+        .outerjoin(User, User.id == Payment.user_id)
+        .where(Tip.set_id.in_(event_sets), Payment.state == "COMPLETED")
+        .order_by(Tip.created_at.desc(), Tip.id.desc()).limit(limit)
+    ).all()
+    return tuple(TipRow(public_id, cents, tipper or "a fan", message if status == "approved" else None,
+                        status == "held", created.strftime("%Y-%m-%dT%H:%M:%SZ"), age(created, now))
+                 for public_id, cents, tipper, message, status, created in result)
 
 
 def rows(dj_set: DJSet, now: datetime) -> tuple[Row | None, list[Row]]:
@@ -112,7 +146,7 @@ def rows(dj_set: DJSet, now: datetime) -> tuple[Row | None, list[Row]]:
 def live_set(dj_set: DJSet, now: datetime | None = None) -> LiveSet:
     now = now or utcnow()
     playing, queue = rows(dj_set, now)
-    return LiveSet(dj_set, dj_set.event, playing, queue, earnings(dj_set), now)
+    return LiveSet(dj_set, dj_set.event, playing, queue, earnings(dj_set), now, recent_tips(dj_set, now))
 
 
 def is_current(dj_set: DJSet) -> bool:

@@ -38,10 +38,10 @@ RETRY_JOB = "jobs.payments.retry_refund"
 RETRY_BATCH = 100
 
 
-def begin_refund(payment: Payment, reason: str) -> None:
+def begin_refund(payment: Payment, reason: str, *, actor: str = "system") -> None:
     """COMPLETED -> REFUND_PENDING and a refund job after commit; the caller holds the lock and commits."""
     payment.refund_reason = reason[:200]
-    record_transition(payment, "REFUND_PENDING", reason[:200])
+    record_transition(payment, "REFUND_PENDING", reason[:200], actor=actor)
     tasks.enqueue(REFUND_JOB, payment.id, retry=tasks.refund_retry())
 
 

@@ -117,6 +117,16 @@ def check_attempt_rate(device: GuestDevice, event_public_id: str) -> None:
             raise RequestRefused("RATE_LIMITED", message, retry_after=wait, status=429)
 
 
+def check_payment_rate(device: GuestDevice) -> None:
+    """The card-testing brake alone (PAYMENTS_PER_HOUR per fan, every event,
+    counted with the request attempts): what a tip's checkout must pass."""
+    allowed, reset_at = _attempt_counter().hit(PAYMENTS_PER_HOUR, "payment-attempt", device.public_id)
+    if not allowed:
+        wait = max(1, math.ceil(reset_at - utcnow().timestamp()))
+        raise RequestRefused("RATE_LIMITED", "That's the most payments one phone can start in an hour.",
+                             retry_after=wait, status=429)
+
+
 def holds_per_address(hourly_cap: int, requests_this_hour: int) -> int:
     """How many live holds one client address may have on a set: a quarter of
     what is left of the hour (rounded down), and never fewer than 2."""
