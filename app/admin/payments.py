@@ -11,7 +11,7 @@ from marshmallow import ValidationError
 
 from ..extensions import client_ip, db
 from ..models.payments import PAYMENT_PURPOSES, PAYMENT_STATES
-from ..services import admin
+from ..services import admin, tips
 from ..services.common.text import rands
 from . import bp
 from .schemas import SEARCH_KEYS, ResolveForm, parse_payment_search
@@ -74,6 +74,22 @@ def ask_provider(public_id: str):
 def retry_refund(public_id: str):
     admin.retry_refund(public_id, current_user, client_ip())
     flash("A new refund attempt was started.", "success")
+    return redirect(url_for("admin.payment", public_id=public_id), 303)
+
+
+@bp.post("/payments/<public_id>/refund-tip")
+def refund_tip(public_id: str):
+    """Tips are never refunded automatically: an admin does it, with a reason (audited by the service)."""
+    timeline = admin.payment_timeline(public_id, with_jobs=False)
+    if timeline.tip is None:
+        return _timeline_page(public_id, {"refund_reason": ["This payment is not a tip."]}, 409)
+    try:
+        form = ResolveForm().load({"reason": request.form.get("refund_reason", "")})
+    except ValidationError as error:
+        db.session.rollback()
+        return _timeline_page(public_id, {"refund_reason": error.messages["reason"]}, 422)
+    tips.refund_tip(timeline.tip, current_user, form["reason"].strip())
+    flash("The tip is being refunded.", "success")
     return redirect(url_for("admin.payment", public_id=public_id), 303)
 
 

@@ -74,9 +74,10 @@ def parse_payment_search(args: MultiDict) -> tuple[PaymentQuery, list[str]]:
 
 
 class ResolveForm(Schema):
+    """A reason an admin gives for an action (resolving, refunding): the audit log and the fan read it."""
+
     class Meta:
         unknown = EXCLUDE
 
     reason = fields.String(required=True, validate=validate.Length(min=5, max=200, error=(
-        "Say in 5 to 200 characters why this payment needs nothing more.")),
-        error_messages={"required": "Say why this payment needs nothing more."})
+        "Give the reason in 5 to 200 characters.")), error_messages={"required": "Give the reason."})

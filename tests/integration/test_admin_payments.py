@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from app.extensions import db
-from app.models import AuditLog, Payment, SongRequest, WebhookEvent, utcnow
+from app.models import AuditLog, Payment, SongRequest, Tip, WebhookEvent, utcnow
 from app.services.payments import record_transition
 from tests import factories
 from tests.conftest import csrf_token_from
@@ -143,7 +143,7 @@ def test_a_stuck_pending_payment_is_listed_and_resolved_with_a_reason_once(admin
 
     url = f"/admin/payments/{payment.public_id}/resolve"
     refused = post(admin_client, url, reason="")
-    assert refused.status_code == 422 and "why this payment needs nothing more" in refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Give the reason in 5 to 200 characters." in refused.get_data(as_text=True)
     for _ in range(2):  # a double click resolves once
         assert post(admin_client, url, reason="Refunded by hand at the provider").status_code == 303
     assert payment.public_id not in page(admin_client, "/admin/payments/stuck")
@@ -179,3 +179,22 @@ def test_asking_the_provider_completes_a_paid_checkout_whose_webhook_was_lost(ad
     assert db.session.scalar(select(SongRequest).where(SongRequest.payment_id == payment.id)) is not None
     refused = post(admin_client, f"/admin/payments/{payment.public_id}/ask-provider")
     assert refused.status_code == 409
+
+
+def test_an_admin_refunds_a_tip_from_its_page_with_a_reason(admin_client, night):
+    payment = Payment(purpose="tip", amount_cents=5000, provider="sandbox", device_id=night.fan.id,
+                      set_id=night.set.id)
+    record_transition(payment, "PENDING", "tip checkout")
+    record_transition(payment, "COMPLETED", "tip paid")
+    db.session.add(Tip(payment_id=payment.id, set_id=night.set.id, dj_id=night.dj.id, device_id=night.fan.id,
+                       amount_cents=5000, message="cheers"))
+    db.session.commit()
+    url = f"/admin/payments/{payment.public_id}"
+    assert "Refund this tip" in page(admin_client, url)
+    refused = post(admin_client, f"{url}/refund-tip", refund_reason="")
+    assert refused.status_code == 422 and "Give the reason in 5 to 200 characters." in refused.get_data(as_text=True)
+    assert post(admin_client, f"{url}/refund-tip", refund_reason="Charged twice by the bank").status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Payment, payment.id).state == "REFUND_PENDING"
+    assert db.session.scalar(select(AuditLog.action).where(AuditLog.target_type == "tip")) == "tip.refund"
+    assert "Refund this tip" not in page(admin_client, url)
