@@ -7,7 +7,7 @@ form is a 404.
 """
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from marshmallow import ValidationError
 
@@ -47,6 +47,13 @@ def _absolute(path: str) -> str:
     return base.rstrip("/") + path
 
 
+def _private(template: str, status: int = 200, **context):
+    """A page of one fan's own: never kept by a shared cache or the service worker."""
+    response = make_response(render_template(template, **context), status)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
 def _limits(func):
     func = limiter.limit(FILE_LIMIT_DEVICE, key_func=lambda: f"fan-file:{device_token()}", methods=["POST"])(func)
     return limiter.limit(FILE_LIMIT_ADDRESS, methods=["POST"])(func)
@@ -61,7 +68,7 @@ def my_requests():
         page = 1
     found = history.history(_owner(), page)
     signed_in_fan = current_user.is_authenticated and current_user.role == "fan"
-    return render_template("fan/me.html", found=found, signed_in_fan=signed_in_fan,
+    return _private("fan/me.html", found=found, signed_in_fan=signed_in_fan,
                            share_url=lambda item: _absolute(url_for("fan.played", request_id=item.song_request.public_id)))
 
 
@@ -69,7 +76,7 @@ def my_requests():
 def receipt(payment_id: str):
     """A payment's receipt: printable, the owner's only."""
     found = history.receipt(_owner(), payment_id)
-    return render_template("fan/receipt.html", receipt=found, item=found.item, categories=CATEGORY_LABELS,
+    return _private("fan/receipt.html", receipt=found, item=found.item, categories=CATEGORY_LABELS,
                            reasons=REASON_LABELS)
 
 
@@ -82,16 +89,16 @@ def dispute(payment_id: str):
     item = history.item_for_payment(owner, payment)
     context = dict(item=item, categories=CATEGORY_LABELS, details_max=DETAILS_MAX)
     if request.method == "GET":
-        return render_template("fan/dispute.html", errors={}, values={}, refusal=None, **context)
+        return _private("fan/dispute.html", errors={}, values={}, refusal=None, **context)
     data = _form_data()
     try:
         form = DisputeForm().load(data)
     except ValidationError as err:
-        return render_template("fan/dispute.html", errors=err.messages, values=data, refusal=None, **context), 422
+        return _private("fan/dispute.html", 422, errors=err.messages, values=data, refusal=None, **context)
     try:
         file_dispute(payment, category=form["category"], details=form["details"], **_filer())
     except DomainError as refusal:
-        return render_template("fan/dispute.html", errors={}, values=data, refusal=refusal, **context), refusal.status
+        return _private("fan/dispute.html", refusal.status, errors={}, values=data, refusal=refusal, **context)
     flash("Your dispute is filed. We will look at it and answer here.", "success")
     return redirect(url_for("fan.receipt", payment_id=payment.public_id), code=303)
 
@@ -105,16 +112,16 @@ def report(request_id: str):
     item = history.item_for_request(owner, song_request)
     context = dict(item=item, reasons=REASON_LABELS, details_max=DETAILS_MAX)
     if request.method == "GET":
-        return render_template("fan/report.html", errors={}, values={}, refusal=None, **context)
+        return _private("fan/report.html", errors={}, values={}, refusal=None, **context)
     data = _form_data()
     try:
         form = ReportForm().load(data)
     except ValidationError as err:
-        return render_template("fan/report.html", errors=err.messages, values=data, refusal=None, **context), 422
+        return _private("fan/report.html", 422, errors=err.messages, values=data, refusal=None, **context)
     try:
         report_problem(song_request, reason=form["reason"], details=form["details"], **_filer())
     except DomainError as refusal:
-        return render_template("fan/report.html", errors={}, values=data, refusal=refusal, **context), refusal.status
+        return _private("fan/report.html", refusal.status, errors={}, values=data, refusal=refusal, **context)
     flash("Thanks, your report is sent. We will look at it and answer here.", "success")
     if item.payment is not None:
         return redirect(url_for("fan.receipt", payment_id=item.payment.public_id), code=303)

@@ -16,6 +16,7 @@ from app.services.payments.ledger import record_transition
 from app.services.requests import close_set
 from tests import factories
 from tests.e2e.conftest import PHONE, TABLET, screenshot
+from tests.e2e.test_accessibility import _check as check_accessible
 
 pytestmark = pytest.mark.browser
 SMALL_PHONE = {"width": 360, "height": 640}
@@ -76,6 +77,7 @@ def test_my_requests_after_the_event_ended_with_a_receipt(app, history, live_ser
     expect(items.nth(2)).to_contain_text("Blinding Lights")
     expect(items.nth(2)).to_contain_text("Played")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    check_accessible(page)
     screenshot(page, "my-requests-phone")
     for link in page.locator(".history-actions a").all():
         box = link.bounding_box()
@@ -90,6 +92,7 @@ def test_my_requests_after_the_event_ended_with_a_receipt(app, history, live_ser
     expect(receipt.locator(".receipt-history")).to_contain_text("Refund requested")
     expect(page.get_by_role("button", name="Print receipt")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    check_accessible(page)
     screenshot(page, "receipt-phone")
     page.emulate_media(media="print")
     expect(page.locator(".site-header")).to_be_hidden()
@@ -150,6 +153,7 @@ def test_a_dispute_is_filed_and_its_status_shown(app, history, live_server, open
     expect(page.locator(".field-error")).to_contain_text("Choose what is wrong from the list.")
     page.get_by_label("I was charged twice").check()
     page.get_by_label("Tell us more (optional)").fill("My card shows two charges of R20 for Despacito.")
+    check_accessible(page)
     screenshot(page, "dispute-form-phone")
     page.get_by_role("button", name="Send dispute").click()
     expect(page.locator(".flash")).to_contain_text("Your dispute is filed")
@@ -181,6 +185,7 @@ def test_share_falls_back_to_copying_the_link_without_the_web_share_api(app, his
     expect(page.get_by_role("heading", name="Blinding Lights")).to_be_visible()
     expect(page.locator("meta[property='og:title']")).to_have_attribute(
         "content", "“Blinding Lights” got played at Last Friday")
+    check_accessible(page)
     screenshot(page, "played-card-phone")
     no_errors(errors)
 

@@ -108,6 +108,14 @@ def test_a_device_sees_only_its_own_requests_newest_first_with_positions(app, wo
     assert "Playing now" in body
 
 
+def test_a_fans_pages_are_kept_by_no_cache(app, world):
+    client = phone(app, "my-phone")
+    with ctx(app):
+        payment = _payment(world, "waiting")
+    for url in ("/me", f"/me/receipts/{payment.public_id}", f"/me/receipts/{payment.public_id}/dispute"):
+        assert client.get(url).headers["Cache-Control"] == "private, no-store", url
+
+
 def test_a_stranger_with_no_device_sees_nothing(client, world):
     body = page(client, "/me")
     assert "No requests yet" in body and world["tracks"][0].title not in body
