@@ -398,3 +398,27 @@ def test_the_database_refuses_a_dispute_category_off_the_list(app, world):
             db.session.execute(text("UPDATE disputes SET category = 'bogus'"))
             db.session.flush()
         db.session.rollback()
+
+
+def test_a_request_paid_by_a_voucher_is_listed_and_reportable_without_a_receipt(app, world):
+    from app.models import SongRequest, Voucher
+
+    with ctx(app):
+        voucher = Voucher(code_hash="a" * 64, amount_cents=2000, dj_id=world["dj"].id, redeemed_at=utcnow(),
+                          redeemed_by_device_id=world["mine"].id)
+        db.session.add(voucher)
+        db.session.flush()
+        song_request = SongRequest(set_id=world["tonight_set"].id, track_id=world["tracks"][7].id,
+                                   device_id=world["mine"].id, voucher_id=voucher.id, amount_cents=2000)
+        db.session.add(song_request)
+        db.session.commit()
+        request_id = song_request.public_id
+    client = phone(app, "my-phone")
+    body = page(client, "/me")
+    item = body.split(f">{world['tracks'][7].title}<")[1].split("</li>")[0]
+    assert "paid with a voucher" in item and "Receipt" not in item and "Dispute" not in item
+    assert "#4 in the queue" in item  # behind the accepted request and two earlier ones
+    assert post_form(client, f"/me/requests/{request_id}/report",
+                     {"reason": "not_played", "details": ""}).headers["Location"].endswith("/me")
+    assert "Problem reported: <strong>open" in page(client, "/me")
+    assert phone(app, "other-phone").get(f"/me/requests/{request_id}/report").status_code == 404
