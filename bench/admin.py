@@ -22,14 +22,20 @@ from reconcile import Ledger
 
 
 def link_webhooks() -> None:
-    """Processing sets webhook_events.payment_id; the bench's bulk rows name their payment by id in webhook_id."""
-    from sqlalchemy import select, update
+    """Processing sets webhook_events.payment_id; the bench's bulk rows name
+    their payment in webhook_id ("msg_" + its provider payment id)."""
+    from sqlalchemy import bindparam, select, update
 
     from app.extensions import db
     from app.models import Payment, WebhookEvent
 
-    db.session.execute(update(WebhookEvent).values(payment_id=select(Payment.id).where(
-        WebhookEvent.webhook_id == "msg_" + Payment.provider_payment_id).scalar_subquery()))
+    pairs = [{"wid": f"msg_{provider_id}", "pid": payment_id} for provider_id, payment_id in db.session.execute(
+        select(Payment.provider_payment_id, Payment.id).where(Payment.provider_payment_id.is_not(None)))]
+    statement = (update(WebhookEvent.__table__)
+                 .where(WebhookEvent.__table__.c.provider == "sandbox",
+                        WebhookEvent.__table__.c.webhook_id == bindparam("wid"))
+                 .values(payment_id=bindparam("pid")))
+    db.session.connection().execute(statement, pairs)  # executemany through the (provider, webhook_id) index
     db.session.commit()
 
 

@@ -101,7 +101,9 @@ def login():
     except DomainError as err:
         return render_template("auth/login.html", errors={"_form": [err.message]}, values=request.form), err.status
     attempt.succeeded()
-    _sign_in(user)
+    if user.role == "fan":  # this phone's requests join the account ("My requests" on every device)
+        accounts.link_device(current_device(create=False), user.id)
+    _sign_in(user)  # commits
     return redirect(safe_next(data.get("next")) or _home_for(user), code=303)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from werkzeug.datastructures import MultiDict
 
+from ..models.safety import DISPUTE_CATEGORIES, REPORT_REASONS
 from ..services.library.search import SORTS, SearchParams
+from ..services.payments.disputes import DETAILS_MAX
 
 MAX_QUERY = 100
 MAX_BPM = 300
@@ -112,3 +114,36 @@ class VoteForm(Schema):
         unknown = EXCLUDE
 
     vote = fields.Boolean(required=True, truthy={"1", "true", "on"}, falsy={"0", "false", "off"})
+
+
+class DisputeForm(Schema):
+    """Dispute this charge: what is wrong (the fixed list) and the fan's own words."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    category = fields.String(required=True, validate=validate.OneOf(
+        DISPUTE_CATEGORIES, error="Choose what is wrong from the list."),
+        error_messages={"required": "Choose what is wrong from the list."})
+    details = fields.String(load_default="", validate=validate.Length(
+        max=DETAILS_MAX, error=f"Keep it to {DETAILS_MAX:,} characters or fewer."))
+
+
+class ReportForm(Schema):
+    """Report a problem with a request: what went wrong (the fixed list) and the fan's own words."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    reason = fields.String(required=True, validate=validate.OneOf(
+        REPORT_REASONS, error="Choose what went wrong from the list."),
+        error_messages={"required": "Choose what went wrong from the list."})
+    details = fields.String(load_default="", validate=validate.Length(
+        max=DETAILS_MAX, error=f"Keep it to {DETAILS_MAX:,} characters or fewer."))
+
+
+class HistoryArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))

@@ -14,6 +14,8 @@ from .base import UTCDateTime, created_at_column, enum_type, id_column, public_i
 REPORT_REASONS = ("offensive_shoutout", "harassment", "fraud", "wrong_song", "not_played", "other")
 REPORT_STATUSES = ("open", "actioned", "dismissed")
 DISPUTE_STATUSES = ("open", "refunded", "rejected")
+# What a fan says is wrong with a charge (the fixed list of the dispute form).
+DISPUTE_CATEGORIES = ("not_played", "charged_twice", "wrong_amount", "not_me", "refund_missing", "other")
 BAN_KINDS = ("warning", "suspension", "ban")
 FRAUD_KINDS = ("declines", "refund_abuse", "velocity")
 ALERT_STATUSES = ("open", "actioned", "dismissed")
@@ -43,7 +45,8 @@ class Report(db.Model):
 
 
 class Dispute(db.Model):
-    """A fan disputes a charge; an admin refunds or rejects it with a reason."""
+    """A fan disputes a charge (a category from the fixed list and their own
+    words in `reason`); an admin refunds or rejects it with a reason."""
 
     __tablename__ = "disputes"
     __table_args__ = (
@@ -59,6 +62,8 @@ class Dispute(db.Model):
     payment_id: Mapped[int] = mapped_column(sa.ForeignKey("payments.id", ondelete="RESTRICT"))
     device_id: Mapped[int | None] = mapped_column(sa.ForeignKey("guest_devices.id", ondelete="SET NULL"))
     user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    category: Mapped[str] = mapped_column(enum_type("dispute_category", DISPUTE_CATEGORIES), default="other",
+                                          server_default="other")
     reason: Mapped[str] = mapped_column(sa.Text)
     status: Mapped[str] = mapped_column(enum_type("dispute_status", DISPUTE_STATUSES), default="open")
     resolution_note: Mapped[str | None] = mapped_column(sa.String(500))

@@ -32,3 +32,18 @@ def device_for(public_id: str, *, ip: str | None, user_agent: str, create: bool 
         ).on_conflict_do_nothing(index_elements=["public_id"])
     )
     return find_device(public_id)
+
+
+def device_ids_of(user_id: int) -> list[int]:
+    """Every device linked to the account (guest_devices.user_id)."""
+    return list(db.session.scalars(select(GuestDevice.id).where(GuestDevice.user_id == user_id)))
+
+
+def link_device(device: GuestDevice | None, user_id: int) -> bool:
+    """A fan signs in on this device: a guest device joins the account, so its
+    history is theirs on every device. A device already linked to an account
+    stays with it. The caller commits. Returns whether it was linked now."""
+    if device is None or device.user_id is not None:
+        return False
+    device.user_id = user_id
+    return True
