@@ -25,6 +25,7 @@ from sqlalchemy import and_, false, or_, select
 from sqlalchemy.orm import aliased
 
 from ...extensions import db
+from ...models.payments import PAYMENT_PROVIDER_NAMES
 from ...models import (
     DJProfile,
     DJSet,
@@ -50,6 +51,7 @@ STUCK_LIMIT = 100
 PENDING_STUCK_AFTER = timedelta(minutes=30)
 REFUND_PENDING_STUCK_AFTER = timedelta(minutes=15)
 FAILED_JOBS_SCANNED = 500
+SUFFIX_MATCHES = 200
 SORTS = {
     "newest": (Payment.created_at.desc(), Payment.id.desc()),
     "oldest": (Payment.created_at.asc(), Payment.id.asc()),
@@ -120,20 +122,39 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=timezone.utc)
 
 
+def _text_condition(text: str):
+    """What the search text can name, each looked up through an index first
+    (one OR of LIKEs over the joined rows would read the whole ledger): a
+    reference (whole, or its last characters), a Yoco checkout id, a fan's
+    device, an account's email, an event's or a DJ's name."""
+    devices = db.session.scalars(select(GuestDevice.id).where(GuestDevice.public_id == text)).all()
+    accounts = db.session.scalars(select(User.id).where(User.email == text.lower())).all()
+    like = f"%{_escape(text.lower())}%"
+    sets = db.session.scalars(select(DJSet.id).join(Event, Event.id == DJSet.event_id)
+                              .join(DJProfile, DJProfile.id == Event.dj_id)
+                              .where(or_(Event.name.ilike(like, escape="\\"),
+                                         DJProfile.stage_name.ilike(like, escape="\\")))).all()
+    suffix = []
+    if len(text) >= 4:  # the last characters of a reference, as a fan reads them out
+        suffix = db.session.scalars(select(Payment.id).where(Payment.public_id.like(f"%{_escape(text)}", escape="\\"))
+                                    .limit(SUFFIX_MATCHES)).all()
+    return or_(Payment.public_id == text,
+               and_(Payment.provider.in_(PAYMENT_PROVIDER_NAMES), Payment.provider_checkout_id == text),
+               Payment.device_id.in_(devices) if devices else false(),
+               Payment.user_id.in_(accounts) if accounts else false(),
+               Payment.set_id.in_(sets) if sets else false(),
+               Payment.id.in_(suffix) if suffix else false())
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _filtered(query: PaymentQuery):
     stmt = _rows_query()
     text = query.text.strip()
     if text:
-        like = f"%{text.lower()}%"
-        stmt = stmt.where(or_(
-            Payment.public_id == text,
-            Payment.public_id.like(f"%{text}") if len(text) >= 4 else false(),  # the last characters of a reference
-            Payment.provider_checkout_id == text,
-            _device.public_id == text,
-            _account.email == text.lower(),
-            Event.name.ilike(like),
-            DJProfile.stage_name.ilike(like),
-        ))
+        stmt = stmt.where(_text_condition(text))
     if query.state:
         stmt = stmt.where(Payment.state == query.state)
     if query.purpose:
