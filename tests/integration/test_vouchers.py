@@ -267,3 +267,14 @@ def test_a_voucher_request_the_set_ends_on_gives_the_voucher_back(app, app_ctx, 
     assert db.session.get(Voucher, song_request.voucher_id).given_back_at is not None
     assert db.session.scalar(select(func.count()).select_from(Voucher).where(
         Voucher.code_hash.not_like("given-back:%"), Voucher.redeemed_at.is_(None))) == 1
+
+
+def test_a_voucher_redeemers_live_updates_mark_the_request_as_theirs(app, app_ctx, night):
+    from app.services.live.state import active_devices
+
+    code = make_batch(night)[0]
+    assert FanPhone(app, night).redeem(night.tracks[0], code).status_code == 303
+    song_request = db.session.scalar(select(SongRequest).where(SongRequest.voucher_id.is_not(None)))
+    device = song_request.device
+    # Live messages carry a fan's own parts only for the devices found here.
+    assert active_devices((night.set.id,), [])[device.public_id] == device.id
