@@ -5,6 +5,7 @@ its code is printed too, to type on the request sheet.
 """
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 
 from flask import current_app, flash, redirect, render_template, request, url_for
@@ -16,6 +17,7 @@ from ..services import events
 from ..services.events import qr
 from ..services.requests import BatchRefused, batch_cards, create_batch, event_batches, most_a_voucher_can_be_worth
 from . import bp
+from .events import _form_key
 from .schemas import VoucherBatchForm, form_data, to_local_input
 
 
@@ -31,7 +33,7 @@ def _page(event_id: str, *, errors=None, values=None, status=200):
         values = {"size": "20", "value": f"{most // 100}" if most % 100 == 0 else f"{most / 100:.2f}",
                   "expires_at": to_local_input(expiry, event.timezone), "label": ""}
     return render_template("dj/events/vouchers.html", event=event, batches=batches, most=most,
-                           errors=errors or {}, values=values,
+                           errors=errors or {}, values=values, new_key=secrets.token_urlsafe(24),
                            closed=event.status in events.CLOSED_EVENT_STATUSES), status
 
 
@@ -47,7 +49,7 @@ def event_vouchers(event_id: str):
         return _page(event_id, errors=err.messages, values=request.form, status=422)
     try:
         batch = create_batch(_dj_id(), current_user.id, event_id, size=data["size"], amount_cents=data["value"],
-                             expires_at=data["expires_at"], label=data["label"])
+                             expires_at=data["expires_at"], label=data["label"], key=_form_key())
     except BatchRefused as err:
         return _page(event_id, errors={err.field: [err.message]}, values=request.form, status=err.status)
     flash(f"{batch.size} voucher{'s' if batch.size != 1 else ''} made. Print the cards and hand them out.", "success")

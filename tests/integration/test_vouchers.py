@@ -92,6 +92,20 @@ def test_a_batch_outside_the_limits_is_refused_with_the_reason(app_ctx, dj, nigh
     assert db.session.scalar(select(func.count()).select_from(Voucher)) == 0
 
 
+def test_a_double_tapped_make_vouchers_makes_one_batch(app_ctx, dj, night):
+    event_id = night.event.public_id
+    page = text(dj.get(f"/dj/events/{event_id}/vouchers"))
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', page).group(1)
+    data = {"csrf_token": csrf_token_from(page), "idempotency_key": key, "size": "5", "value": "20",
+            "expires_at": "2099-01-01T02:00"}
+    first, again = dj.post(f"/dj/events/{event_id}/vouchers", data=data), dj.post(
+        f"/dj/events/{event_id}/vouchers", data=data)
+    assert first.status_code == again.status_code == 303
+    assert first.headers["Location"] == again.headers["Location"]
+    assert db.session.scalar(select(func.count()).select_from(VoucherBatch)) == 1
+    assert db.session.scalar(select(func.count()).select_from(Voucher)) == 5
+
+
 def test_making_vouchers_needs_the_forms_csrf_token(app_ctx, dj, night):
     response = dj.post(f"/dj/events/{night.event.public_id}/vouchers",
                        data={"size": "5", "value": "20", "expires_at": "2099-01-01T02:00"})

@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from ...extensions import db
 from ...models import DJSet, Event, GuestDevice, SongRequest, Track, Voucher, VoucherBatch, utcnow
 from ...models.vouchers import MAX_BATCH
+from ..common import idempotency
 from ..common.errors import DomainError, NotFound
 from ..common.locks import lock_set
 from ..common.text import rands
@@ -155,9 +156,16 @@ def most_a_voucher_can_be_worth(event: Event) -> int:
     return max(prices) if prices else event.dj.default_price_cents
 
 
+BATCH_KEY_MESSAGES = idempotency.Messages(
+    mismatch="This form was already sent with other details. Open the vouchers page again to make more.",
+    in_progress="Those vouchers are still being made. Wait a moment and reload.",
+)
+
+
 def create_batch(dj_id: int, user_id: int | None, event_public_id: str, *, size: int, amount_cents: int,
-                 expires_at: datetime, label: str | None) -> VoucherBatch:
-    """`size` vouchers worth `amount_cents` each for one of the DJ's events, valid until `expires_at`."""
+                 expires_at: datetime, label: str | None, key: str | None = None) -> VoucherBatch:
+    """`size` vouchers worth `amount_cents` each for one of the DJ's events, valid until `expires_at`;
+    one batch per form `key` (a double tap makes one)."""
     event = own_event(dj_id, event_public_id)
     if event.status in CLOSED_EVENT_STATUSES:
         raise BatchRefused("_form", "This event is over, so it can't have new vouchers.")
@@ -168,21 +176,34 @@ def create_batch(dj_id: int, user_id: int | None, event_public_id: str, *, size:
         raise BatchRefused("value", f"A voucher can be worth up to a request's price at this event, {rands(most)}.")
     if expires_at <= utcnow():
         raise BatchRefused("expires_at", "Choose an expiry in the future.")
-    kid = next(iter(qr.keyring()))
-    batch = VoucherBatch(event_id=event.id, dj_id=dj_id, created_by_id=user_id, size=size,
-                         amount_cents=amount_cents, label=label or None, expires_at=expires_at)
-    db.session.add(batch)
-    db.session.flush()
-    serials: set[str] = set()
-    while len(serials) < size:
-        serials.add(_b32(secrets.token_bytes(5), SERIAL_CHARS))
-    db.session.add_all(
-        Voucher(code_hash=code_hash(code_for(event.public_id, serial, kid)), amount_cents=amount_cents,
-                dj_id=dj_id, event_id=event.id, batch_id=batch.id, serial=serial, key_id=kid,
-                created_by_id=user_id, expires_at=expires_at)
-        for serial in sorted(serials))
-    db.session.commit()
-    return batch
+
+    def create() -> str:
+        kid = next(iter(qr.keyring()))
+        batch = VoucherBatch(event_id=event.id, dj_id=dj_id, created_by_id=user_id, size=size,
+                             amount_cents=amount_cents, label=label or None, expires_at=expires_at)
+        db.session.add(batch)
+        db.session.flush()
+        serials: set[str] = set()
+        while len(serials) < size:
+            serials.add(_b32(secrets.token_bytes(5), SERIAL_CHARS))
+        db.session.add_all(
+            Voucher(code_hash=code_hash(code_for(event.public_id, serial, kid)), amount_cents=amount_cents,
+                    dj_id=dj_id, event_id=event.id, batch_id=batch.id, serial=serial, key_id=kid,
+                    created_by_id=user_id, expires_at=expires_at)
+            for serial in sorted(serials))
+        db.session.flush()
+        return batch.public_id
+
+    if key:
+        fingerprint = idempotency.fingerprint({"event": event.public_id, "size": size, "amount": amount_cents,
+                                               "expires_at": expires_at, "label": label})
+        public_id = idempotency.run_once(f"dj:{dj_id}", "create-vouchers", key, fingerprint,
+                                         lambda: (303, {"id": create()}), BATCH_KEY_MESSAGES,
+                                         store_refusals=False).body["id"]
+    else:
+        public_id = create()
+        db.session.commit()
+    return db.session.scalar(select(VoucherBatch).where(VoucherBatch.public_id == public_id))
 
 
 @dataclass(frozen=True)
