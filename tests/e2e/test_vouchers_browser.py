@@ -93,10 +93,20 @@ def test_a_dj_prints_vouchers_and_fans_redeem_them_on_their_phones(app, night, l
     screenshot(small, "voucher-redeemed-small-phone")
     assert [e for e in small_errors if "status of 4" not in e] == [], small_errors
 
-    # The DJ's page counts them.
+    # The DJ's page counts them; it works on the DJ's phone too.
     tablet.emulate_media(media="screen")
     tablet.goto(f"{live_server}{vouchers_path}")
     expect(tablet.locator(".batch")).to_contain_text("2 used · 8 left")
+    dj_phone, dj_phone_errors = open_page(PHONE, mobile=True)
+    sign_in(dj_phone, live_server, night.email, vouchers_path)
+    expect(dj_phone.locator(".batch")).to_contain_text("2 used · 8 left")
+    assert_fits(dj_phone)
+    screenshot(dj_phone, "vouchers-dj-phone")
+    dj_phone.get_by_role("link", name=re.compile("Print cards")).click()
+    expect(dj_phone.locator(".voucher-card")).to_have_count(8)  # the used ones are not printed again
+    assert dj_phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(dj_phone, "voucher-cards-phone")
+    assert dj_phone_errors == [], dj_phone_errors
 
 
 @pytest.mark.parametrize("viewport,name", [(PHONE, "phone"), (SMALL_PHONE, "small-phone")])
