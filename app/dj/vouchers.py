@@ -17,12 +17,18 @@ from ..services import events
 from ..services.events import qr
 from ..services.requests import BatchRefused, batch_cards, create_batch, event_batches, most_a_voucher_can_be_worth
 from . import bp
-from .events import _form_key
+from .events import FORM_KEY_RE
 from .schemas import VoucherBatchForm, form_data, to_local_input
 
 
 def _dj_id() -> int:
     return current_user.dj_profile.id
+
+
+def _form_key() -> str | None:
+    """The idempotency key the form was shown with (None from an old form)."""
+    key = request.form.get("idempotency_key", "")
+    return key if FORM_KEY_RE.fullmatch(key) else None
 
 
 def _page(event_id: str, *, errors=None, values=None, status=200):
