@@ -226,3 +226,36 @@ class SetForm(_Window):
 def form_data(form) -> dict[str, str]:
     """Submitted fields, trimmed, blanks dropped (so 'required' and load_default apply)."""
     return {k: v.strip() for k, v in form.items() if k != "csrf_token" and v.strip() != ""}
+
+
+class VoucherBatchForm(Schema):
+    """A batch of vouchers: how many, what each is worth (rand), until when (the event's zone), a label."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    size = fields.Integer(
+        required=True, strict=False,
+        validate=validate.Range(min=1, max=200, error="Make from 1 to 200 vouchers at a time."),
+        error_messages={"required": "Enter how many vouchers to make.",
+                        "invalid": "Enter a whole number of vouchers, like 20."},
+    )
+    value = RandAmount(required=True, error_messages={"required": "Enter what each voucher is worth."})
+    expires_at = LocalDateTime(required=True, error_messages={"required": "Enter when the vouchers expire."})
+    label = fields.String(load_default="", validate=validate.Length(
+        max=60, error="Keep the label to 60 characters or fewer."))
+
+    def __init__(self, *, zone_name: str = DEFAULT_TIMEZONE, **kwargs):
+        super().__init__(**kwargs)
+        self.zone_name = zone_name
+
+    @post_load
+    def _to_utc(self, data, **kwargs):
+        try:
+            data["expires_at"] = local_to_utc(data["expires_at"], self.zone_name)
+        except ValidationError as err:
+            raise ValidationError({"expires_at": err.messages}) from err
+        if data["value"] <= 0:
+            raise ValidationError({"value": ["A voucher must be worth more than R0."]})
+        data["label"] = " ".join(data["label"].split())
+        return data

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 
 import redis
-from flask import abort, make_response, redirect, render_template, request, url_for
+from flask import abort, flash, make_response, redirect, render_template, request, session, url_for
 from marshmallow import ValidationError
 from sqlalchemy import select
 
@@ -22,7 +22,15 @@ from ..services import events as event_service
 from ..services.common import tasks
 from ..services.live import queue_for_set
 from ..services.payments import release_hold, send_to_pay_page
-from ..services.requests import RequestRefused, start_request_checkout
+from ..services.requests import (
+    RequestRefused,
+    VoucherRefused,
+    check_voucher,
+    redeem_voucher,
+    refusal_before_paying,
+    start_request_checkout,
+)
+from ..services.common.text import rands
 from . import bp
 from .schemas import RequestForm
 
@@ -35,10 +43,30 @@ def _track_for(event, public_id: str) -> Track:
     return track
 
 
+SESSION_VOUCHERS = "vouchers"  # event public id -> the code a scanned card brought
+
+
+def held_voucher(event_public_id: str) -> str:
+    return (session.get(SESSION_VOUCHERS) or {}).get(event_public_id, "")
+
+
+def _hold_voucher(event_public_id: str, code: str | None) -> None:
+    held = dict(session.get(SESSION_VOUCHERS) or {})
+    if code:
+        held[event_public_id] = code
+    else:
+        held.pop(event_public_id, None)
+    session[SESSION_VOUCHERS] = held
+
+
 def _sheet(event, dj_set, track, *, errors=None, refusal=None, values=None, status=200):
+    values = dict(values or {})
+    values.setdefault("voucher", held_voucher(event.public_id))
+    before = None if refusal else refusal_before_paying(dj_set, track, current_device(create=False))
     return render_template(
         "fan/request.html", event=event, dj_set=dj_set, track=track, price=track.price_cents(dj_set.base_price_cents),
-        errors=errors or {}, refusal=refusal, values=values or {}, idempotency_key=secrets.token_urlsafe(24),
+        errors=errors or {}, refusal=refusal, before=before, values=values,
+        idempotency_key=secrets.token_urlsafe(24),
     ), status
 
 
@@ -56,6 +84,8 @@ def request_sheet(public_id: str, track_id: str):
         form = RequestForm().load(request.form)
     except ValidationError as err:
         return _sheet(event, dj_set, track, errors=err.messages, values=request.form, status=422)
+    if form["pay_with"] == "voucher" or (form["pay_with"] is None and form["voucher"].strip()):
+        return _pay_with_voucher(event, dj_set, track, form)
     try:
         started = start_request_checkout(
             event, dj_set, track, current_device(), shoutout=form["shoutout"].strip() or None,
@@ -67,6 +97,36 @@ def request_sheet(public_id: str, track_id: str):
         return _sheet(event, dj_set, track, refusal=refusal, values=request.form, status=refusal.status)
     return redirect(url_for("fan.pay_hand_off", public_id=event.public_id, payment_id=started.payment_public_id),
                     code=303)
+
+
+def _pay_with_voucher(event, dj_set, track, form):
+    """The request is paid by a voucher: made now (no card), or the sheet with the refusal."""
+    code = form["voucher"].strip()
+    if not code:
+        return _sheet(event, dj_set, track, errors={"voucher": ["Type the code printed on your voucher card."]},
+                      values=request.form, status=422)
+    try:
+        song_request = redeem_voucher(event, dj_set, track, current_device(), code,
+                                      shoutout=form["shoutout"].strip() or None)
+    except RequestRefused as refusal:
+        return _sheet(event, dj_set, track, refusal=refusal, values=request.form, status=refusal.status)
+    _hold_voucher(event.public_id, None)
+    flash(f"Your voucher paid for {track.title}: it's in the queue.", "success")
+    return redirect(url_for("fan.event_page", public_id=event.public_id, _anchor=f"req-{song_request.public_id}"),
+                    code=303)
+
+
+@bp.get("/e/<public_id>/voucher/<code>")
+def voucher_link(public_id: str, code: str):
+    """The link in a voucher card's QR code: checked, kept for this event's request sheets, on to the event."""
+    event = event_service.get_event(public_id)
+    try:
+        voucher = check_voucher(event, code)
+    except VoucherRefused as refusal:
+        return render_template("fan/voucher_refused.html", event=event, refusal=refusal), refusal.status
+    _hold_voucher(event.public_id, code)
+    flash(f"Your {rands(voucher.amount_cents)} voucher is ready: pick a song and it pays for the request.", "success")
+    return redirect(url_for("fan.event_page", public_id=event.public_id), code=303)
 
 
 def _own_payment(event, payment_id: str) -> Payment:

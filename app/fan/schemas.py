@@ -95,10 +95,15 @@ def parse_search_args(args: MultiDict, known_genres: list[str]) -> tuple[SearchP
 
 
 class RequestForm(Schema):
-    """The request sheet: an optional shout-out and the form's idempotency key."""
+    """The request sheet: an optional shout-out, the form's idempotency key, and how
+    it is paid: by card, or by a voucher code (typed or scanned)."""
 
     class Meta:
         unknown = EXCLUDE
+
+    voucher = fields.String(load_default="", validate=validate.Length(
+        max=64, error="That voucher code is too long. Check the code on the card."))
+    pay_with = fields.String(load_default=None, validate=validate.OneOf(("card", "voucher")))
 
     shoutout = fields.String(load_default="", validate=validate.Length(
         max=140, error="Keep your shout-out to 140 characters or fewer."))

@@ -10,11 +10,12 @@ from .profiles import DJProfile, VenueProfile
 from .requests import SongRequest, Vote
 from .safety import AuditLog, Ban, BlockedKeyword, Dispute, FraudAlert, Report
 from .users import GuestDevice, User, UserSession
-from .vouchers import Voucher
+from .vouchers import Voucher, VoucherBatch
 
 __all__ = [
     "AuditLog", "AvailabilityException", "AvailabilityRule", "Ban", "BlockedKeyword", "Booking",
     "BookingSlot", "DJProfile", "DJSet", "Dispute", "Event", "FraudAlert", "GuestDevice",
     "IdempotencyKey", "LibraryImport", "Notification", "Payment", "PaymentTransition", "PushSubscription", "Report",
-    "SongRequest", "Tip", "Track", "User", "UserSession", "VenueProfile", "Vote", "Voucher", "WebhookEvent",
+    "SongRequest", "Tip", "Track", "User", "UserSession", "VenueProfile", "Vote", "Voucher", "VoucherBatch",
+    "WebhookEvent",
 ]

@@ -35,6 +35,7 @@ FORM = {
     "base_price": "0", "hourly_cap": "1000", "requests_state": "paused",
     "reason": "hijacked", "title": "Hijacked", "artist": "Nobody", "genre": "none", "bpm": "120",
     "price": "0", "requestable": "", "action": "veto", "idempotency_key": "authz-test-key-000001",
+    "size": "5", "value": "10", "expires_at": "2099-01-01T02:00", "label": "Hijacked",
 }
 _addresses = itertools.count(10)
 
@@ -71,6 +72,17 @@ def _import_id(dj) -> str:
     return found.public_id
 
 
+def _batch_id(dj) -> str:
+    from app.models import VoucherBatch
+    from app.services.requests import create_batch
+
+    found = db.session.scalar(select(VoucherBatch).where(VoucherBatch.dj_id == dj.id))
+    if found is None:
+        found = create_batch(dj.id, None, _event_id(dj), size=2, amount_cents=1000,
+                             expires_at=_live_set(dj).event.ends_at, label=None)
+    return found.public_id
+
+
 # parameter name -> the public id of such an object owned by DJ one (made if needed)
 OWNED_BY_NAME = {
     "event_id": _event_id,
@@ -78,6 +90,7 @@ OWNED_BY_NAME = {
     "track_id": _track_id,
     "request_id": _request_id,
     "import_id": _import_id,
+    "batch_id": _batch_id,
 }
 
 
@@ -128,7 +141,7 @@ def test_the_dj_blueprint_is_enumerated(app):
     # A floor, not a list: the routes this file was written against are all seen.
     assert {"dj.dashboard", "dj.events_list", "dj.new_event", "dj.event_detail", "dj.edit_event", "dj.new_set",
             "dj.edit_set", "dj.start_set", "dj.pause_set", "dj.resume_set", "dj.end_set", "dj.event_qr",
-            "dj.event_poster"} <= endpoints
+            "dj.event_poster", "dj.event_vouchers", "dj.voucher_cards"} <= endpoints
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(app, world):

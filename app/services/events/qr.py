@@ -51,9 +51,9 @@ def verify(event_public_id: str, token: str) -> bool:
     return hmac.compare_digest(_signature(key, event_public_id).encode(), signature.encode())
 
 
-def qr_svg(data: str, scale: int = 8) -> str:
+def qr_svg(data: str, scale: int = 8, title: str = "QR code to join the event") -> str:
     """An SVG QR code (error correction M: survives a little wear on a poster)."""
     buffer = io.BytesIO()
     segno.make(data, error="m").save(buffer, kind="svg", scale=scale, border=4, xmldecl=False,
-                                     svgns=True, title="QR code to join the event", dark="#000", light="#fff")
+                                     svgns=True, title=title, dark="#000", light="#fff")
     return buffer.getvalue().decode()

@@ -121,13 +121,16 @@ def _toast_items(my_requests: list[DeviceRequest], entries: dict[int, Entry]) ->
 
 
 def active_devices(set_ids: tuple[int, ...], request_ids: list[int]) -> dict[str, int]:
-    """Public id -> id of the devices that paid for a request in these sets or voted in the queue."""
+    """Public id -> id of the devices that paid for a request in these sets (by card or
+    voucher) or voted in the queue."""
     if not set_ids:
         return {}
     payers = select(Payment.device_id).where(Payment.set_id.in_(set_ids), Payment.purpose == "request")
+    redeemers = select(SongRequest.device_id).where(SongRequest.set_id.in_(set_ids),
+                                                    SongRequest.voucher_id.is_not(None))
     voters = select(Vote.device_id).where(Vote.request_id.in_(request_ids))
     rows = db.session.execute(select(GuestDevice.public_id, GuestDevice.id)
-                              .where(GuestDevice.id.in_(union(payers, voters))))
+                              .where(GuestDevice.id.in_(union(payers, redeemers, voters))))
     return dict(rows.all())
 
 

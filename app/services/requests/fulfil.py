@@ -22,7 +22,7 @@ from .rules import RequestRefused, check_capacity_and_duplicates, check_open
 from .states import move_request
 
 
-def _moderated(shoutout: str | None) -> str:
+def shoutout_status_for(shoutout: str | None) -> str:
     if not shoutout:
         return "none"
     words = set(db.session.scalars(select(BlockedKeyword.word)))
@@ -50,7 +50,7 @@ def fulfil_request(payment: Payment, source: str) -> SongRequest | None:
     song_request = SongRequest(
         set_id=dj_set.id, track_id=track.id, device_id=device.id, user_id=payment.user_id,
         payment_id=payment.id, amount_cents=payment.amount_cents, shoutout=payment.message,
-        shoutout_status=_moderated(payment.message),
+        shoutout_status=shoutout_status_for(payment.message),
     )
     move_request(song_request, "pending")
     payment.hold_expires_at = None

@@ -1,7 +1,8 @@
 """How requests leave the queue without being played, and how a set ends.
 
 - `refund_request`: a waiting request is vetoed (the DJ said no) or expires
-  (its set ended first); its charge is refunded. The caller holds the set lock.
+  (its set ended first); its charge is refunded, or its voucher given back
+  (vouchers.give_back_voucher). The caller holds the set lock.
 - `close_set`: requests stop, every unplayed request is refunded, the song
   playing counts as played, and the event ends with its last set. The DJ's
   "End set" (`end_set_now`) and the every-minute job (`close_ended_sets`,
@@ -20,14 +21,18 @@ from ..events.ownership import own_request, own_set
 from ..live.publish import publish_after_commit
 from ..payments.refunds import begin_refund
 from .states import can_move, move_request, statuses_that_move_to
+from .vouchers import give_back_voucher
 
 
 def refund_request(song_request: SongRequest, *, new_status: str, reason: str, actor: str) -> None:
-    """Close an active request (vetoed or expired) and refund its charge; the caller holds the set lock."""
+    """Close an active request (vetoed or expired) and refund its charge, or give its voucher
+    back; the caller holds the set lock."""
     move_request(song_request, new_status, reason=reason)
     payment = db.session.get(Payment, song_request.payment_id) if song_request.payment_id else None
     if payment is not None and payment.state == "COMPLETED":
         begin_refund(payment, f"{new_status.upper()}: {reason}")
+    elif song_request.voucher_id is not None:
+        give_back_voucher(song_request.voucher_id)
     publish_after_commit(song_request.dj_set.event.public_id, f"request_{new_status}",
                          request=song_request.public_id)
 

@@ -101,16 +101,18 @@ def _attempt_counter() -> AttemptCounter:
     return counter
 
 
-def check_attempt_rate(device: GuestDevice, event_public_id: str) -> None:
+def check_attempt_rate(device: GuestDevice, event_public_id: str, *, paying: bool = True) -> None:
     """At most 3 request attempts per minute per fan per event, and 10 payment
-    attempts an hour per fan (counted in Redis, or in this process while Redis is down)."""
+    attempts an hour per fan (counted in Redis, or in this process while Redis is down).
+    A voucher's request (`paying` False) counts as a request attempt only."""
     counter = _attempt_counter()
-    for limit, keys, message in (
+    limits = (
         (ATTEMPTS_PER_MINUTE, ("request-attempt", device.public_id, event_public_id),
          "That's a lot of requests in a minute. Take a breath and try again."),
         (PAYMENTS_PER_HOUR, ("payment-attempt", device.public_id),
          "That's the most payments one phone can start in an hour."),
-    ):
+    )
+    for limit, keys, message in limits[:None if paying else 1]:
         allowed, reset_at = counter.hit(limit, *keys)
         if not allowed:
             wait = max(1, math.ceil(reset_at - utcnow().timestamp()))
@@ -200,6 +202,20 @@ def check_capacity_and_duplicates(
             "The DJ's request list is full for this hour.",
             retry_after=_seconds_until(min(frees_at), now) if frees_at else 60,
         )
+
+
+def refusal_before_paying(dj_set: DJSet, track: Track, device: GuestDevice | None) -> RequestRefused | None:
+    """What the request sheet can tell before Pay (read only, no lock): requests paused or
+    closed, this fan's duplicate or 3 active requests, the set's hour full. The checks at
+    checkout and at creation stay the authority."""
+    try:
+        check_open(dj_set, track)
+        check_capacity_and_duplicates(dj_set, track, device if device is not None else GuestDevice())
+    except TooManyHolds:
+        return None  # about the address's holds, which only the checkout counts
+    except RequestRefused as refusal:
+        return refusal
+    return None
 
 
 def _check_holds_of_address(dj_set: DJSet, client_key: str, holds: list[Payment], requests_this_hour: int,
