@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
 from rq.registry import FailedJobRegistry
-from sqlalchemy import and_, false, or_, select
+from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.orm import aliased
 
 from ...extensions import db
@@ -52,6 +52,7 @@ PENDING_STUCK_AFTER = timedelta(minutes=30)
 REFUND_PENDING_STUCK_AFTER = timedelta(minutes=15)
 FAILED_JOBS_SCANNED = 500
 SUFFIX_MATCHES = 200
+COMMON_MATCHES = 2_000
 SORTS = {
     "newest": (Payment.created_at.desc(), Payment.id.desc()),
     "oldest": (Payment.created_at.asc(), Payment.id.asc()),
@@ -138,12 +139,25 @@ def _text_condition(text: str):
     if len(text) >= 4:  # the last characters of a reference, as a fan reads them out
         suffix = db.session.scalars(select(Payment.id).where(Payment.public_id.like(f"%{_escape(text)}", escape="\\"))
                                     .limit(SUFFIX_MATCHES)).all()
-    return or_(Payment.public_id == text,
-               and_(Payment.provider.in_(PAYMENT_PROVIDER_NAMES), Payment.provider_checkout_id == text),
-               Payment.device_id.in_(devices) if devices else false(),
-               Payment.user_id.in_(accounts) if accounts else false(),
-               Payment.set_id.in_(sets) if sets else false(),
-               Payment.id.in_(suffix) if suffix else false())
+    named = [Payment.public_id == text,
+             and_(Payment.provider.in_(PAYMENT_PROVIDER_NAMES), Payment.provider_checkout_id == text)]
+    named += [Payment.device_id.in_(devices)] if devices else []
+    named += [Payment.user_id.in_(accounts)] if accounts else []
+    named += [Payment.id.in_(suffix)] if suffix else []
+    if sets and not (devices or accounts or suffix):
+        # A name: the newest payments of the matching sets. Alone (not OR'ed
+        # with the identifiers), the database walks the newest-first index
+        # and stops at a page, instead of sorting every payment of the sets.
+        exact = db.session.scalar(select(Payment.id).where(or_(*named)).limit(1))
+        if exact is not None:
+            return or_(*named)
+        # Most of the ledger (a DJ's name): walk the newest first and filter,
+        # the index on set_id kept out of it (`+ 0`); a few payments (an old
+        # event): read them through that index and sort them.
+        common = db.session.scalar(select(func.count()).select_from(Payment).where(
+            Payment.set_id.in_(sets))) > COMMON_MATCHES
+        return (Payment.set_id + 0).in_(sets) if common else Payment.set_id.in_(sets)
+    return or_(*named, Payment.set_id.in_(sets)) if sets else or_(*named)
 
 
 def _escape(text: str) -> str:
