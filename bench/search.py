@@ -107,12 +107,14 @@ def main() -> None:
         for url in urls:  # warm-up
             client.get(url, headers=headers)
 
-        times, sizes, per_query = [], [], {}
+        times, sizes, per_query, cpu_per_query = [], [], {}, {}
         for _ in range(args.rounds):
             for url, query in zip(urls, QUERIES):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 response = client.get(url, headers=headers)
                 elapsed = (time.perf_counter() - t0) * 1000
+                cpu_per_query.setdefault(json.dumps(query, ensure_ascii=False), []).append(
+                    (time.thread_time() - c0) * 1000)
                 assert response.status_code == 200, (url, response.status_code)
                 times.append(elapsed)
                 sizes.append(len(response.data))
@@ -123,18 +125,21 @@ def main() -> None:
     print(f"library: {tracks} tracks; {len(QUERIES)} query shapes x {args.rounds} rounds; index build {build_ms:.1f} ms "
           f"({build_ms * per_10k:.1f} ms and {index_mib * per_10k:.1f} MiB per 10,000 tracks; {index_mib:.1f} MiB)")
     print(f"ranking test set: {cases} misspelled queries, hit@1 {hit1:.1%}, hit@5 {hit5:.1%} (targets 97%, 100%)")
-    print(f"{'query':<70}{'p50 ms':>9}{'p95 ms':>9}")
-    worst = 0.0
+    # Wall time is the target; CPU time (this thread's) shows the server's own work when
+    # other processes share the machine's cores.
+    print(f"{'query':<70}{'p50 ms':>9}{'p95 ms':>9}{'cpu p95':>9}")
+    worst = worst_cpu = 0.0
     for query, values in per_query.items():
         s = summary(values)
-        worst = max(worst, s["p95_ms"])
+        cpu = summary(cpu_per_query[query])["p95_ms"]
+        worst, worst_cpu = max(worst, s["p95_ms"]), max(worst_cpu, cpu)
         flag = "" if s["p95_ms"] <= target else f"  over {target} ms"
-        print(f"{query[:68]:<70}{s['p50_ms']:>9}{s['p95_ms']:>9}{flag}")
+        print(f"{query[:68]:<70}{s['p50_ms']:>9}{s['p95_ms']:>9}{cpu:>9}{flag}")
     overall = summary(times)
     print(f"{'all':<70}{overall['p50_ms']:>9}{overall['p95_ms']:>9}   max fragment {max(sizes)} bytes; "
-          f"worst shape p95 {worst} ms (target {target} ms)")
+          f"worst shape p95 {worst} ms (target {target} ms), cpu {worst_cpu} ms")
     print(json.dumps({"bench": "search", "tracks": tracks, "queries": len(QUERIES), "rounds": args.rounds,
-                      **overall, "worst_shape_p95_ms": worst, "index_build_ms": round(build_ms, 1),
+                      **overall, "worst_shape_p95_ms": worst, "worst_shape_cpu_p95_ms": worst_cpu, "index_build_ms": round(build_ms, 1),
                       "index_mib": round(index_mib, 2), "max_fragment_bytes": max(sizes),
                       "hit_at_1": round(hit1, 4), "hit_at_5": round(hit5, 4), "ranking_cases": cases}))
     if args.check and worst > target:

@@ -8,14 +8,13 @@ docs/search.md has the figures). Each process keeps one index per library and re
 it when `dj_profiles.library_version` (bumped in the same transaction as any
 track change) differs from the version it was built at.
 
-Matching, per query token (titles and artists are folded: lower case, no
-accents, no punctuation): an exact word scores 1.0; a word it begins
-(search-as-you-type, 2+ letters) 0.8; a word within edit distance 1 (2 for
-8+ letters) 0.6 minus 0.1 per edit, tried only when nothing matched exactly
-or by prefix. Artist matches count 0.9 of title matches. Every token must
-match (AND); if none do, tracks matching most tokens are shown instead. A
-title equal to the query, or starting with it, and an artist equal to it earn
-a bonus. Results rank by score, then popularity.
+Matching and ranking (docs/search.md has the why and the figures): a query
+is a bag of title and artist words, each possibly misspelled. Each word
+stands for library words (itself, words it begins, words within 1-2 edits);
+a track scores the weights of the words it has, plus how much of its title
+and of its artist the query covers, plus a bonus for a whole title; versions
+(remix, feat., ...) lose a little unless asked for. Popularity breaks ties.
+The results also carry a "did you mean" and completions while typing.
 """
 from __future__ import annotations
 
