@@ -91,7 +91,6 @@ class LibraryIndex:
     artist_postings: dict[str, np.ndarray]
     title_words: np.ndarray                     # distinct words per title (>= 1)
     artist_words: np.ndarray                    # distinct words per artist (0 when unknown)
-    version_words: list[frozenset[str]]         # the version words of each title
     has_version: np.ndarray                     # bool
     genres: list[str] = field(default_factory=list)
     genre_code: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # index in genres, -1 none
@@ -118,14 +117,14 @@ class LibraryIndex:
         artist_fame: Counter[str] = Counter()
         title_words = np.ones(n, np.float32)
         artist_words = np.zeros(n, np.float32)
-        version_words: list[frozenset[str]] = []
+        has_version = np.zeros(n, bool)
         names: dict[str, str] = {}
         for i, track in enumerate(tracks):
             words = set(track.title_key.split())
             for word in words:
                 title_lists.setdefault(word, []).append(i)
             title_words[i] = max(1, len(words))
-            version_words.append(frozenset(set(track.title_key.split()[1:]) & VERSION_WORDS))  # "With You" is no version
+            has_version[i] = bool(set(track.title_key.split()[1:]) & VERSION_WORDS)  # "With You" is no version
             a_words = set(track.artist_key.split())
             for word in a_words:
                 artist_lists.setdefault(word, []).append(i)
@@ -145,8 +144,7 @@ class LibraryIndex:
             vocabulary=sorted(set(title_lists) | set(artist_lists)),
             title_postings={w: np.array(p, np.int32) for w, p in title_lists.items()},
             artist_postings={w: np.array(p, np.int32) for w, p in artist_lists.items()},
-            title_words=title_words, artist_words=artist_words, version_words=version_words,
-            has_version=np.array([bool(v) for v in version_words], dtype=bool),
+            title_words=title_words, artist_words=artist_words, has_version=has_version,
             genres=genres,
             genre_code=np.array([code.get(t.genre, -1) if t.genre else -1 for t in tracks], np.int32),
             bpm_of=np.array([t.bpm if t.bpm is not None else -1.0 for t in tracks], np.float64),
@@ -248,8 +246,11 @@ class LibraryIndex:
                  if word in VERSION_WORDS and (weight != PREFIX or len(token) >= 3)}
         if self.has_version.any():
             versions = self.has_version[positions]
-            if asked:
-                versions = versions & np.array([not (self.version_words[i] & asked) for i in positions], bool)
+            if asked:  # "wow remix": a remix is what they want
+                named = np.zeros(n, bool)
+                for word in asked:
+                    named[self.title_postings.get(word, _NONE)] = True
+                versions = versions & ~named[positions]
             score = score - VERSION_PENALTY * versions
         return positions, np.round(score, 3).astype(np.float32), all_matches
 
@@ -297,6 +298,7 @@ class LibraryIndex:
         return " ".join(corrected) if changed else None
 
 
+_NONE = np.zeros(0, np.int32)
 _indexes: dict[int, LibraryIndex] = {}
 _lock = threading.Lock()
 
