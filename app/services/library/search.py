@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from rapidfuzz import process
-from rapidfuzz.distance import OSA
+from rapidfuzz.distance import Levenshtein
 from sqlalchemy import select
 
 from ...extensions import db
@@ -49,6 +49,7 @@ WHOLE_TITLE = 0.5                      # ... and the title is all the query has 
 VERSION_PENALTY = 0.4
 MAX_PREFIX_WORDS = 200
 MAX_FUZZY_WORDS = 30
+MAX_FUZZY_TOKENS = 8                   # distinct query words looked up by edits, per query
 
 
 @dataclass(slots=True)
@@ -86,7 +87,8 @@ class LibraryIndex:
     """
     version: int
     tracks: list[IndexedTrack]
-    vocabulary: list[str]                       # sorted, for prefix ranges and fuzzy matching
+    vocabulary: list[str]                       # sorted, for prefix ranges
+    words_by_length: dict[int, list[str]]       # for matching by edits
     title_postings: dict[str, np.ndarray]       # word -> positions whose title has it
     artist_postings: dict[str, np.ndarray]
     title_words: np.ndarray                     # distinct words per title (>= 1)
@@ -133,6 +135,10 @@ class LibraryIndex:
                 artist_fame[track.artist] += track.popularity + 1
                 names.setdefault(track.artist_key, track.artist)
             names.setdefault(track.title_key, track.title)
+        vocabulary = sorted(set(title_lists) | set(artist_lists))
+        words_by_length: dict[int, list[str]] = {}
+        for word in vocabulary:
+            words_by_length.setdefault(len(word), []).append(word)
         genres = sorted({t.genre for t in tracks if t.genre})
         code = {g: k for k, g in enumerate(genres)}
         az_order = np.array(sorted(range(n), key=lambda i: (not tracks[i].artist_key, tracks[i].sort_key)),
@@ -141,7 +147,7 @@ class LibraryIndex:
         az_rank[az_order] = np.arange(n, dtype=np.int32)
         return cls(
             version=version, tracks=tracks,
-            vocabulary=sorted(set(title_lists) | set(artist_lists)),
+            vocabulary=vocabulary, words_by_length=words_by_length,
             title_postings={w: np.array(p, np.int32) for w, p in title_lists.items()},
             artist_postings={w: np.array(p, np.int32) for w, p in artist_lists.items()},
             title_words=title_words, artist_words=artist_words, has_version=has_version,
@@ -166,11 +172,11 @@ class LibraryIndex:
         return cached
 
     # -- matching ---------------------------------------------------------
-    def word_matches(self, token: str, allow_prefix: bool) -> list[tuple[str, float]]:
+    def word_matches(self, token: str, allow_prefix: bool, fuzzy: bool = True) -> list[tuple[str, float]]:
         """Library words a query word may stand for, with weights: itself, words it
         begins (search-as-you-type), and words within 1 edit (2 for 8+ letters;
-        two swapped letters count as one edit) when it is not a word of its own
-        (a 3-letter word only when it begins no word either)."""
+        two swapped neighbouring letters count as one edit) when it is not a word
+        of its own (a 3-letter word only when it begins no word either)."""
         matches: dict[str, float] = {}
         if token in self.title_postings or token in self.artist_postings:
             matches[token] = EXACT
@@ -180,13 +186,29 @@ class LibraryIndex:
                 if not word.startswith(token):
                     break
                 matches.setdefault(word, PREFIX)
-        if token not in matches and (len(token) >= 4 or (len(token) == 3 and not matches)):
-            max_edits = 1 if len(token) < 8 else 2
-            for word, distance, _ in process.extract(token, self.vocabulary, scorer=OSA.distance,
-                                                     score_cutoff=max_edits, limit=MAX_FUZZY_WORDS):
+        if fuzzy and token not in matches and (len(token) >= 4 or (len(token) == 3 and not matches)):
+            for word, distance in self._near(token, 1 if len(token) < 8 else 2).items():
                 if word not in matches:
                     matches[word] = FUZZY - FUZZY_STEP * (distance - 1)
         return list(matches.items())
+
+    def _near(self, token: str, max_edits: int) -> dict[str, int]:
+        """Library words within `max_edits` of `token`, with their distance. rapidfuzz's
+        Levenshtein over the words of near lengths only (its fast path), plus the
+        words made by swapping two neighbouring letters, which count as one edit."""
+        found: dict[str, int] = {}
+        for length in range(len(token) - max_edits, len(token) + max_edits + 1):
+            words = self.words_by_length.get(length)
+            if words:
+                for word, distance, _ in process.extract(token, words, scorer=Levenshtein.distance,
+                                                         score_cutoff=max_edits, limit=MAX_FUZZY_WORDS):
+                    found[word] = distance
+        for i in range(len(token) - 1):
+            if token[i] != token[i + 1]:
+                swapped = token[:i] + token[i + 1] + token[i] + token[i + 2:]
+                if swapped in self.title_postings or swapped in self.artist_postings:
+                    found[swapped] = 1
+        return found
 
     def scores(self, query: str) -> tuple[np.ndarray, np.ndarray, list[list[tuple[str, float]]]]:
         """(positions that match `query`, their scores, each query word's matches).
@@ -208,8 +230,13 @@ class LibraryIndex:
         artist_cover = np.zeros(n, np.float32)
         hits = np.zeros(n, np.int16)
         all_matches = []
+        seen: dict[tuple[str, bool], list[tuple[str, float]]] = {}  # a word typed twice is looked up once
         for k, token in enumerate(tokens):
-            matches = self.word_matches(token, allow_prefix=(k == len(tokens) - 1 or len(token) >= 4))
+            allow_prefix = k == len(tokens) - 1 or len(token) >= 4
+            matches = seen.get((token, allow_prefix))
+            if matches is None:
+                fuzzy = len(seen) < MAX_FUZZY_TOKENS  # a long run of unknown words costs no more than this
+                matches = seen[(token, allow_prefix)] = self.word_matches(token, allow_prefix, fuzzy)
             all_matches.append(matches)
             in_title = np.zeros(n, np.float32)
             in_artist = np.zeros(n, np.float32)
