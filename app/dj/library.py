@@ -67,7 +67,7 @@ def _import_context(record=None, errors=None) -> dict:
     record = record if record is not None else library_service.latest_import(_dj().id)
     progress = library_service.read_progress(record.public_id) if record is not None and record.in_progress else None
     return dict(record=record, progress=progress, import_errors=errors or {},
-                accept=",".join(ACCEPTED_EXTENSIONS), max_mb=MAX_FILE_BYTES // (1024 * 1024), max_tracks=MAX_TRACKS)
+                accept=",".join(ACCEPTED_EXTENSIONS), max_mib=MAX_FILE_BYTES // (1024 * 1024), max_tracks=MAX_TRACKS)
 
 
 @bp.get("/library/")
@@ -124,7 +124,7 @@ def _upload_too_large(error):
         return render_error(413, "That upload is too large.")
     limit = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024)
     return _library_page_with_import_error(
-        f"That file is larger than {limit} MB, and one import takes at most {MAX_FILE_BYTES // (1024 * 1024)} MB. "
+        f"That file is larger than {limit} MiB, and one import takes at most {MAX_FILE_BYTES // (1024 * 1024)} MiB. "
         "Split it into smaller files and import each.", 413)
 
 
@@ -149,7 +149,7 @@ def library_import_skipped(import_id: str):
     writer = csv.writer(out)
     writer.writerow(["line", "what happened"])
     rows = [(line, f"skipped: {reason}") for line, reason in record.skipped or []]
-    rows += [(line, f"imported, but {note}") for line, note in record.notes or []]
+    rows += [(item[0], f"imported, but {item[1]}") for item in record.notes or []]
     writer.writerows(sorted(rows))
     stem = record.filename.rsplit(".", 1)[0][:80] or "import"
     return Response(out.getvalue(), mimetype="text/csv", headers={

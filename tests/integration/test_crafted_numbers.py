@@ -182,7 +182,7 @@ def test_a_csv_with_crafted_numbers_imports_the_other_lines_and_names_the_skippe
     assert skipped[5].startswith("BPM “nan” is not a usable number")
     assert skipped[6].startswith("popularity “99999999999999999999…” is not a usable number")
     assert skipped[8].startswith("BPM “-inf” is not a usable number")
-    assert dict(record.notes)[7].startswith("BPM “399.999” ignored")
+    assert {item[0]: item[1] for item in record.notes}[7].startswith("BPM “399.999” ignored")
     page = unescape(dj.client.get("/dj/library/").get_data(as_text=True))
     assert "<td class=\"num\">3</td><td>duration “1e309” is not a usable number" in page
 

@@ -174,7 +174,7 @@ def test_oversized_file_is_refused():
     raw = b"title,artist\n" + b"x" * MAX_FILE_BYTES
     error = refusal(raw, "huge.csv")
     assert error.code == "IMPORT_TOO_LARGE"
-    assert "“huge.csv” is 10.0 MB; one import takes at most 10 MB" in error.message
+    assert "“huge.csv” is 10.1 MiB; one import takes at most 10 MiB" in error.message  # computed in MiB
 
 
 def test_twenty_thousand_tracks_is_the_most_one_file_holds():
@@ -203,7 +203,7 @@ def test_files_that_cannot_be_imported(raw, filename, code, words):
 def test_a_csv_without_a_title_column_says_what_it_found():
     error = refusal((FIXTURES / "no_title_column.csv").read_bytes(), "no_title_column.csv")
     assert error.code == "IMPORT_NO_TITLE_COLUMN"
-    assert "this file’s first line has: artist, album, bpm" in error.message
+    assert "this file’s first line has: “artist, album, bpm”" in error.message
 
 
 def test_a_field_too_large_is_a_malformed_csv():
@@ -215,4 +215,54 @@ def test_a_field_too_large_is_a_malformed_csv():
 def test_long_values_are_shortened_with_a_note():
     parsed = parse_library_file(("title,genre\n" + "t" * 320 + "," + "g" * 90 + "\n").encode(), "long.csv")
     assert len(parsed.rows[0].title) == 300 and len(parsed.rows[0].genre) == 80
-    assert parsed.notes == [(2, "title shortened to 300 characters"), (2, "genre shortened to 80 characters")]
+    assert parsed.notes == [(2, "title shortened to 300 characters"), (2, "genre shortened to 80 characters"),
+                            (2, "no artist: fans see “Unknown artist”")]
+
+
+# -- issue 17: reports say what was guessed; messages quote a file safely --------
+
+def test_a_rekordbox_file_without_names_or_artists_says_what_was_guessed():
+    parsed = parse("rekordbox_no_names.xml")
+    assert [(r.title, r.artist) for r in parsed.rows] == [
+        ("track1", "Biome"), ("Amapiano Loop 07", ""), ("Pata Pata", ""), ("Drive", "Black Coffee"),
+        ("Jerusalema", "Master KG")]
+    notes: dict[int, list[str]] = {}
+    for line, note in parsed.notes:
+        notes.setdefault(line, []).append(note)
+    assert notes[parsed.rows[0].line] == ["no title in the file: “track1” taken from the file name “track1.mp3”"]
+    second = parsed.rows[1].line
+    assert notes[second] == ["no title in the file: “Amapiano Loop 07” taken from the file name “Amapiano Loop 07.wav”",
+                             "no artist: fans see “Unknown artist”",
+                             "BPM 0 left out (unknown); set it on the track if you know it"]
+    assert parsed.rows[1].bpm is None
+    assert notes[parsed.rows[2].line] == ["no artist: fans see “Unknown artist”"]
+    assert notes[parsed.rows[3].line][0].startswith("no title in the file: “Drive” taken from the file name")
+    assert notes[parsed.rows[4].line] == [
+        "duration “999999” ignored: out of range (a track lasts from 1 second to 24 hours)"]
+    assert parsed.rows[4].duration_s is None
+
+
+def test_an_m3u_entry_named_by_its_file_says_so():
+    parsed = parse_library_file(b"#EXTM3U\n/music/Mafikizolo - Khona.mp3\n#EXTINF:200,Untitled Dub\n/x.mp3\n", "p.m3u")
+    assert [(r.title, r.artist) for r in parsed.rows] == [("Khona", "Mafikizolo"), ("Untitled Dub", "")]
+    assert parsed.notes == [(2, "no title in the file: “Khona” taken from the file name “Mafikizolo - Khona.mp3”"),
+                            (3, "no artist: fans see “Unknown artist”")]
+
+
+def test_binary_garbage_without_nul_bytes_is_not_text():
+    garbage = bytes(range(1, 32)) * 40 + bytes(range(128, 256)) * 10
+    error = refusal(garbage, "export.csv")
+    assert error.code == "IMPORT_UNKNOWN_FORMAT" and "is not a text file" in error.message
+
+
+def test_messages_quote_at_most_60_printable_characters_of_a_file():
+    header = "\x1b[31mname?\x07," + "col" * 100 + "\r\n"
+    error = refusal((header + "x,y\n").encode(), "odd.csv")
+    quoted = error.message.split("first line has: “", 1)[1].rsplit("”", 1)[0]
+    assert len(quoted) <= 61 and quoted.endswith("…")
+    assert not any(ord(ch) < 32 or 0x7f <= ord(ch) < 0xa0 for ch in error.message)
+    error = refusal(b"<html\x01\x02><body/></html>", "page.xml")
+    assert not any(ord(ch) < 32 for ch in error.message)
+    bad_bpm = parse_library_file(("title,bpm\nA,\x1b[2J12\x07ab\n" + "Good Song,120\n" * 20).encode(), "b.csv")
+    assert [n for n in bad_bpm.notes if "BPM" in n[1]] == [(2, "BPM “[2J12 ab” ignored: not a number between 1 and 399")]
+    assert not any(ord(ch) < 32 for _, note in bad_bpm.notes for ch in note)

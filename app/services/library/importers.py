@@ -11,6 +11,11 @@ Numbers: a value that is no number at all ("abc", "n/a") or out of range
 that is not a usable number (NaN, an infinity, or an absurd magnitude such as
 1e309 or 400 nines, which no export writes) skips its line, with the reason.
 Every value that leaves this module is finite and inside its column's CHECK.
+
+Guesses are said: a title made from the file name, a track without an
+artist (fans see "Unknown artist"), a BPM of 0 dropped, a duration out of
+range, each a note with its line. A message quotes at most QUOTE_MAX
+printable characters of a file, never a control character.
 """
 from __future__ import annotations
 
@@ -26,7 +31,8 @@ from xml.parsers import expat
 from ..common.errors import DomainError
 from ..common.text import thousands
 
-MAX_FILE_BYTES = 10 * 1024 * 1024
+MAX_FILE_BYTES = 10 * 1024 * 1024   # 10 MiB, and labelled so
+QUOTE_MAX = 60
 MAX_TRACKS = 20_000
 TITLE_MAX, ARTIST_MAX, GENRE_MAX = 300, 300, 80
 MAX_DURATION_S = 24 * 3600
@@ -80,12 +86,31 @@ def decode_bytes(raw: bytes) -> str:
 
 
 def _looks_binary(raw: bytes) -> bool:
+    """NUL bytes, or (without them) more than 5% of the head's characters being control
+    characters or bytes no text encoding here defines: no export looks like that."""
     head = raw[:8192]
-    return not head.startswith((b"\xff\xfe", b"\xfe\xff")) and b"\x00" in head
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False
+    if b"\x00" in head:
+        return True
+    text = decode_bytes(head)
+    odd = sum(1 for ch in text if ch == "\ufffd" or (ord(ch) < 32 and ch not in "\t\r\n") or 0x7f <= ord(ch) < 0xa0)
+    return odd > 0.05 * max(1, len(text))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ufffd]+")
+
+
+def quote(value: str, limit: int = QUOTE_MAX) -> str:
+    """Text from a file, fit to quote in a message: control characters and
+    undecodable bytes become spaces, spaces collapse, at most `limit` characters."""
+    shown = " ".join(_CONTROL.sub(" ", value or "").split())
+    return shown[:limit] + ("…" if len(shown) > limit else "")
 
 
 def _size_text(n_bytes: int) -> str:
-    return f"{n_bytes / (1024 * 1024):.1f} MB"
+    """In MiB (as the limit is), rounded up: a file just over 10 MiB reads 10.1, not 10.0."""
+    return f"{math.ceil(n_bytes * 10 / (1024 * 1024)) / 10:.1f} MiB"
 
 
 # -- format detection ---------------------------------------------------------
@@ -112,11 +137,11 @@ def detect_format(raw: bytes, filename: str) -> str:
 
 def parse_library_file(raw: bytes, filename: str) -> ParsedLibrary:
     """Every track in the file, or a DomainError saying why the file cannot be imported."""
-    filename = (filename or "upload").strip() or "upload"
+    filename = quote(filename or "", 255) or "upload"
     if len(raw) > MAX_FILE_BYTES:
         raise refuse(
             f"“{filename}” is {_size_text(len(raw))}; one import takes at most "
-            f"{MAX_FILE_BYTES // (1024 * 1024)} MB. Split it into smaller files and import each.",
+            f"{MAX_FILE_BYTES // (1024 * 1024)} MiB. Split it into smaller files and import each.",
             "IMPORT_TOO_LARGE",
         )
     if not raw.strip():
@@ -167,8 +192,7 @@ class UnusableNumber(ValueError):
     magnitude. An import skips its line; a form refuses it."""
 
     def __init__(self, label: str, value: str):
-        shown = " ".join(value.split())
-        shown = shown[:20] + ("…" if len(shown) > 20 else "")
+        shown = quote(value, 20)
         super().__init__(f"{label} “{shown}” is not a usable number (not a number, infinite or far too large)")
 
 
@@ -198,10 +222,10 @@ def parse_bpm(value: str | None) -> tuple[float | None, str | None]:
         return None, None
     number = _number(value, "BPM")
     if number == 0:
-        return None, None
+        return None, "BPM 0 left out (unknown); set it on the track if you know it"
     bpm = round(number, 2) if number is not None else None
     if bpm is None or not 0 < bpm < 400:
-        return None, f"BPM “{value.strip()[:20]}” ignored: not a number between 1 and 399"
+        return None, f"BPM “{quote(value, 20)}” ignored: not a number between 1 and 399"
     return bpm, None
 
 
@@ -213,7 +237,7 @@ def parse_duration(value: str | None, unit: str = "auto") -> tuple[int | None, s
     Raises UnusableNumber for NaN, infinities and absurd magnitudes (in any
     part of 'm:ss'). Seconds returned are from 1 to MAX_DURATION_S.
     """
-    if value is None or not value.strip() or value.strip() in ("-1", "0"):
+    if value is None or not value.strip() or value.strip() == "-1":  # M3U's -1: length unknown
         return None, None
     text = value.strip()
     seconds: float | None
@@ -237,8 +261,11 @@ def parse_duration(value: str | None, unit: str = "auto") -> tuple[int | None, s
         if number is not None and (unit == "ms" or (unit == "auto" and number > 20_000)):
             number /= 1000
         seconds = number
-    if seconds is None or not 0 < round(seconds) <= MAX_DURATION_S:
-        return None, f"duration “{text[:20]}” ignored: not a length like 3:45, 225 or 225000 (ms)"
+    if seconds is None:
+        return None, f"duration “{quote(text, 20)}” ignored: not a length like 3:45, 225 or 225000 (ms)"
+    if not 0 < round(seconds) <= MAX_DURATION_S:
+        return None, (f"duration “{quote(text, 20)}” ignored: out of range (a track lasts from 1 second "
+                      f"to {MAX_DURATION_S // 3600} hours)")
     return int(round(seconds)), None
 
 
@@ -252,8 +279,9 @@ def _clean_artist(value: str) -> str:
 
 def _build_row(parsed: ParsedLibrary, line: int, title: str | None, artist: str | None, genre: str | None,
                bpm: str | None, duration: str | None, duration_unit: str = "auto",
-               popularity: str | None = None) -> None:
-    """Validate one track's values into parsed.rows, or record why its line is skipped."""
+               popularity: str | None = None, guessed_from: str | None = None) -> None:
+    """Validate one track's values into parsed.rows, or record why its line is skipped.
+    `guessed_from`: the file name the title (and artist) were made from, when the file named none."""
     title = " ".join((title or "").split())
     if not title:
         parsed.skipped.append((line, "no title"))
@@ -278,6 +306,11 @@ def _build_row(parsed: ParsedLibrary, line: int, title: str | None, artist: str 
     if genre and len(genre) > GENRE_MAX:
         parsed.notes.append((line, f"genre shortened to {GENRE_MAX} characters"))
         genre = genre[:GENRE_MAX]
+    if guessed_from:
+        parsed.notes.append((line, f"no title in the file: “{quote(title)}” taken from the file name "
+                                   f"“{quote(guessed_from)}”"))
+    if not artist:
+        parsed.notes.append((line, "no artist: fans see “Unknown artist”"))
     parsed.notes.extend((line, note) for note in (bpm_note, duration_note) if note)
     parsed.rows.append(TrackRow(
         title=title, artist=artist, genre=genre, bpm=bpm_value, duration_s=seconds,
@@ -351,10 +384,10 @@ def parse_csv(text: str) -> ParsedLibrary:
             if header is None:
                 header, mapping = record, map_header(record)
                 if "title" not in mapping:
-                    found = ", ".join(h.strip() for h in header[:8] if h.strip())
+                    found = quote(", ".join(h.strip() for h in header[:8] if h.strip()))
                     raise refuse(
                         "No title column found. The first line must name the columns, for example "
-                        f"“title, artist, genre, bpm, duration”; this file’s first line has: {found[:200]}.",
+                        f"“title, artist, genre, bpm, duration”; this file’s first line has: “{found}”.",
                         "IMPORT_NO_TITLE_COLUMN",
                     )
                 continue
@@ -394,18 +427,19 @@ def parse_rekordbox(raw: bytes) -> ParsedLibrary:
 
     def start(name: str, attrs: dict[str, str]) -> None:
         if not stack and name != "DJ_PLAYLISTS":
-            raise _Refused(f"This XML file is not a rekordbox collection export (it starts with <{name}>, "
+            raise _Refused(f"This XML file is not a rekordbox collection export (it starts with <{quote(name)}>, "
                            "not <DJ_PLAYLISTS>). In rekordbox use File > Export Collection in xml format.")
         if name == "COLLECTION" and stack == ["DJ_PLAYLISTS"]:
             seen["collection"] = True
         if name == "TRACK" and stack[-1:] == ["COLLECTION"]:
             title = attrs.get("Name", "")
             artist = attrs.get("Artist", "")
+            guessed_from = None
             if not title.strip() and attrs.get("Location"):
-                artist_guess, title = _names_from_path(attrs["Location"])
+                artist_guess, title, guessed_from = _names_from_path(attrs["Location"])
                 artist = artist or artist_guess
             _build_row(parsed, parser.CurrentLineNumber, title, artist, attrs.get("Genre"),
-                       attrs.get("AverageBpm"), attrs.get("TotalTime"), "s")
+                       attrs.get("AverageBpm"), attrs.get("TotalTime"), "s", guessed_from=guessed_from)
         stack.append(name)
 
     def end(name: str) -> None:
@@ -442,15 +476,15 @@ def _split_artist_title(text: str) -> tuple[str, str]:
     return "", text.strip()
 
 
-def _names_from_path(location: str) -> tuple[str, str]:
-    """(artist, title) from a file path or URL named like 'Artist - Title.mp3'."""
+def _names_from_path(location: str) -> tuple[str, str, str]:
+    """(artist, title, file name) from a file path or URL named like 'Artist - Title.mp3'."""
     try:
         path = unquote(urlsplit(location).path if "://" in location else location)
     except ValueError:  # not a URL after all ("file://[bad"): take it as a path
         path = unquote(location)
     name = PureWindowsPath(path).name if "\\" in path else PurePosixPath(path).name
     stem = name.rsplit(".", 1)[0] if "." in name else name
-    return _split_artist_title(stem.replace("_", " "))
+    return (*_split_artist_title(stem.replace("_", " ")), name)
 
 
 def parse_m3u(text: str) -> ParsedLibrary:
@@ -482,6 +516,7 @@ def parse_m3u(text: str) -> ParsedLibrary:
 def _m3u_row(parsed: ParsedLibrary, entry: tuple[int, str | None, str], path: str | None) -> None:
     line, seconds, display = entry
     artist, title = _split_artist_title(display) if display.strip() else ("", "")
+    guessed_from = None
     if not title and path:
-        artist, title = _names_from_path(path)
-    _build_row(parsed, line, title, artist, None, None, seconds, "s")
+        artist, title, guessed_from = _names_from_path(path)
+    _build_row(parsed, line, title, artist, None, None, seconds, "s", guessed_from=guessed_from)

@@ -35,7 +35,7 @@ from ...models.imports import IN_PROGRESS_SQL
 from ..common import tasks
 from ..common.errors import DomainError
 from .importers import parse_library_file
-from .merge import MergeReport, lock_library, merge_tracks
+from .merge import MergeReport, lock_library, merge_tracks, track_keys
 
 INLINE_MAX_ROWS = 2_000
 PROGRESS_TTL_SECONDS = 24 * 3600
@@ -63,9 +63,25 @@ def _record_report(record: LibraryImport, parsed, report: MergeReport) -> None:
     record.lines_read = parsed.lines_read
     record.added, record.updated, record.unchanged = report.added, report.updated, report.unchanged
     record.skipped = [list(item) for item in sorted(parsed.skipped + report.skipped)]
-    record.notes = [list(item) for item in parsed.notes]
+    record.notes = _notes_with_tracks(record.dj_id, parsed)
     record.error = None
     record.finished_at = utcnow()
+
+
+def _notes_with_tracks(dj_id: int, parsed) -> list[list]:
+    """The parser's notes as [line, note, public id of the track it is about (None
+    when its line was not merged)], so the report can link to each track's edit form."""
+    if not parsed.notes:
+        return []
+    key_of_line = {row.line: track_keys(row.artist, row.title) for row in parsed.rows}
+    wanted = {key_of_line[line] for line, _ in parsed.notes if line in key_of_line}
+    public_ids = {
+        (artist_key, title_key): public_id
+        for public_id, artist_key, title_key in db.session.execute(
+            select(Track.public_id, Track.artist_key, Track.title_key).where(Track.dj_id == dj_id))
+        if (artist_key, title_key) in wanted
+    }
+    return [[line, note, public_ids.get(key_of_line.get(line))] for line, note in parsed.notes]
 
 
 def import_library_file(dj: DJProfile, filename: str | None, raw: bytes) -> LibraryImport:
