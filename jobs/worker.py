@@ -27,13 +27,18 @@ So every KEEP_ALIVE_SECONDS the worker checks (`keep_alive`): it registers
 itself again if Redis forgot it and restarts its scheduler if the process
 died (its first Redis error kills it). The wait between reconnection attempts
 is capped at RECONNECT_MAX_SECONDS, so both happen within ~15 s of Redis
-answering again.
+answering again. RQ's worker quits on a Redis error met outside its wait for
+the next job (finishing a job, the heartbeat after it); ours logs it and goes
+back to that wait, which retries until Redis answers: what the job did is in
+the database, and what it could not record in Redis (its result) is redone
+by reconciliation if it matters (every job is idempotent).
 """
 from __future__ import annotations
 
 import os
 import time
 
+import redis
 from rq import worker_registration
 from rq.utils import now
 from rq.worker import SimpleWorker
@@ -63,6 +68,32 @@ class AppWorker(SimpleWorker):
 
         os.register_at_fork(after_in_child=drop_inherited_connections)
 
+    def execute_job(self, job, queue):
+        try:
+            return super().execute_job(job, queue)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            self.log.error("Worker %s: Redis went away while finishing job %s (%s); carrying on", self.name, job.id, exc)
+            return False
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        """RQ's wait for the next job retries a lost connection, but not the Redis
+        calls it makes before that wait (the worker's state): retry those too."""
+        wait = 1.0
+        while True:
+            try:
+                return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self.log.error("Worker %s: Redis unreachable (%s); retrying in %.0f s", self.name, exc, wait)
+                time.sleep(wait)
+                wait = min(wait * 2, RECONNECT_MAX_SECONDS)
+
+    def heartbeat(self, *args, **kwargs) -> None:
+        try:
+            super().heartbeat(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # The wait for the next job retries the connection (with its backoff).
+            self.log.error("Worker %s: heartbeat failed, Redis unreachable (%s)", self.name, exc)
+
     @property
     def dequeue_timeout(self) -> int:
         """Wake from an idle wait at least every KEEP_ALIVE_SECONDS (a blocking
@@ -75,9 +106,18 @@ class AppWorker(SimpleWorker):
 
     def run_maintenance_tasks(self) -> None:
         self._keep_alive_due = time.monotonic() + KEEP_ALIVE_SECONDS
-        self.keep_alive()
-        if super().should_run_maintenance_tasks:  # RQ's own: registries, every 10 minutes
-            super().run_maintenance_tasks()
+        try:
+            self.keep_alive()
+            if super().should_run_maintenance_tasks:  # RQ's own: registries, every 10 minutes
+                super().run_maintenance_tasks()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            self.log.error("Worker %s: maintenance skipped, Redis unreachable (%s)", self.name, exc)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        try:
+            super().check_for_suspension(burst)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            self.log.error("Worker %s: could not check for suspension, Redis unreachable (%s)", self.name, exc)
 
     def keep_alive(self) -> None:
         """Register again if Redis forgot this worker; restart the scheduler if it died."""

@@ -27,6 +27,8 @@ def request_song(page, base: str, event_path: str, title: str) -> None:
     page.goto(f"{base}{event_path}?q={title.lower()}")
     page.get_by_role("link", name=f"Request {title}").first.click()
     expect(page.get_by_role("heading", name=title)).to_be_visible()
+    # The heading shows before the stylesheet has applied: measure sizes only once the page has loaded.
+    page.wait_for_load_state("load")
 
 
 def test_a_dj_prints_vouchers_and_fans_redeem_them_on_their_phones(app, night, live_server, open_page):

@@ -60,3 +60,25 @@ def test_worker_scheduler_and_cron_come_back_after_a_redis_restart(own_app):
     finally:
         worker.kill()
         scheduler_of_cron.kill()
+
+
+@pytest.mark.timeout(120)
+def test_the_worker_outlives_redis_going_away_in_the_middle_of_a_job(own_app):
+    """RQ's worker quits on a Redis error met while it finishes a job; ours
+    carries on and is ready again once Redis is back."""
+    app, server = own_app
+    worker = rq_worker(server.url, f"bmm-midjob-{os.getpid()}").start()
+    try:
+        queue = Queue("default", connection=Redis.from_url(server.url))
+        wait_until(lambda: queue.connection.scard("rq:workers") == 1, 30, "the worker never registered")
+        queue.enqueue("time.sleep", 2)
+        wait_until(lambda: queue.connection.hget(f"rq:worker:bmm-midjob-{os.getpid()}", "state") == b"busy", 30,
+                   "the worker never took the job")
+        server.restart(down_for=3)  # the job ends while Redis is away
+        took = wait_until(lambda: readiness(app)["background"]["workers"]["default"] == 1
+                          and readiness(app)["background"]["scheduler"]["default"], RECOVERY_SECONDS,
+                          "the worker is not back")
+        assert worker.alive()
+        print(f"worker and scheduler back {took:.1f} s after Redis returned")
+    finally:
+        worker.kill()
