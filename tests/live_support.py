@@ -39,6 +39,7 @@ class SocketReader:
         self.ws = connect(url, additional_headers=headers or {}, open_timeout=10, **connect_options)
         self.messages: list[str] = []
         self.closed_with: int | None = None
+        self.closed_reason: str | None = None
         self._lock = threading.Condition()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -53,6 +54,7 @@ class SocketReader:
                     self._lock.notify_all()
         except ConnectionClosed as closed:
             self.closed_with = closed.rcvd.code if closed.rcvd else None
+            self.closed_reason = closed.rcvd.reason if closed.rcvd else None
         finally:
             if self.ws.close_code is not None:
                 self.closed_with = self.ws.close_code
