@@ -57,7 +57,7 @@ class Payment(db.Model):
         sa.Index("ix_payments_state_updated", "state", "updated_at"),
         sa.Index("ix_payments_set_hold", "set_id", "state", "hold_expires_at"),
         sa.Index("ix_payments_state_created", "state", "created_at"),
-        sa.Index("ix_payments_created_at", "created_at"),  # the admin's explorer, newest first
+        sa.Index("ix_payments_created_at", "created_at", "id"),  # the admin's explorer, newest first
         # Only failed refunds with attempts left have one: reconciliation's due query reads this small index.
         sa.Index("ix_payments_refund_retry_at", "refund_retry_at", sqlite_where=sa.text("refund_retry_at IS NOT NULL"),
                  postgresql_where=sa.text("refund_retry_at IS NOT NULL")),

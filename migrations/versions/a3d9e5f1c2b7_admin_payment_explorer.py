@@ -11,7 +11,8 @@ Create Date: 2026-12-02 06:40:00
 - payments.resolved_state, resolved_at, resolution: an admin marked the
   payment resolved while it was stuck in that state (it leaves the stuck
   lists; a later move to another state brings it back if it sticks again).
-- ix_payments_created_at: the explorer lists the newest first.
+- ix_payments_created_at (created_at, id): the explorer lists the newest
+  first, ties broken by id, straight from the index.
 
 Plain ALTER TABLE statements (SQLite 3.35+ adds and drops columns in place).
 """
@@ -31,7 +32,7 @@ def upgrade():
     op.add_column('payments', sa.Column('resolved_state', sa.String(length=20), nullable=True))
     op.add_column('payments', sa.Column('resolved_at', sa.DateTime(timezone=True), nullable=True))
     op.add_column('payments', sa.Column('resolution', sa.String(length=200), nullable=True))
-    op.create_index('ix_payments_created_at', 'payments', ['created_at'])
+    op.create_index('ix_payments_created_at', 'payments', ['created_at', 'id'])
 
 
 def downgrade():

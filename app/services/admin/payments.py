@@ -124,40 +124,37 @@ def _day_start(day: date) -> datetime:
 
 
 def _text_condition(text: str):
-    """What the search text can name, each looked up through an index first
-    (one OR of LIKEs over the joined rows would read the whole ledger): a
-    reference (whole, or its last characters), a Yoco checkout id, a fan's
-    device, an account's email, an event's or a DJ's name."""
+    """What the search text names, looked up through an index first (one OR
+    of LIKEs over the joined rows would read the whole ledger), the most
+    precise first: a whole reference or a Yoco checkout id (one payment), a
+    fan's device or an account's email, an event's or a DJ's name, and last
+    the last characters of a reference, as a fan reads them out."""
+    exact = db.session.scalar(select(Payment.id).where(or_(
+        Payment.public_id == text,
+        and_(Payment.provider.in_(PAYMENT_PROVIDER_NAMES), Payment.provider_checkout_id == text))).limit(1))
+    if exact is not None:
+        return Payment.id == exact
     devices = db.session.scalars(select(GuestDevice.id).where(GuestDevice.public_id == text)).all()
     accounts = db.session.scalars(select(User.id).where(User.email == text.lower())).all()
+    if devices or accounts:
+        return or_(Payment.device_id.in_(devices), Payment.user_id.in_(accounts))
     like = f"%{_escape(text.lower())}%"
     sets = db.session.scalars(select(DJSet.id).join(Event, Event.id == DJSet.event_id)
                               .join(DJProfile, DJProfile.id == Event.dj_id)
                               .where(or_(Event.name.ilike(like, escape="\\"),
                                          DJProfile.stage_name.ilike(like, escape="\\")))).all()
-    suffix = []
-    if len(text) >= 4:  # the last characters of a reference, as a fan reads them out
-        suffix = db.session.scalars(select(Payment.id).where(Payment.public_id.like(f"%{_escape(text)}", escape="\\"))
-                                    .limit(SUFFIX_MATCHES)).all()
-    named = [Payment.public_id == text,
-             and_(Payment.provider.in_(PAYMENT_PROVIDER_NAMES), Payment.provider_checkout_id == text)]
-    named += [Payment.device_id.in_(devices)] if devices else []
-    named += [Payment.user_id.in_(accounts)] if accounts else []
-    named += [Payment.id.in_(suffix)] if suffix else []
-    if sets and not (devices or accounts or suffix):
-        # A name: the newest payments of the matching sets. Alone (not OR'ed
-        # with the identifiers), the database walks the newest-first index
-        # and stops at a page, instead of sorting every payment of the sets.
-        exact = db.session.scalar(select(Payment.id).where(or_(*named)).limit(1))
-        if exact is not None:
-            return or_(*named)
+    if sets:
         # Most of the ledger (a DJ's name): walk the newest first and filter,
         # the index on set_id kept out of it (`+ 0`); a few payments (an old
         # event): read them through that index and sort them.
         common = db.session.scalar(select(func.count()).select_from(Payment).where(
             Payment.set_id.in_(sets))) > COMMON_MATCHES
         return (Payment.set_id + 0).in_(sets) if common else Payment.set_id.in_(sets)
-    return or_(*named, Payment.set_id.in_(sets)) if sets else or_(*named)
+    if len(text) >= 4:
+        suffix = db.session.scalars(select(Payment.id).where(Payment.public_id.like(f"%{_escape(text)}", escape="\\"))
+                                    .limit(SUFFIX_MATCHES)).all()
+        return Payment.id.in_(suffix) if suffix else false()
+    return false()
 
 
 def _escape(text: str) -> str:
