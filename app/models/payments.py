@@ -41,6 +41,11 @@ WEBHOOK_STATUSES = ("received", "processed", "ignored", "failed")
 IDEMPOTENCY_STATUSES = ("in_progress", "completed")
 
 
+def checkout_idempotency_key(public_id: str) -> str:
+    """Yoco's Idempotency-Key for creating the payment's checkout."""
+    return f"checkout-{public_id}"
+
+
 class Payment(db.Model):
     __tablename__ = "payments"
     __table_args__ = (
@@ -117,7 +122,7 @@ class Payment(db.Model):
 
     @property
     def checkout_idempotency_key(self) -> str:
-        return f"checkout-{self.public_id}"
+        return checkout_idempotency_key(self.public_id)
 
     @property
     def refund_idempotency_key(self) -> str:

@@ -29,9 +29,8 @@ from ...models import DJSet, Event, FraudAlert, GuestDevice, IdempotencyKey, Pay
 from ..common import idempotency
 from ..common.addresses import address_key
 from ..common.locks import lock_set
-from ..payments.confirmation import checkout_not_created
-from ..payments.ledger import lock_payment, record_transition
-from ..payments.yoco import YocoError, yoco_client
+from ..payments.checkout import could_not_start, open_checkout, refuse_key
+from ..payments.ledger import record_transition
 from .rules import RequestRefused, TooManyHolds, check_attempt_rate, check_capacity_and_duplicates, check_open
 
 CHECKOUT_ENDPOINT = "request-checkout"
@@ -57,24 +56,8 @@ def _claim_checkout_key(scope: str, key: str, fingerprint: str) -> IdempotencyKe
     return CheckoutStarted(claimed.body["payment"], claimed.body["redirect_url"])
 
 
-def _finish_checkout_key(row: IdempotencyKey, status: int, body: dict, payment: Payment | None) -> None:
-    idempotency.finish(row, status, body, resource=("payment", payment.public_id) if payment else None)
-
-
 def _could_not_start() -> RequestRefused:
-    return RequestRefused("PAYMENT_FAILED", "We couldn't start the payment. Please try again.",
-                          retry_after=30, status=503)
-
-
-def _refuse(key_row: IdempotencyKey, refusal: RequestRefused) -> None:
-    """Finish the key with a refusal (the transaction so far is rolled back); never raises."""
-    try:
-        db.session.rollback()
-        _finish_checkout_key(key_row, refusal.status, idempotency.refusal_body(refusal), None)
-        db.session.commit()
-    except Exception:  # noqa: BLE001 - the database itself failing: the fan still gets the refusal
-        db.session.rollback()
-        current_app.logger.exception("a checkout's idempotency key could not be finished (%s)", refusal.code)
+    return could_not_start(RequestRefused)
 
 
 def start_request_checkout(
@@ -97,66 +80,26 @@ def start_request_checkout(
     client_key = address_key(client_ip)
     try:
         payment = _hold_a_slot(event, dj_set, track, device, shoutout, client_ip, client_key, key_row, scope)
-        payment_id, payment_public_id = payment.id, payment.public_id
+        payment_id, payment_public_id, amount_cents = payment.id, payment.public_id, payment.amount_cents
     except TooManyHolds as refusal:
         db.session.rollback()
         _raise_fraud_alert(event, dj_set, device, client_ip, client_key, refusal)
-        _refuse(key_row, refusal)
+        refuse_key(key_row, refusal)
         raise
     except RequestRefused as refusal:
-        _refuse(key_row, refusal)
+        refuse_key(key_row, refusal)
         raise
     except Exception as err:  # noqa: BLE001 - Redis, the database, a bug: the key must not stay "in progress"
         db.session.rollback()
         current_app.logger.exception("checkout for set %s could not start", set_id)
         refusal = _could_not_start()
-        _refuse(key_row, refusal)
+        refuse_key(key_row, refusal)
         raise refusal from err
 
-    try:
-        back = return_url(payment_public_id)
-        checkout = yoco_client().create_checkout(
-            amount_cents=payment.amount_cents, success_url=back + "?result=success",
-            cancel_url=back + "?result=cancel", failure_url=back + "?result=failure",
-            metadata={"paymentId": payment_public_id, "purpose": "request", "eventId": event.public_id},
-            idempotency_key=payment.checkout_idempotency_key,
-        )
-    except Exception as err:  # noqa: BLE001 - whatever broke, the payment must not stay "in progress"
-        db.session.rollback()
-        if not isinstance(err, YocoError):
-            current_app.logger.exception("checkout of payment %s could not be created", payment_public_id)
-        retryable = not isinstance(err, YocoError) or err.retryable
-        message = err.message if isinstance(err, YocoError) else _could_not_start().message
-        code = err.code if isinstance(err, YocoError) else "internal_error"
-        refusal = RequestRefused("PAYMENT_FAILED", message, retry_after=30 if retryable else None,
-                                 status=503 if retryable else 402)
-        try:
-            checkout_not_created(payment_id, code, message)
-            idempotency.finish(key_row, refusal.status, idempotency.refusal_body(refusal),
-                               resource=("payment", payment_public_id))
-            db.session.commit()
-        except Exception:  # noqa: BLE001 - the hold runs out by itself; reconciliation expires the payment
-            db.session.rollback()
-            current_app.logger.exception("failed checkout of payment %s could not be recorded", payment_public_id)
-            _refuse(key_row, refusal)
-        raise refusal from err
-
-    try:
-        payment = lock_payment(payment_id)
-        payment.provider_checkout_id = checkout["id"]
-        payment.provider_checkout_url = checkout["redirectUrl"]
-        started = CheckoutStarted(payment.public_id, checkout["redirectUrl"])
-        _finish_checkout_key(key_row, 303,
-                             {"payment": payment.public_id, "redirect_url": started.redirect_url}, payment)
-        db.session.commit()
-    except Exception as err:  # noqa: BLE001 - the checkout exists but is not recorded: nobody is sent to pay it
-        db.session.rollback()
-        current_app.logger.exception("checkout %s of payment %s could not be recorded", checkout.get("id"),
-                                     payment_public_id)
-        refusal = _could_not_start()
-        _refuse(key_row, refusal)
-        raise refusal from err
-    return started
+    redirect_url = open_checkout(payment_id, payment_public_id, key_row, amount_cents=amount_cents,
+                                 back_url=return_url(payment_public_id),
+                                 metadata={"purpose": "request", "eventId": event.public_id}, refusal=RequestRefused)
+    return CheckoutStarted(payment_public_id, redirect_url)
 
 
 def _hold_a_slot(event: Event, dj_set: DJSet, track: Track, device: GuestDevice, shoutout: str | None,

@@ -22,9 +22,8 @@ from ...models import DJSet, Event, GuestDevice, IdempotencyKey, Payment, utcnow
 from ..common import idempotency
 from ..common.addresses import address_key
 from ..common.errors import DomainError
-from ..payments.confirmation import checkout_not_created
-from ..payments.ledger import lock_payment, record_transition
-from ..payments.yoco import YocoError, yoco_client
+from ..payments.checkout import could_not_start, open_checkout, refuse_key
+from ..payments.ledger import record_transition
 from ..requests.rules import RequestRefused, check_payment_rate
 
 CHECKOUT_ENDPOINT = "tip-checkout"
@@ -48,8 +47,7 @@ class TipStarted:
 
 
 def _could_not_start() -> TipRefused:
-    return TipRefused("PAYMENT_FAILED", "We couldn't start the payment. Please try again.", retry_after=30,
-                      status=503)
+    return could_not_start(TipRefused)
 
 
 def check_tippable(dj_set: DJSet | None, amount_cents: int) -> None:
@@ -57,17 +55,6 @@ def check_tippable(dj_set: DJSet | None, amount_cents: int) -> None:
         raise TipRefused("TIPS_CLOSED", "Tips open when the DJ is playing live.")
     if not MIN_TIP_CENTS <= amount_cents <= MAX_TIP_CENTS:
         raise TipRefused("INVALID_AMOUNT", "A tip is from R5 to R2,000.", status=422)
-
-
-def _refuse(key_row: IdempotencyKey, refusal: DomainError) -> None:
-    """Finish the key with the refusal (the transaction so far is rolled back); never raises."""
-    try:
-        db.session.rollback()
-        idempotency.finish(key_row, refusal.status, idempotency.refusal_body(refusal))
-        db.session.commit()
-    except Exception:  # noqa: BLE001 - the database itself failing: the fan still gets the refusal
-        db.session.rollback()
-        current_app.logger.exception("a tip checkout's idempotency key could not be finished (%s)", refusal.code)
 
 
 def start_tip_checkout(event: Event, dj_set: DJSet | None, device: GuestDevice, *, amount_cents: int,
@@ -95,56 +82,17 @@ def start_tip_checkout(event: Event, dj_set: DJSet | None, device: GuestDevice, 
         db.session.commit()
         payment_id, payment_public_id = payment.id, payment.public_id
     except (TipRefused, RequestRefused) as refusal:
-        _refuse(key_row, refusal)
+        refuse_key(key_row, refusal)
         raise TipRefused(refusal.code, refusal.message, retry_after=refusal.retry_after,
                          status=refusal.status) from refusal
     except Exception as err:  # noqa: BLE001 - the key must not stay "in progress"
         db.session.rollback()
         current_app.logger.exception("tip checkout for set %s could not start", dj_set.id if dj_set else None)
         refusal = _could_not_start()
-        _refuse(key_row, refusal)
+        refuse_key(key_row, refusal)
         raise refusal from err
 
-    try:
-        back = return_url(payment_public_id)
-        checkout = yoco_client().create_checkout(
-            amount_cents=amount_cents, success_url=back + "?result=success", cancel_url=back + "?result=cancel",
-            failure_url=back + "?result=failure",
-            metadata={"paymentId": payment_public_id, "purpose": "tip", "eventId": event.public_id},
-            idempotency_key=payment.checkout_idempotency_key,
-        )
-    except Exception as err:  # noqa: BLE001 - whatever broke, the payment must not stay "in progress"
-        db.session.rollback()
-        if not isinstance(err, YocoError):
-            current_app.logger.exception("tip checkout of payment %s could not be created", payment_public_id)
-        retryable = not isinstance(err, YocoError) or err.retryable
-        refusal = TipRefused("PAYMENT_FAILED", err.message if isinstance(err, YocoError) else
-                             _could_not_start().message, retry_after=30 if retryable else None,
-                             status=503 if retryable else 402)
-        try:
-            checkout_not_created(payment_id, err.code if isinstance(err, YocoError) else "internal_error",
-                                 refusal.message)
-            idempotency.finish(key_row, refusal.status, idempotency.refusal_body(refusal),
-                               resource=("payment", payment_public_id))
-            db.session.commit()
-        except Exception:  # noqa: BLE001 - reconciliation expires the payment
-            db.session.rollback()
-            _refuse(key_row, refusal)
-        raise refusal from err
-
-    try:
-        payment = lock_payment(payment_id)
-        payment.provider_checkout_id = checkout["id"]
-        payment.provider_checkout_url = checkout["redirectUrl"]
-        started = TipStarted(payment.public_id, checkout["redirectUrl"])
-        idempotency.finish(key_row, 303, {"payment": payment.public_id, "redirect_url": started.redirect_url},
-                           resource=("payment", payment.public_id))
-        db.session.commit()
-    except Exception as err:  # noqa: BLE001 - the checkout exists but is not recorded: nobody is sent to pay it
-        db.session.rollback()
-        current_app.logger.exception("checkout %s of tip payment %s could not be recorded", checkout.get("id"),
-                                     payment_public_id)
-        refusal = _could_not_start()
-        _refuse(key_row, refusal)
-        raise refusal from err
-    return started
+    redirect_url = open_checkout(payment_id, payment_public_id, key_row, amount_cents=amount_cents,
+                                 back_url=return_url(payment_public_id),
+                                 metadata={"purpose": "tip", "eventId": event.public_id}, refusal=TipRefused)
+    return TipStarted(payment_public_id, redirect_url)
