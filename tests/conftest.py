@@ -35,6 +35,7 @@ from sqlalchemy import text
 from app import create_app
 from app.config import TestConfig
 from app.extensions import db, limiter
+from app.live.hub import hub_for
 from tests import factories
 from tests.factories import PASSWORD
 
@@ -137,7 +138,10 @@ def app(test_env):
         if db.engine.dialect.name == "postgresql":
             downgrade(revision="base")  # start from empty even after an aborted run
         upgrade()
-    return application
+    yield application
+    # Before the session's redis-server stops: the live hub's listener would
+    # otherwise keep retrying it, and log to streams pytest has closed.
+    hub_for(application).shutdown()
 
 
 # -- a clean slate for every test -----------------------------------------------------------------
