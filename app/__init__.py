@@ -11,9 +11,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import admin, api, auth, core, dj, fan, live, sandbox, venue, webhooks
 from .config import BaseConfig, config_from_env
-from .core import cli, devices, errors, http, templating
+from .core import cli, devices, errors, http, static, templating
 from .logs import configure as configure_logging
-from .extensions import csrf, db, limiter, login_manager, migrate, redis_store, sandbox_redis, sock
+from .extensions import compress, csrf, db, limiter, login_manager, migrate, redis_store, sandbox_redis, sock
 from .live.hub import hub_for
 from .services.accounts import load_user_from_session_id
 
@@ -49,12 +49,14 @@ def create_app(config: BaseConfig | type[BaseConfig] | None = None) -> Flask:
     templating.register(app)
     errors.register(app)
     http.register(app)
+    static.register(app)
     devices.register(app)
     cli.register(app)
     return app
 
 
 def _init_extensions(app: Flask) -> None:
+    compress.init_app(app)  # first: its after_request then runs last, on the finished response
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)

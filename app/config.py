@@ -61,6 +61,15 @@ class BaseConfig:
     # Argon2id parameters (services/accounts): RFC 9106's low-memory profile;
     # the test configuration alone takes the cheapest one.
     PASSWORD_HASH_PROFILE = "rfc9106-low-memory"
+    # Responses compressed by flask-compress: brotli first (smallest at its
+    # fast levels), then zstd and gzip for clients without it. Streams
+    # (static files, CSV exports) are compressed chunk by chunk.
+    COMPRESS_ALGORITHM = ["br", "zstd", "gzip", "deflate"]
+    COMPRESS_ALGORITHM_STREAMING = ["br", "zstd", "deflate"]
+    COMPRESS_MIMETYPES = [
+        "text/html", "text/css", "text/plain", "text/csv", "text/javascript", "application/javascript",
+        "application/json", "application/manifest+json", "image/svg+xml", "image/x-icon",
+    ]
 
     def __init__(self) -> None:
         env = os.environ

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import redis
 from flask import Flask, current_app, request
+from flask_compress import Compress
 from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -35,6 +36,7 @@ def client_ip() -> str:
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate(render_as_batch=True, compare_type=True)
 csrf = CSRFProtect()
+compress = Compress()
 login_manager = LoginManager()
 sock = Sock()
 limiter = Limiter(key_func=client_ip)

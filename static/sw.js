@@ -1,7 +1,12 @@
 /*
  * BeatMatchMe service worker. Served at /sw.js with scope "/".
  *
- * - install:  precache the app shell (SHELL below).
+ * - install:  precache the offline page (SHELL below).
+ * - message:  {type: 'precache', urls}: each page (static/js/app.js) sends
+ *             the versioned /static/ URLs it uses; they are stored from the
+ *             browser's HTTP cache (sent immutable), so nothing is
+ *             downloaded twice and a fan's phone never stores the DJ's
+ *             scripts. It answers {type: 'precached'} when they are stored.
  * - fetch:    GET only. /static/ is cache-first; page navigations are
  *             network-first, and successful event pages (/e/...) and the
  *             DJ's dashboard (/dj/, /dj/sets/<id>/live) are kept so the last
@@ -16,7 +21,7 @@
  */
 'use strict';
 
-const VERSION = 'v3';
+const VERSION = 'v4';
 const PREFIX = 'bmm-';
 const SHELL_CACHE = `${PREFIX}shell-${VERSION}`;
 const PAGES_CACHE = `${PREFIX}pages-${VERSION}`;
@@ -24,17 +29,7 @@ const CURRENT_CACHES = [SHELL_CACHE, PAGES_CACHE];
 const OFFLINE_URL = '/offline';
 const MAX_PAGES = 10; // event pages kept for offline use
 
-const SHELL = [
-  OFFLINE_URL,
-  '/static/css/app.css',
-  '/static/js/app.js',
-  '/static/js/live.js',
-  '/static/js/dj-actions.js',
-  '/static/vendor/htmx.min.js',
-  '/static/icons/icon.svg',
-  '/static/icons/icon-192.png',
-  '/manifest.webmanifest',
-];
+const SHELL = [OFFLINE_URL];
 
 // Never intercepted: these always go straight to the network.
 const BYPASS_PREFIXES = ['/webhooks', '/live', '/api'];
@@ -61,9 +56,32 @@ function isKeptPage(path) {
 self.addEventListener('install', (event) => {
   event.waitUntil(
     caches.open(SHELL_CACHE)
-      // cache: 'reload' skips the HTTP cache so we store fresh copies
-      .then((cache) => cache.addAll(SHELL.map((url) => new Request(url, { cache: 'reload' }))))
+      .then((cache) => cache.addAll(SHELL))
       .then(() => self.skipWaiting())
+  );
+});
+
+// Only this site's content-hashed static files: a hash names one content for good.
+function isVersionedStatic(url) {
+  return url.origin === self.location.origin && url.pathname.startsWith('/static/') &&
+    url.searchParams.has('v');
+}
+
+self.addEventListener('message', (event) => {
+  const data = event.data || {};
+  if (data.type !== 'precache' || !Array.isArray(data.urls)) return;
+  const urls = data.urls.slice(0, 20)
+    .map((href) => { try { return new URL(href, self.location.origin); } catch (err) { return null; } })
+    .filter((url) => url && isVersionedStatic(url));
+  event.waitUntil(
+    caches.open(SHELL_CACHE).then((cache) => Promise.all(urls.map(async (url) => {
+      if (await cache.match(url.href)) return;
+      // Default cache mode: the copy the page just loaded comes from the HTTP cache.
+      const response = await fetch(url.href);
+      if (response.ok && response.type === 'basic') await cache.put(url.href, response);
+    })))
+      .then(() => event.source && event.source.postMessage({ type: 'precached' }))
+      .catch(() => {})
   );
 });
 

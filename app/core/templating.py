@@ -69,7 +69,7 @@ def trim_number(value: float | None) -> str:
 
 
 @lru_cache(maxsize=256)
-def _static_version(path: str) -> str | None:
+def static_version(path: str) -> str | None:
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
     except OSError:
@@ -81,7 +81,7 @@ def register(app: Flask) -> None:
     def _version_static_urls(endpoint: str, values: dict) -> None:
         """/static/x -> /static/x?v=<content hash>: caches (and the service worker) never go stale."""
         if endpoint == "static" and "filename" in values and "v" not in values:
-            version = _static_version(str(Path(app.static_folder) / values["filename"]))
+            version = static_version(str(Path(app.static_folder) / values["filename"]))
             if version:
                 values["v"] = version
 

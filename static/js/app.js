@@ -2,7 +2,8 @@
  * BeatMatchMe: small progressive enhancements. No framework.
  * CSP-safe: no inline code, no eval. Loaded with <script src defer>.
  *
- * 1. Registers the service worker (/sw.js).
+ * 1. Registers the service worker (/sw.js) and tells it which versioned
+ *    static files this page uses, so it keeps exactly those for offline.
  * 2. Keeps every .conn-status pill in sync with navigator.onLine, except on
  *    pages with a live socket ([data-live]), where static/js/live.js does.
  * 3. Closes .flash messages when their button.flash-close is clicked, and
@@ -20,8 +21,28 @@
   'use strict';
 
   // 1. Service worker: offline shell + last seen event page.
+  function pageAssets() {
+    var urls = [];
+    document.querySelectorAll('script[src], link[rel="stylesheet"][href], link[rel="icon"][href]')
+      .forEach(function (el) { urls.push(el.src || el.href); });
+    return urls;
+  }
+
+  // The page is ready to open offline once the worker has stored its files.
+  navigator.serviceWorker && navigator.serviceWorker.addEventListener('message', function (event) {
+    if (event.data && event.data.type === 'precached') {
+      document.documentElement.setAttribute('data-offline-ready', '');
+    }
+  });
+
   function registerServiceWorker() {
-    navigator.serviceWorker.register('/sw.js', { scope: '/' }).catch(function () {
+    navigator.serviceWorker.register('/sw.js', { scope: '/' }).then(function () {
+      return navigator.serviceWorker.ready;
+    }).then(function (registration) {
+      if (registration.active) {
+        registration.active.postMessage({ type: 'precache', urls: pageAssets() });
+      }
+    }).catch(function () {
       // Unsupported context, private mode, ...: the site works without it.
     });
   }
