@@ -22,10 +22,11 @@ run: system-run $(STAMP)
 	@echo
 	exec $(BIN)/honcho start -f Procfile
 
+# The two databases' suites run side by side (each has its own database,
+# redis-server and ports); each one's output is printed whole when it ends.
 test: system-test $(STAMP)
 	$(MAKE) --no-print-directory lint-imports
-	$(MAKE) --no-print-directory test-sqlite
-	$(MAKE) --no-print-directory test-postgres
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
 # The layers: models <- services <- areas, jobs -> services (.importlinter).
 lint-imports: $(STAMP)
