@@ -11,6 +11,7 @@ from flask import Flask
 
 from ..models.events import DEFAULT_TIMEZONE
 from ..services.common.text import rands, thousands
+from ..services.library.search import UNKNOWN_ARTIST
 
 
 def local_time(value: datetime | None, zone: str = DEFAULT_TIMEZONE, fmt: str = "%a %d %b, %H:%M") -> str:
@@ -61,6 +62,11 @@ def refund_reason(reason: str | None) -> str:
     return REFUND_REASONS.get(code, "We refunded this payment.")
 
 
+def artist(value: str | None) -> str:
+    """A track's artist, or "Unknown artist" where the DJ's export had none."""
+    return value or UNKNOWN_ARTIST
+
+
 def trim_number(value: float | None) -> str:
     """120.0 -> '120', 120.5 -> '120.5', None -> ''."""
     if value is None or value == "":
@@ -92,4 +98,5 @@ def register(app: Flask) -> None:
     app.add_template_filter(distance)
     app.add_template_filter(wait)
     app.add_template_filter(trim_number)
+    app.add_template_filter(artist)
     app.add_template_filter(refund_reason)

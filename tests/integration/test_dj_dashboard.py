@@ -355,3 +355,17 @@ def test_another_djs_requests_and_sets_are_404_and_stay_unchanged(app, night, cr
     assert fresh(r["bad guy"]).status == "pending"
     assert db.session.get(DJSet, dj_set.id).requests_state == "open"
     assert db.session.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
+
+
+def test_a_song_without_an_artist_says_unknown_artist_to_the_dj_and_the_fans(dj, night, app):
+    track = night.tracks[5]
+    track.artist = ""
+    paid_request(night.set, track, device("fan-no-artist"))
+    db.session.commit()
+
+    dashboard = text(dj.get("/dj/"))
+    row = dashboard[dashboard.index(track.title):][:400]
+    assert "Unknown artist ·" in row
+    fan_page = text(app.test_client().get(f"/e/{night.event.public_id}"))
+    row = fan_page[fan_page.index(track.title):][:400]
+    assert "Unknown artist · requested by" in row
