@@ -302,11 +302,27 @@ class RQWorker:
         """Whether the worker is running a job right now."""
         return self.redis.hget(f"rq:worker:{self.name}", "state") == b"busy"
 
+    def _dequeued_not_started(self, queue) -> bool:
+        """A job the worker has taken off the queue (RQ moves it to the queue's
+        intermediate list) but not yet marked started: on a loaded machine
+        that gap outlasts any number of quick looks at the queue and the
+        worker's state."""
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job, JobStatus
+
+        for job_id in self.redis.lrange(queue.intermediate_queue_key, 0, -1):
+            try:
+                if Job.fetch(job_id.decode(), connection=self.redis).get_status(refresh=False) == JobStatus.QUEUED:
+                    return True
+            except NoSuchJobError:  # finished and cleaned up meanwhile
+                continue
+        return False
+
     def busy(self, *, scheduled: float | None = None) -> bool:
         """Whether a job is queued or running, or (with `scheduled`) scheduled
         to run within that many seconds."""
         queue = self._queue()
-        if queue.count or self.running():
+        if queue.count or self.running() or self._dequeued_not_started(queue):
             return True
         return scheduled is not None and bool(
             self.redis.zcount(queue.scheduled_job_registry.key, 0, time.time() + scheduled))
