@@ -10,7 +10,7 @@ from app.models import BlockedKeyword, FraudAlert, SongRequest
 from app.services import accounts
 from app.services.admin.fraud import scan_for_fraud
 from tests import factories
-from tests.e2e.conftest import TABLET, screenshot
+from tests.e2e.conftest import SCREENSHOTS, TABLET, screenshot
 from tests.e2e.test_accessibility import _check as check_landmarks_and_names
 from tests.integration.test_admin_safety import abuse
 
@@ -70,3 +70,56 @@ def test_alerts_review_and_keywords(flagged, live_server, open_page, size):
     check_landmarks_and_names(page)
     screenshot(page, f"admin-keywords-{size}")
     assert errors == []
+
+
+def test_an_approved_shoutout_reaches_the_djs_tablet_without_a_reload(app_ctx, night, live_server, open_page):
+    """The DJ's dashboard shows "held for review" and not the text; the admin
+    approves it and the DJ's open page shows it by the live update."""
+    from app.services.admin import moderation
+    from tests.factories import PASSWORD as DJ_PASSWORD
+
+    night.attach()
+    admin = accounts.create_user(EMAIL, PASSWORD, "admin", "Safety")
+    held = factories.paid_request(night.set, night.tracks[5], factories.device("loud-fan"))
+    held.shoutout, held.shoutout_status = "Big up the R.U.D.E crew", "held"
+    db.session.commit()
+    page, errors = open_page(TABLET)
+    page.goto(f"{live_server}/login?next=/dj/")
+    page.get_by_label("Email").fill(night.email)
+    page.get_by_label("Password").fill(DJ_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    row = page.locator(f'[data-request="{held.public_id}"]')
+    expect(row).to_contain_text("Shout-out held for review")
+    assert "R.U.D.E" not in page.content()
+    moderation.review("request", held.public_id, "approved", admin, "127.0.0.1")
+    expect(row).to_contain_text("“Big up the R.U.D.E crew”")  # no reload: the live update
+    expect(row).not_to_contain_text("held for review")
+    assert errors == []
+
+
+@pytest.mark.parametrize("size", ["phone"])
+def test_the_fan_sees_their_shoutout_waits_and_the_admin_pages_fit_a_phone(flagged, night, live_server, open_page,
+                                                                          size):
+    from tests.factories import PASSWORD as FAN_PASSWORD
+    from tests.e2e.conftest import PHONE
+
+    night.attach()
+    mine = factories.paid_request(night.set, night.tracks[6], night.fan)
+    mine.shoutout, mine.shoutout_status = "Happy birthday you rude thing", "held"
+    db.session.commit()
+    fan, errors = open_page({"width": 360, "height": 640}, mobile=True)
+    fan.goto(f"{live_server}/login?next=/me")
+    fan.get_by_label("Email").fill(night.logins["fan"])
+    fan.get_by_label("Password").fill(FAN_PASSWORD)
+    fan.get_by_role("button", name="Sign in").click()
+    expect(fan.get_by_text("waiting for a check").first).to_be_visible()
+    screenshot(fan, "fan-shoutout-waiting-360")
+    admin, admin_errors = open_page(PHONE, mobile=True)
+    sign_in(admin, live_server, "/admin/alerts")
+    check_landmarks_and_names(admin)
+    screenshot(admin, "admin-alerts-phone")
+    admin.locator("article.alert-card").first.scroll_into_view_if_needed()
+    admin.screenshot(path=str(SCREENSHOTS / "admin-alerts-phone-first.png"))  # the first alert, as the phone shows it
+    admin.goto(f"{live_server}/admin/shoutouts")
+    screenshot(admin, "admin-shoutouts-phone")
+    assert errors == [] and admin_errors == []

@@ -25,14 +25,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 
 from flask import current_app
 from sqlalchemy import case, func, select
 
 from ...extensions import db
 from ...models import Dispute, GuestDevice, Payment, User, utcnow
-from ..common.alerts import raise_alert, window_bucket
+from ..common.alerts import Draft, filed_keys, raise_alerts, window_bucket
 
 REFUND_STATES = ("REFUND_PENDING", "REFUNDED", "REFUND_FAILED")
 UNPAID_STATES = ("PENDING", "EXPIRED")
@@ -70,18 +70,24 @@ class _Scan:
         self.now, self.t = now, limits
         self.since = now - limits.window
         self.seconds = int(limits.window.total_seconds())
-        self.raised: dict[str, int] = defaultdict(int)
+        # (kind, key, the key before, what builds the evidence, the target): the
+        # evidence is read only for alerts not raised yet.
+        self.found: list[tuple[str, str, tuple[str, ...], Callable[[], dict[str, Any]], dict[str, Any]]] = []
 
     def keys(self, prefix: str, seconds: int) -> tuple[str, tuple[str, ...]]:
         """This window's dedupe key and the one before (a burst across the boundary is one alert)."""
         bucket = window_bucket(self.now, seconds)
         return f"{prefix}:{bucket}", (f"{prefix}:{bucket - 1}",)
 
-    def file(self, kind: str, prefix: str, detail: dict[str, Any], *, seconds: int | None = None,
+    def file(self, kind: str, prefix: str, detail: Callable[[], dict[str, Any]], *, seconds: int | None = None,
              **target: Any) -> None:
         key, before = self.keys(prefix, seconds or self.seconds)
-        if raise_alert(kind, key, detail, also_seen=before, **target) is not None:
-            self.raised[kind] += 1
+        self.found.append((kind, key, before, detail, target))
+
+    def drafts(self) -> list[Draft]:
+        seen = filed_keys([k for _, key, before, _, _ in self.found for k in (key, *before)])
+        return [Draft(kind, key, detail(), before, target) for kind, key, before, detail, target in self.found
+                if not seen & {key, *before}]
 
     def window_detail(self, what: str, **figures: Any) -> dict[str, Any]:
         return {"what": what, "window_minutes": self.seconds // 60, "from": _iso(self.since), "to": _iso(self.now),
@@ -91,27 +97,41 @@ class _Scan:
         return list(db.session.scalars(select(Payment.public_id).where(*conditions)
                                        .order_by(Payment.created_at.desc()).limit(EVIDENCE_REFS)))
 
+    @staticmethod
+    def devices(ids) -> dict[int, tuple[str, int | None]]:
+        """Device id -> (public id, account id), in one query."""
+        ids = list(ids)
+        if not ids:
+            return {}
+        return {row.id: (row.public_id, row.user_id) for row in db.session.execute(
+            select(GuestDevice.id, GuestDevice.public_id, GuestDevice.user_id).where(GuestDevice.id.in_(ids)))}
+
     # -- the signals ------------------------------------------------------
+    # Each files (kind, key, evidence builder, target); the builder runs only
+    # for an alert not raised yet, so a scan that finds nothing new is a few
+    # grouped queries.
 
     def declines(self) -> None:
         failed = (Payment.state == "FAILED", Payment.created_at >= self.since)
+        minutes = self.seconds // 60
         for column, label in ((Payment.device_id, "device"), (Payment.client_key, "address")):
             found = db.session.execute(
                 select(column, func.count(), func.max(Payment.client_ip), func.max(Payment.user_id))
                 .where(*failed, column.is_not(None)).group_by(column)
                 .having(func.count() >= self.t.declines).limit(CANDIDATES)).all()
+            devices = self.devices(target for target, *_ in found) if label == "device" else {}
             for target, count, ip, user_id in found:
-                refs = self.refs(*failed, column == target)
-                device = db.session.get(GuestDevice, target) if label == "device" else None
-                name = device.public_id if device else target
-                detail = self.window_detail(f"{count} failed payments from one {label} in {self.seconds // 60} minutes",
-                                            count=count, threshold=self.t.declines, target=label, payments=refs)
-                if device is not None:
-                    self.file("declines", f"declines:device:{name}", detail, device_id=device.id,
-                              user_id=device.user_id, ip=ip)
+                def detail(count=count, target=target, column=column, label=label) -> dict[str, Any]:
+                    extra = {"address_key": target} if label == "address" else {}
+                    return self.window_detail(f"{count} failed payments from one {label} in {minutes} minutes",
+                                              count=count, threshold=self.t.declines, target=label, **extra,
+                                              payments=self.refs(*failed, column == target))
+                if label == "device":
+                    public_id, account = devices[target]
+                    self.file("declines", f"declines:device:{public_id}", detail, device_id=target,
+                              user_id=account, ip=ip)
                 else:
-                    self.file("declines", f"declines:address:{name}", {**detail, "address_key": target},
-                              ip=ip, user_id=user_id)
+                    self.file("declines", f"declines:address:{target}", detail, ip=ip, user_id=user_id)
 
     def holds(self) -> None:
         unpaid = (Payment.state.in_(UNPAID_STATES), Payment.purpose == "request", Payment.created_at >= self.since)
@@ -121,17 +141,19 @@ class _Scan:
             .where(*unpaid, Payment.client_key.is_not(None)).group_by(Payment.client_key)
             .having(func.count(func.distinct(Payment.device_id)) >= self.t.hold_devices).limit(CANDIDATES)).all()
         for key, devices, checkouts, ip in found:
-            device_ids = db.session.scalars(select(func.distinct(GuestDevice.public_id))
-                                            .join(Payment, Payment.device_id == GuestDevice.id)
-                                            .where(*unpaid, Payment.client_key == key).limit(EVIDENCE_REFS)).all()
-            detail = self.window_detail(
-                f"{devices} devices behind one address started {checkouts} checkouts left unpaid",
-                devices=devices, checkouts=checkouts, threshold=self.t.hold_devices, address_key=key,
-                device_ids=sorted(device_ids), payments=self.refs(*unpaid, Payment.client_key == key))
+            def detail(key=key, devices=devices, checkouts=checkouts) -> dict[str, Any]:
+                device_ids = db.session.scalars(select(func.distinct(GuestDevice.public_id))
+                                                .join(Payment, Payment.device_id == GuestDevice.id)
+                                                .where(*unpaid, Payment.client_key == key).limit(EVIDENCE_REFS))
+                return self.window_detail(
+                    f"{devices} devices behind one address started {checkouts} checkouts left unpaid",
+                    devices=devices, checkouts=checkouts, threshold=self.t.hold_devices, address_key=key,
+                    device_ids=sorted(device_ids), payments=self.refs(*unpaid, Payment.client_key == key))
             self.file("holds", f"holds:address:{key}", detail, ip=ip)
 
     def refund_abuse(self) -> None:
         days = timedelta(days=self.t.refund_days)
+        seconds = self.t.refund_days * 86_400
         for column, label in ((Payment.device_id, "device"), (Payment.user_id, "account")):
             dispute_column = Dispute.device_id if label == "device" else Dispute.user_id
             recent = set(db.session.scalars(
@@ -150,33 +172,37 @@ class _Scan:
                        func.sum(case((Payment.state.in_(REFUND_STATES), 1), else_=0)),
                        func.sum(case((disputed, 1), else_=0)), func.max(Payment.client_ip))
                 .where(*paid).group_by(column)).all()
-            for target, payments, flagged, refunds, disputes, ip in found:
-                flagged = int(flagged or 0)
-                if flagged < self.t.refund_min or flagged < self.t.refund_ratio * payments:
-                    continue
-                ratio = round(flagged / payments, 2)
-                detail = {"what": f"{flagged} of {payments} paid payments in {self.t.refund_days} days were "
-                                  f"refunded or disputed ({ratio:.0%})",
-                          "days": self.t.refund_days, "paid_payments": payments, "refunded": int(refunds or 0),
-                          "disputed": int(disputes or 0), "ratio": ratio, "threshold_ratio": self.t.refund_ratio,
-                          "threshold_count": self.t.refund_min, "target": label,
-                          "payments": self.refs(*paid, column == target, bad)}
-                seconds = self.t.refund_days * 86_400
+            flagged_rows = [row for row in found
+                            if int(row[2] or 0) >= self.t.refund_min and int(row[2] or 0) >= self.t.refund_ratio * row[1]]
+            if label == "device":
+                names = {i: public_id for i, (public_id, _) in self.devices(r[0] for r in flagged_rows).items()}
+                accounts = {i: account for i, (_, account) in self.devices(r[0] for r in flagged_rows).items()}
+            else:
+                names = dict(db.session.execute(select(User.id, User.public_id)
+                                                .where(User.id.in_([r[0] for r in flagged_rows]))).all())
+            for target, payments, flagged, refunds, disputes, ip in flagged_rows:
+                def detail(target=target, payments=payments, flagged=int(flagged), refunds=int(refunds or 0),
+                           disputes=int(disputes or 0), column=column, label=label) -> dict[str, Any]:
+                    ratio = round(flagged / payments, 2)
+                    return {"what": f"{flagged} of {payments} paid payments in {self.t.refund_days} days were "
+                                    f"refunded or disputed ({ratio:.0%})",
+                            "days": self.t.refund_days, "paid_payments": payments, "refunded": refunds,
+                            "disputed": disputes, "ratio": ratio, "threshold_ratio": self.t.refund_ratio,
+                            "threshold_count": self.t.refund_min, "target": label,
+                            "payments": self.refs(*paid, column == target, bad)}
                 if label == "device":
-                    device = db.session.get(GuestDevice, target)
-                    self.file("refund_abuse", f"refund_abuse:device:{device.public_id}", detail, seconds=seconds,
-                              device_id=device.id, user_id=device.user_id, ip=ip)
+                    self.file("refund_abuse", f"refund_abuse:device:{names[target]}", detail, seconds=seconds,
+                              device_id=target, user_id=accounts[target], ip=ip)
                 else:
-                    user = db.session.get(User, target)
-                    self.file("refund_abuse", f"refund_abuse:account:{user.public_id}", detail, seconds=seconds,
-                              user_id=user.id, ip=ip)
+                    self.file("refund_abuse", f"refund_abuse:account:{names[target]}", detail, seconds=seconds,
+                              user_id=target, ip=ip)
 
     def velocity(self) -> None:
         requests = (Payment.purpose == "request",)
-        found = dict(db.session.execute(
-            select(Payment.device_id, func.count())
+        found = {device_id: (count, ip) for device_id, count, ip in db.session.execute(
+            select(Payment.device_id, func.count(), func.max(Payment.client_ip))
             .where(*requests, Payment.created_at >= self.since, Payment.device_id.is_not(None))
-            .group_by(Payment.device_id).having(func.count() >= self.t.velocity_min).limit(CANDIDATES)).all())
+            .group_by(Payment.device_id).having(func.count() >= self.t.velocity_min).limit(CANDIDATES))}
         if not found:
             return
         history_from = self.since - timedelta(days=self.t.velocity_days)
@@ -184,31 +210,36 @@ class _Scan:
         counts: dict[int, int] = defaultdict(int)
         for device_id, created in db.session.execute(
                 select(Payment.device_id, Payment.created_at)
-                .where(*requests, Payment.device_id.in_(found), Payment.created_at >= history_from,
+                .where(*requests, Payment.device_id.in_(list(found)), Payment.created_at >= history_from,
                        Payment.created_at < self.since).limit(BASELINE_ROWS)):
             active[device_id].add(window_bucket(created, self.seconds))
             counts[device_id] += 1
-        for device_id, recent in found.items():
+        fast = {}
+        for device_id, (recent, ip) in found.items():
             normal = counts[device_id] / len(active[device_id]) if active[device_id] else 0.0
-            if recent < self.t.velocity_factor * normal:
-                continue
-            device = db.session.get(GuestDevice, device_id)
-            window = (*requests, Payment.device_id == device_id, Payment.created_at >= self.since)
-            ip = db.session.scalar(select(func.max(Payment.client_ip)).where(*window))
-            detail = self.window_detail(
-                f"{recent} requests in {self.seconds // 60} minutes; this fan's normal is {normal:.1f}",
-                count=recent, normal_per_window=round(normal, 2), history_days=self.t.velocity_days,
-                history_requests=counts[device_id], threshold=self.t.velocity_min,
-                factor=self.t.velocity_factor, payments=self.refs(*window))
-            self.file("velocity", f"velocity:device:{device.public_id}", detail, device_id=device.id,
-                      user_id=device.user_id, ip=ip)
+            if recent >= self.t.velocity_factor * normal:
+                fast[device_id] = (recent, ip, normal)
+        devices = self.devices(fast)
+        for device_id, (recent, ip, normal) in fast.items():
+            def detail(device_id=device_id, recent=recent, normal=normal) -> dict[str, Any]:
+                window = (*requests, Payment.device_id == device_id, Payment.created_at >= self.since)
+                return self.window_detail(
+                    f"{recent} requests in {self.seconds // 60} minutes; this fan's normal is {normal:.1f}",
+                    count=recent, normal_per_window=round(normal, 2), history_days=self.t.velocity_days,
+                    history_requests=counts[device_id], threshold=self.t.velocity_min,
+                    factor=self.t.velocity_factor, payments=self.refs(*window))
+            public_id, account = devices[device_id]
+            self.file("velocity", f"velocity:device:{public_id}", detail, device_id=device_id, user_id=account,
+                      ip=ip)
 
 
 def scan_for_fraud(now: datetime | None = None) -> dict[str, int]:
-    """Run every signal once; returns the alerts raised per kind (each committed as it is raised)."""
+    """Run every signal once and raise what is new (one commit); returns the alerts raised per kind."""
     scan = _Scan(now or utcnow(), Thresholds.from_config())
     for signal in (scan.declines, scan.holds, scan.refund_abuse, scan.velocity):
         signal()
-    db.session.commit()
-    return dict(scan.raised)
+    raised: dict[str, int] = defaultdict(int)
+    for alert in raise_alerts(scan.drafts()):
+        raised[alert.kind] += 1
+    return dict(raised)
 

@@ -6,6 +6,7 @@ checkout refusing a hold, the periodic scan in services/admin/fraud.py).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
@@ -30,8 +31,7 @@ def raise_alert(kind: str, dedupe_key: str, detail: dict[str, Any], *, device_id
             update(existing)
             db.session.commit()
         return None
-    alert = FraudAlert(kind=kind, dedupe_key=dedupe_key, detail=detail, device_id=device_id, user_id=user_id,
-                       ip=(ip or "")[:45] or None)
+    alert = _alert(kind, dedupe_key, detail, device_id=device_id, user_id=user_id, ip=ip)
     db.session.add(alert)
     try:
         db.session.commit()
@@ -39,6 +39,50 @@ def raise_alert(kind: str, dedupe_key: str, detail: dict[str, Any], *, device_id
         db.session.rollback()  # raised meanwhile by another process: one alert it is
         return None
     return alert
+
+
+@dataclass
+class Draft:
+    """An alert to raise, unless it or one keyed in `also_seen` exists."""
+
+    kind: str
+    dedupe_key: str
+    detail: dict[str, Any]
+    also_seen: tuple[str, ...] = ()
+    target: dict[str, Any] = field(default_factory=dict)  # device_id, user_id, ip
+
+
+def raise_alerts(drafts: list[Draft]) -> list[FraudAlert]:
+    """Raise many at once (the periodic scan): one query for the keys already
+    filed, one commit for the new ones. Should another process raise one of
+    them meanwhile, the commit fails on the unique index and each is raised
+    on its own instead."""
+    seen = filed_keys([key for d in drafts for key in (d.dedupe_key, *d.also_seen)])
+    fresh = [d for d in drafts if not seen & {d.dedupe_key, *d.also_seen}]
+    alerts = [_alert(d.kind, d.dedupe_key, d.detail, **d.target) for d in fresh]
+    db.session.add_all(alerts)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raised = (raise_alert(d.kind, d.dedupe_key, d.detail, also_seen=d.also_seen, **d.target) for d in fresh)
+        return [alert for alert in raised if alert is not None]
+    return alerts
+
+
+def filed_keys(keys: list[str]) -> set[str]:
+    """Which of these dedupe keys were raised already (the unique index, 500 at a time)."""
+    seen: set[str] = set()
+    for start in range(0, len(keys), 500):
+        seen |= set(db.session.scalars(select(FraudAlert.dedupe_key)
+                                       .where(FraudAlert.dedupe_key.in_(keys[start:start + 500]))))
+    return seen
+
+
+def _alert(kind: str, dedupe_key: str, detail: dict[str, Any], *, device_id: int | None = None,
+           user_id: int | None = None, ip: str | None = None) -> FraudAlert:
+    return FraudAlert(kind=kind, dedupe_key=dedupe_key, detail=detail, device_id=device_id, user_id=user_id,
+                      ip=(ip or "")[:45] or None)
 
 
 def window_bucket(at: datetime, seconds: int) -> int:
