@@ -95,6 +95,16 @@ class BaseConfig:
         # CHECKOUT_HOLD_MINUTES from the start.
         self.CHECKOUT_HOLD_MINUTES = _env_int("CHECKOUT_HOLD_MINUTES", 10)
         self.CHECKOUT_FIRST_HOLD_SECONDS = _env_int("CHECKOUT_FIRST_HOLD_SECONDS", 120)
+        # The periodic fraud scan (services/admin/fraud.py; README "Configuration").
+        self.FRAUD_WINDOW_MINUTES = _env_int("FRAUD_WINDOW_MINUTES", 10)
+        self.FRAUD_DECLINES = _env_int("FRAUD_DECLINES", 5)
+        self.FRAUD_HOLD_DEVICES = _env_int("FRAUD_HOLD_DEVICES", 5)
+        self.FRAUD_REFUND_RATIO = _env_float("FRAUD_REFUND_RATIO", 0.5)
+        self.FRAUD_REFUND_MIN = _env_int("FRAUD_REFUND_MIN", 3)
+        self.FRAUD_REFUND_DAYS = _env_int("FRAUD_REFUND_DAYS", 30)
+        self.FRAUD_VELOCITY_MIN = _env_int("FRAUD_VELOCITY_MIN", 10)
+        self.FRAUD_VELOCITY_FACTOR = _env_float("FRAUD_VELOCITY_FACTOR", 5.0)
+        self.FRAUD_VELOCITY_DAYS = _env_int("FRAUD_VELOCITY_DAYS", 14)
         # Our own backoff for refunds (1st retry after this, doubling, capped at an hour).
         self.REFUND_RETRY_SECONDS = _env_float("REFUND_RETRY_SECONDS", 10.0)
         self.SENTRY_DSN = env.get("SENTRY_DSN", "")
@@ -200,6 +210,13 @@ class BaseConfig:
                      "LOGIN_ADDRESS_ATTEMPTS"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        for name in ("FRAUD_WINDOW_MINUTES", "FRAUD_DECLINES", "FRAUD_HOLD_DEVICES", "FRAUD_REFUND_RATIO",
+                     "FRAUD_REFUND_MIN", "FRAUD_REFUND_DAYS", "FRAUD_VELOCITY_MIN", "FRAUD_VELOCITY_FACTOR",
+                     "FRAUD_VELOCITY_DAYS"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
+        if self.FRAUD_REFUND_RATIO > 1:
+            raise ConfigError("FRAUD_REFUND_RATIO is a share of the payments, at most 1")
         if self.SANDBOX_TIME_SCALE <= 0:
             raise ConfigError("SANDBOX_TIME_SCALE must be positive")
         if self.LIVE_SOCKETS_PER_ADDRESS < 1 or self.LIVE_HTTP_THREADS < 1:

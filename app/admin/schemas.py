@@ -8,6 +8,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from werkzeug.datastructures import MultiDict
 
 from ..models.payments import PAYMENT_PURPOSES, PAYMENT_STATES
+from ..models.safety import ALERT_STATUSES, FRAUD_KINDS
 from ..services.admin import PaymentQuery
 from ..services.admin.payments import SORTS
 
@@ -81,3 +82,50 @@ class ResolveForm(Schema):
 
     reason = fields.String(required=True, validate=validate.Length(min=5, max=200, error=(
         "Give the reason in 5 to 200 characters.")), error_messages={"required": "Give the reason."})
+
+
+class AlertFilterArgs(Schema):
+    """The alerts list's filters; a bad value is dropped (all kinds, all statuses, page 1)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    kind = fields.String(validate=validate.OneOf(FRAUD_KINDS))
+    status = fields.String(validate=validate.OneOf(ALERT_STATUSES))
+    page = fields.Integer(validate=validate.Range(min=1, max=MAX_PAGE))
+
+
+def parse_filters(schema: Schema, args: MultiDict) -> dict:
+    """Load what is valid of a list's query string; anything invalid is left out."""
+    raw = {key: args.get(key) for key in schema.fields if args.get(key) not in (None, "")}
+    try:
+        return schema.load(raw)
+    except ValidationError as error:
+        bad = error.messages if isinstance(error.messages, dict) else {}
+        return schema.load({k: v for k, v in raw.items() if k not in bad})
+
+
+class ResolveAlertForm(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    outcome = fields.String(required=True, validate=validate.OneOf(("actioned", "dismissed"), error=(
+        "Choose whether you acted on it or dismissed it.")), error_messages={
+        "required": "Choose whether you acted on it or dismissed it."})
+    note = fields.String(required=True, validate=validate.Length(min=5, max=300, error=(
+        "Write a note of 5 to 300 characters.")), error_messages={"required": "Write a note."})
+
+
+class KeywordForm(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    word = fields.String(required=True, validate=validate.Length(min=1, max=60, error=(
+        "A word or short phrase of up to 60 characters.")), error_messages={"required": "Give a word."})
+
+
+class PageArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    page = fields.Integer(validate=validate.Range(min=1, max=MAX_PAGE))

@@ -34,8 +34,9 @@ PAYMENT_TRANSITIONS: dict[str | None, tuple[str, ...]] = {
 }
 PAYMENT_PROVIDER_NAMES = ("sandbox", "yoco")
 TIP_STATUSES = ("received", "refunded")
-# A tip's message, moderated like a shout-out: "held" when it names a blocked keyword.
-TIP_MESSAGE_STATUSES = ("none", "approved", "held")
+# A tip's message, moderated like a shout-out: "held" when it names a blocked
+# keyword until an admin approves it, or "rejected" (never shown).
+TIP_MESSAGE_STATUSES = ("none", "approved", "held", "rejected")
 TIP_MESSAGE_MAX = 140
 WEBHOOK_STATUSES = ("received", "processed", "ignored", "failed")
 IDEMPOTENCY_STATUSES = ("in_progress", "completed")
@@ -63,6 +64,7 @@ class Payment(db.Model):
         sa.Index("ix_payments_set_hold", "set_id", "state", "hold_expires_at"),
         sa.Index("ix_payments_state_created", "state", "created_at"),
         sa.Index("ix_payments_created_at", "created_at", "id"),  # the admin's explorer, newest first
+        sa.Index("ix_payments_device_created", "device_id", "created_at"),  # the fraud scan: a device's history
         # Only failed refunds with attempts left have one: reconciliation's due query reads this small index.
         sa.Index("ix_payments_refund_retry_at", "refund_retry_at", sqlite_where=sa.text("refund_retry_at IS NOT NULL"),
                  postgresql_where=sa.text("refund_retry_at IS NOT NULL")),
@@ -152,7 +154,12 @@ class PaymentTransition(db.Model):
 
 class Tip(db.Model):
     __tablename__ = "tips"
-    __table_args__ = (money_check("amount_cents", allow_zero=False),)
+    __table_args__ = (
+        money_check("amount_cents", allow_zero=False),
+        # The admin's review queue: the held messages only, oldest first.
+        sa.Index("ix_tips_message_held", "created_at", sqlite_where=sa.text("message_status = 'held'"),
+                 postgresql_where=sa.text("message_status = 'held'")),
+    )
 
     id: Mapped[int] = id_column()
     public_id: Mapped[str] = public_id_column()

@@ -57,6 +57,9 @@ class SongRequest(db.Model):
             postgresql_where=sa.text("status = 'playing'"),
         ),
         sa.Index("ix_song_requests_set_status", "set_id", "status"),
+        # The admin's review queue: the held shout-outs only, oldest first.
+        sa.Index("ix_song_requests_shoutout_held", "created_at", sqlite_where=sa.text("shoutout_status = 'held'"),
+                 postgresql_where=sa.text("shoutout_status = 'held'")),
         sa.CheckConstraint(
             "payment_id IS NOT NULL OR voucher_id IS NOT NULL", name="paid_by_payment_or_voucher"
         ),

@@ -17,8 +17,13 @@ DISPUTE_STATUSES = ("open", "refunded", "rejected")
 # What a fan says is wrong with a charge (the fixed list of the dispute form).
 DISPUTE_CATEGORIES = ("not_played", "charged_twice", "wrong_amount", "not_me", "refund_missing", "other")
 BAN_KINDS = ("warning", "suspension", "ban")
-FRAUD_KINDS = ("declines", "refund_abuse", "velocity")
-ALERT_STATUSES = ("open", "actioned", "dismissed")
+# declines: failed payments from one device or address in a window; holds: one
+# address starting unpaid checkouts (many devices, or more than its share of a
+# set); refund_abuse: refunds and disputes out of proportion to the payments;
+# velocity: requests far above the fan's normal rate (services/admin/fraud.py).
+FRAUD_KINDS = ("declines", "holds", "refund_abuse", "velocity")
+# acknowledged: an admin is on it; actioned / dismissed: resolved, with a note.
+ALERT_STATUSES = ("open", "acknowledged", "actioned", "dismissed")
 
 
 class Report(db.Model):
@@ -55,6 +60,7 @@ class Dispute(db.Model):
             sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'"),
         ),
         sa.CheckConstraint("status = 'open' OR resolution_note IS NOT NULL", name="resolved_with_reason"),
+        sa.Index("ix_disputes_created_at", "created_at"),  # the fraud scan's recent disputes
     )
 
     id: Mapped[int] = id_column()
@@ -101,7 +107,10 @@ class FraudAlert(db.Model):
     refused by the database."""
 
     __tablename__ = "fraud_alerts"
-    __table_args__ = (sa.Index("uq_fraud_alerts_dedupe_key", "dedupe_key", unique=True),)
+    __table_args__ = (
+        sa.Index("uq_fraud_alerts_dedupe_key", "dedupe_key", unique=True),
+        sa.Index("ix_fraud_alerts_status_created", "status", "created_at"),  # the admin's list, open first
+    )
 
     id: Mapped[int] = id_column()
     kind: Mapped[str] = mapped_column(enum_type("fraud_kind", FRAUD_KINDS))
@@ -113,11 +122,14 @@ class FraudAlert(db.Model):
     status: Mapped[str] = mapped_column(enum_type("alert_status", ALERT_STATUSES), default="open", index=True)
     handled_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # What the admin wrote when resolving it.
+    note: Mapped[str | None] = mapped_column(sa.String(300))
     created_at: Mapped[datetime] = created_at_column()
 
 
 class BlockedKeyword(db.Model):
-    """Shout-outs containing one of these are held for review."""
+    """A shout-out or tip message naming one of these (a whole word, folded:
+    services/common/text.py) waits for an admin's review before anyone sees it."""
 
     __tablename__ = "blocked_keywords"
     __table_args__ = (sa.CheckConstraint("word = lower(word) AND length(word) > 0", name="word_lowercase"),)

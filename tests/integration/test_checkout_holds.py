@@ -80,7 +80,7 @@ def test_throwaway_devices_from_one_address_leave_room_for_a_genuine_fan(night):
     alerts = db.session.scalars(select(FraudAlert)).all()
     assert len(alerts) == 1
     alert = alerts[0]
-    assert alert.kind == "velocity" and alert.ip == ATTACKER and alert.status == "open"
+    assert alert.kind == "holds" and alert.ip == ATTACKER and alert.status == "open"
     assert alert.detail["signal"] == "unpaid_holds"
     assert alert.detail["set"] == night["set"].public_id and alert.detail["event"] == night["event"]
     assert alert.detail["holds"] == 4 and alert.detail["allowed"] == 4

@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
 from ...models import DJSet, Event, FraudAlert, GuestDevice, IdempotencyKey, Payment, Track, utcnow
 from ..common import idempotency
 from ..common.addresses import address_key
+from ..common.alerts import raise_alert
 from ..common.locks import lock_set
 from ..payments.checkout import could_not_start, open_checkout, refuse_key
 from ..payments.ledger import record_transition
@@ -126,24 +125,19 @@ def _hold_a_slot(event: Event, dj_set: DJSet, track: Track, device: GuestDevice,
 
 def _raise_fraud_alert(event: Event, dj_set: DJSet, device: GuestDevice, client_ip: str | None,
                        client_key: str | None, refusal: TooManyHolds) -> None:
-    """One alert per address, set and hour (the dedupe key names the hour): an
-    address asked for more holds than its share. Never raises."""
+    """One "holds" alert per address, set and hour (the dedupe key names the
+    hour): an address asked for more holds than its share. Never raises."""
+    def one_more(existing: FraudAlert) -> None:
+        existing.detail = {**existing.detail, "refused": existing.detail.get("refused", 1) + 1,
+                           "last_refused_at": utcnow().isoformat()}
+
     try:
-        dedupe_key = f"holds:{dj_set.public_id}:{client_key}:{utcnow():%Y%m%d%H}"
-        existing = db.session.scalar(select(FraudAlert).where(FraudAlert.dedupe_key == dedupe_key))
-        if existing is not None:
-            existing.detail = {**existing.detail, "refused": existing.detail.get("refused", 1) + 1,
-                               "last_refused_at": utcnow().isoformat()}
-        else:
-            db.session.add(FraudAlert(
-                kind="velocity", device_id=device.id, user_id=device.user_id, ip=(client_ip or "")[:45] or None,
-                dedupe_key=dedupe_key,
-                detail={"signal": "unpaid_holds", "event": event.public_id, "set": dj_set.public_id,
-                        "address_key": client_key, "refused": 1, **refusal.evidence,
-                        "what": "one address asked for more unpaid holds on this set than its share"}))
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()  # raised meanwhile by a concurrent refusal: one alert it is
+        raise_alert(
+            "holds", f"holds:{dj_set.public_id}:{client_key}:{utcnow():%Y%m%d%H}",
+            {"signal": "unpaid_holds", "event": event.public_id, "set": dj_set.public_id,
+             "address_key": client_key, "refused": 1, **refusal.evidence,
+             "what": "one address asked for more unpaid holds on this set than its share"},
+            device_id=device.id, user_id=device.user_id, ip=client_ip, update=one_more)
     except Exception:  # noqa: BLE001 - an alert must never turn a refusal into an error page
         db.session.rollback()
         current_app.logger.exception("a fraud alert (unpaid holds) could not be raised")

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
 from ...models import BlockedKeyword, DJSet, GuestDevice, Payment, SongRequest, Track
+from ..common.text import matched_keywords
 from ..live.publish import publish_after_commit
 from ..payments.confirmation import fulfils
 from ..payments.ledger import lock_payment, record_transition
@@ -23,11 +24,13 @@ from .states import move_request
 
 
 def shoutout_status_for(shoutout: str | None) -> str:
+    """"none", "approved", or "held" when the text names a blocked keyword
+    (common/text.matched_keywords: whole words, folded). A held text is shown
+    to no one but its fan until an admin approves it (services/admin/moderation.py)."""
     if not shoutout:
         return "none"
-    words = set(db.session.scalars(select(BlockedKeyword.word)))
-    lowered = shoutout.casefold()
-    return "held" if any(word in lowered for word in words) else "approved"
+    words = db.session.scalars(select(BlockedKeyword.word)).all()
+    return "held" if matched_keywords(shoutout, words) else "approved"
 
 
 @fulfils("request")

@@ -12,17 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
-from ...models import BlockedKeyword, DJSet, Payment, SongRequest, Tip
+from ...models import DJSet, Payment, SongRequest, Tip
 from ..live.publish import publish_after_commit
 from ..payments.confirmation import fulfils
-
-
-def moderated(message: str | None) -> str:
-    """"none", "approved", or "held" when the message names a blocked keyword (as a shout-out's)."""
-    if not message:
-        return "none"
-    lowered = message.casefold()
-    return "held" if any(word in lowered for word in db.session.scalars(select(BlockedKeyword.word))) else "approved"
+from ..requests.fulfil import shoutout_status_for
 
 
 def _thanked_request(payment: Payment) -> int | None:
@@ -41,7 +34,7 @@ def fulfil_tip(payment: Payment, source: str) -> Tip | None:
     tip = Tip(payment_id=payment.id, set_id=dj_set.id, dj_id=dj_set.event.dj_id, device_id=payment.device_id,
               request_id=_thanked_request(payment) if payment.device_id else None,
               amount_cents=payment.amount_cents, message=payment.message,
-              message_status=moderated(payment.message))
+              message_status=shoutout_status_for(payment.message))
     payment.hold_expires_at = None
     db.session.add(tip)
     try:
