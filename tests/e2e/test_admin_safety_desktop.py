@@ -104,3 +104,18 @@ def test_an_admin_bans_a_device_and_its_next_checkout_is_refused(app, setting, l
         assert fits(tablet), f"horizontal scroll on {path}"
         screenshot(tablet, name)
     assert tablet_errors == []
+
+
+@pytest.mark.parametrize("size", [PHONE, {"width": 360, "height": 640}], ids=["390", "360"])
+def test_a_fan_reports_the_dj_from_a_phone(setting, live_server, open_page, size):
+    phone, errors = open_page(size, mobile=True)
+    phone.goto(f"{live_server}/e/{setting['event']}")
+    phone.get_by_role("link", name="Report this DJ").click()
+    expect(phone.get_by_role("heading", name="Report the DJ")).to_be_visible()
+    phone.get_by_label("Harassment or abuse").check()
+    phone.get_by_label("Tell us more", exact=False).fill("Mocked a fan on the mic")
+    assert fits(phone), "horizontal scroll"
+    screenshot(phone, f"fan-report-dj-{size['width']}")
+    phone.get_by_role("button", name="Send report").click()
+    expect(phone.get_by_role("status").first).to_contain_text("your report about the DJ is sent")
+    assert errors == []
