@@ -156,17 +156,19 @@ class Snapshot:
 
 
 def snapshot() -> Snapshot:
-    """One query: every suspension and ban in force (a short list)."""
+    """One query: every suspension and ban in force (columns, not ORM objects:
+    a short list, but read by every process every few seconds)."""
     found = Snapshot()
     rows = db.session.execute(
-        select(Ban, GuestDevice.public_id).outerjoin(GuestDevice, GuestDevice.id == Ban.device_id)
+        select(Ban.kind, Ban.user_id, GuestDevice.public_id, Ban.ip, Ban.reason, Ban.expires_at)
+        .outerjoin(GuestDevice, GuestDevice.id == Ban.device_id)
         .where(Ban.kind.in_(BLOCKING_KINDS), in_force())
         .order_by(case((Ban.kind == "ban", 1), else_=0), Ban.id)).all()  # a ban overwrites a suspension
-    for ban, device_public_id in rows:
-        if ban.user_id is not None:
-            found.users[ban.user_id] = Sanction(ban.kind, "account", ban.reason, ban.expires_at)
+    for kind, user_id, device_public_id, ip, reason, expires_at in rows:
+        if user_id is not None:
+            found.users[user_id] = Sanction(kind, "account", reason, expires_at)
         if device_public_id is not None:
-            found.devices[device_public_id] = Sanction(ban.kind, "device", ban.reason, ban.expires_at)
-        if ban.ip is not None:
-            found.networks[ban.ip] = Sanction(ban.kind, "address", ban.reason, ban.expires_at)
+            found.devices[device_public_id] = Sanction(kind, "device", reason, expires_at)
+        if ip is not None:
+            found.networks[ip] = Sanction(kind, "address", reason, expires_at)
     return found
