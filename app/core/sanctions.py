@@ -7,7 +7,8 @@ the cached list the live sockets check (no query per socket).
   with the sentence: a page, the htmx fragment or JSON, app/core/errors.py).
   Memoised for the request.
 - A warning is flashed on the fan's next page (a GET of a page, not an htmx
-  call) and marked seen: shown once.
+  call) and marked seen: shown once. Pages look only while the cached list
+  says some warning waits to be shown (no query per page otherwise).
 - `socket_sanction(...)`: what the live socket checks at the handshake and
   every LIVE_SESSION_CHECK_SECONDS after, from `SNAPSHOT_SECONDS`-old data.
 """
@@ -46,15 +47,19 @@ def refuse_if_sanctioned(device: GuestDevice | None) -> None:
         raise sanctions.Sanctioned(g.sanction)
 
 
-def socket_sanction(user_id: int | None, device_public_id: str | None, ip: str | None) -> sanctions.Sanction | None:
-    """The sanction that stops this socket, from a list at most SNAPSHOT_SECONDS old (one query per process then)."""
+def _current_snapshot() -> sanctions.Snapshot:
+    """The sanctions in force, read at most every SNAPSHOT_SECONDS per process."""
     global _snapshot
     now = time.monotonic()
     with _snapshot_lock:
         if _snapshot is None or now - _snapshot[0] > SNAPSHOT_SECONDS:
             _snapshot = (now, sanctions.snapshot())
-        found = _snapshot[1]
-    return found.find(user_id=user_id, device_public_id=device_public_id, ip=ip)
+        return _snapshot[1]
+
+
+def socket_sanction(user_id: int | None, device_public_id: str | None, ip: str | None) -> sanctions.Sanction | None:
+    """The sanction that stops this socket, from a list at most SNAPSHOT_SECONDS old (one query per process then)."""
+    return _current_snapshot().find(user_id=user_id, device_public_id=device_public_id, ip=ip)
 
 
 def forget_snapshot() -> None:
@@ -72,6 +77,8 @@ def _show_warning_once() -> None:
     if not device_cookie and user_id is None:
         return
     try:
+        if not _current_snapshot().unseen_warnings:  # the usual case: no query per page
+            return
         warning = sanctions.unseen_warning(user_id=user_id,
                                            device_public_id=socket_device_token() if device_cookie else None)
         if warning is None:

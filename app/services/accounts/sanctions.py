@@ -144,6 +144,7 @@ def mark_warning_seen(ban: Ban) -> None:
 class Snapshot:
     """Every blocking sanction in force, by target (what a live socket checks)."""
 
+    unseen_warnings: bool = False  # any warning not shown yet (else the pages skip looking)
     users: dict[int, Sanction] = field(default_factory=dict)
     devices: dict[str, Sanction] = field(default_factory=dict)  # by the device's public id
     networks: dict[str, Sanction] = field(default_factory=dict)
@@ -156,15 +157,19 @@ class Snapshot:
 
 
 def snapshot() -> Snapshot:
-    """One query: every suspension and ban in force (columns, not ORM objects:
-    a short list, but read by every process every few seconds)."""
+    """One query: every suspension and ban in force, and whether a warning
+    waits to be shown (columns, not ORM objects: a short list, but read by
+    every process every few seconds)."""
     found = Snapshot()
     rows = db.session.execute(
         select(Ban.kind, Ban.user_id, GuestDevice.public_id, Ban.ip, Ban.reason, Ban.expires_at)
         .outerjoin(GuestDevice, GuestDevice.id == Ban.device_id)
-        .where(Ban.kind.in_(BLOCKING_KINDS), in_force())
+        .where(or_(Ban.kind.in_(BLOCKING_KINDS), and_(Ban.kind == "warning", Ban.seen_at.is_(None))), in_force())
         .order_by(case((Ban.kind == "ban", 1), else_=0), Ban.id)).all()  # a ban overwrites a suspension
     for kind, user_id, device_public_id, ip, reason, expires_at in rows:
+        if kind == "warning":
+            found.unseen_warnings = True
+            continue
         if user_id is not None:
             found.users[user_id] = Sanction(kind, "account", reason, expires_at)
         if device_public_id is not None:
