@@ -369,3 +369,17 @@ def test_a_fan_reports_the_dj_from_the_event_page_and_it_reaches_the_queue(admin
     queue = page(admin_client, "/admin/reports")
     assert "the DJ DJ Thabo" in queue and "Mocked a fan on the mic" in queue
     assert f"/admin/bans/new?user={night.logins['dj'].replace('@', '%40')}" in queue
+
+
+@pytest.mark.parametrize("role", ["fan", "dj"])
+def test_the_safety_pages_and_actions_refuse_other_roles(app, signed_in, role):
+    """(The URL-map walk in test_admin_payments.py covers every admin URL; these are this module's.)"""
+    client = signed_in(role)
+    token = client.get("/").get_data(as_text=True).split('"X-CSRFToken": "')[1].split('"')[0]
+    for method, url in (("GET", "/admin/bans"), ("GET", "/admin/bans/new?device=x"), ("POST", "/admin/bans"),
+                        ("POST", "/admin/bans/1/lift"), ("GET", "/admin/reports"), ("GET", "/admin/reports/x"),
+                        ("POST", "/admin/reports/x/dismiss"), ("POST", "/admin/reports/x/action"),
+                        ("GET", "/admin/audit")):
+        response = client.open(url, method=method, headers={"X-CSRFToken": token},
+                               data={"kind": "ban", "device": "x", "reason": "a long enough reason", "note": "noted!"})
+        assert response.status_code == 403, (method, url, response.status_code)
