@@ -2,16 +2,18 @@
 phone (another browser context, 390×844) taps Pay and is refused with the
 sentence that says so. The safety pages (bans, the form, reports, the audit
 log) fit a 1440×900 desktop and a 1180×820 tablet (issue 13, item 6)."""
+from datetime import timedelta
+
 import pytest
 from itsdangerous import URLSafeSerializer
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Payment, Report, SongRequest
+from app.models import Ban, Payment, Report, SongRequest, utcnow
 from app.services import accounts
 from tests import factories
-from tests.e2e.conftest import PHONE, TABLET, screenshot
+from tests.e2e.conftest import PHONE, SCREENSHOTS, TABLET, screenshot
 from tests.e2e.test_accessibility import _check as check_landmarks_and_names
 
 pytestmark = [pytest.mark.browser, pytest.mark.night(songs=["Heartless"])]
@@ -130,3 +132,20 @@ def test_a_fan_reports_the_dj_from_a_phone(setting, live_server, open_page, size
     phone.get_by_role("button", name="Send report").click()
     expect(phone.get_by_role("status").first).to_contain_text("your report about the DJ is sent")
     assert errors == []
+
+
+def test_a_suspended_phones_vote_says_why_in_a_toast(app, setting, live_server, open_page):
+    """The htmx tap: a 403 is not swapped; its sentence (X-Refusal) is the toast."""
+    phone, errors = open_page(PHONE, mobile=True)
+    phone.goto(f"{live_server}/e/{setting['event']}")
+    cookie = next(c["value"] for c in phone.context.cookies() if c["name"] == "bmm_device")
+    device = factories.device(URLSafeSerializer(app.config["SECRET_KEY"], salt="bmm-device").loads(cookie))
+    db.session.add(Ban(kind="suspension", device_id=device.id, reason="Vote stuffing", created_at=utcnow(),
+                       expires_at=utcnow() + timedelta(hours=2)))
+    db.session.commit()
+    target = db.session.scalar(select(SongRequest).where(SongRequest.status == "pending").limit(1))
+    phone.locator(f'.queue-item[data-request="{target.public_id}"] .vote-button').click()
+    expect(phone.locator(".toast").last).to_contain_text("This device is suspended until")
+    expect(phone.locator(".toast").last).to_contain_text("Vote stuffing.")
+    phone.screenshot(path=str(SCREENSHOTS / "fan-suspended-vote-phone.png"))  # the viewport: the toast by the vote
+    assert [e for e in errors if "403" not in e] == []
