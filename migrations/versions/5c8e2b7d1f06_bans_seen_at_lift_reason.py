@@ -1,7 +1,7 @@
 """Sanctions: bans.seen_at (a warning is shown once), bans.lift_reason
 
 Revision ID: 5c8e2b7d1f06
-Revises: a3d5f7c9e1b4
+Revises: 7c2e4b9d1f60
 Create Date: 2026-12-02 08:30:00
 
 - bans.seen_at: when the fan was shown a warning (a warning is shown once,
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 
 revision = '5c8e2b7d1f06'
-down_revision = 'a3d5f7c9e1b4'
+down_revision = "7c2e4b9d1f60"
 branch_labels = None
 depends_on = None
 
