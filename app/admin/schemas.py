@@ -9,7 +9,7 @@ from werkzeug.datastructures import MultiDict
 
 from ..models.payments import PAYMENT_PURPOSES, PAYMENT_STATES
 from ..models.safety import ALERT_STATUSES, FRAUD_KINDS
-from ..services.admin import PaymentQuery
+from ..services.admin import AuditQuery, PaymentQuery
 from ..services.admin.payments import SORTS
 
 MAX_PAGE = 2000
@@ -124,8 +124,86 @@ class KeywordForm(Schema):
         "A word or short phrase of up to 60 characters.")), error_messages={"required": "Give a word."})
 
 
+class BanForm(Schema):
+    """A new sanction: its kind, whom it names (an account, a device, an address: one at least), why, how long."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    kind = fields.String(required=True, validate=validate.OneOf(("warning", "suspension", "ban"), error=(
+        "Choose a warning, a suspension or a ban.")), error_messages={"required": "Choose a warning, a suspension or a ban."})
+    user = fields.String(load_default="", validate=validate.Length(max=254))
+    device = fields.String(load_default="", validate=validate.Length(max=40))
+    ip = fields.String(load_default="", validate=validate.Length(max=45, error="An address is at most 45 characters."))
+    reason = fields.String(required=True, validate=validate.Length(min=5, max=300, error=(
+        "Give the reason in 5 to 300 characters: the fan reads it.")), error_messages={"required": "Give the reason."})
+    duration = fields.String(load_default="", validate=validate.OneOf(("", "1h", "24h", "7d", "30d"), error=(
+        "Choose how long it lasts.")))
+
+
+class NoteForm(Schema):
+    """An admin's note on a report, and whether to hide the reported shout-out."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    note = fields.String(required=True, validate=validate.Length(min=5, max=300, error=(
+        "Write a note of 5 to 300 characters.")), error_messages={"required": "Write a note."})
+    hide_shoutout = fields.Boolean(load_default=False, truthy={"1", "on", "yes"})
+
+
 class PageArgs(Schema):
     class Meta:
         unknown = EXCLUDE
 
     page = fields.Integer(validate=validate.Range(min=1, max=MAX_PAGE))
+
+
+def parse_page(args: MultiDict) -> int:
+    try:
+        return PageArgs().load({"page": args["page"]} if args.get("page") else {}).get("page", 1)
+    except ValidationError:
+        return 1
+
+
+class AuditArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    admin = fields.String(validate=validate.Length(max=254))
+    action = fields.String(validate=validate.Length(max=80))
+    target_type = fields.String(validate=validate.Length(max=40))
+    target_id = fields.String(validate=validate.Length(max=40))
+    date_from = fields.Date()
+    date_to = fields.Date()
+    page = fields.Integer(validate=validate.Range(min=1, max=MAX_PAGE))
+
+
+AUDIT_KEYS = ("admin", "action", "target_type", "target_id", "date_from", "date_to")
+AUDIT_NOTES = {
+    "admin": "That admin email is too long; it was ignored.",
+    "action": "That action is too long; it was ignored.",
+    "target_type": "That target type is too long; it was ignored.",
+    "target_id": "That target id is too long; it was ignored.",
+    "date_from": "The first day must be a date (YYYY-MM-DD); it was ignored.",
+    "date_to": "The last day must be a date (YYYY-MM-DD); it was ignored.",
+    "page": "That page does not exist; showing the first page.",
+}
+
+
+def parse_audit_search(args: MultiDict) -> tuple[AuditQuery, list[str]]:
+    raw = {key: args.get(key).strip() for key in AuditArgs._declared_fields if (args.get(key) or "").strip()}
+    notes: list[str] = []
+    try:
+        loaded = AuditArgs().load(raw)
+    except ValidationError as error:
+        bad = error.messages if isinstance(error.messages, dict) else {}
+        notes = [AUDIT_NOTES[name] for name in bad if name in AUDIT_NOTES]
+        loaded = AuditArgs().load({k: v for k, v in raw.items() if k not in bad})
+    if loaded.get("date_from") and loaded.get("date_to") and loaded["date_to"] < loaded["date_from"]:
+        notes.append("The last day was before the first; the two were swapped.")
+        loaded["date_from"], loaded["date_to"] = loaded["date_to"], loaded["date_from"]
+    return AuditQuery(admin=loaded.get("admin", ""), action=loaded.get("action", ""),
+                      target_type=loaded.get("target_type", ""), target_id=loaded.get("target_id", ""),
+                      date_from=loaded.get("date_from"), date_to=loaded.get("date_to"),
+                      page=loaded.get("page", 1)), notes

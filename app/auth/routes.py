@@ -70,11 +70,25 @@ def _keep_session_alive():
         return
     if not current_user.is_authenticated:
         return
+    if getattr(current_user, "sanctioned", False):
+        _turn_away_sanctioned()
     try:
         accounts.touch_session(current_user.current_session)
     except SQLAlchemyError:  # "last seen" is best effort: never fail the request for it
         db.session.rollback()
         current_app.logger.warning("could not mark the session seen", exc_info=True)
+
+
+def _turn_away_sanctioned() -> None:
+    """An account suspended or banned while signed in: its session ends here,
+    at its next request, with the sentence that says why (403)."""
+    sanction = accounts.sanctions.blocking(user_id=current_user.id)
+    if sanction is None:  # lifted or expired between the two reads
+        return
+    accounts.end_session(current_user.current_session)
+    logout_user()
+    session.clear()
+    raise accounts.sanctions.Sanctioned(sanction)
 
 
 def _home_for(user) -> str:

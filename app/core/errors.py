@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 import time
 
+from urllib.parse import quote
+
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -27,6 +29,8 @@ TITLES = {
 
 # Refusals of htmx taps shown as a toast rather than swapped into the target.
 TOAST_STATUSES = (409, 429)
+# Refusals whose sentence an htmx tap shows (header X-Refusal) instead of app.js's generic one.
+SAYS_WHY = ("SANCTIONED", "SUSPENDED")
 # Retry-After means "come back then" only on these (RFC 9110 §10.2.3); other
 # refusals carry their wait in the message and the JSON body.
 RETRY_AFTER_STATUSES = (429, 503)
@@ -58,6 +62,8 @@ def render_error(status: int, message: str, code: str | None = None, retry_after
             template, status=status, title=TITLES.get(status, "Error"), message=message,
             code=code, retry_after=retry_after,
         )
+        if is_htmx() and code in SAYS_WHY:  # htmx swaps no 403: static/js/app.js toasts this sentence
+            return response, status, {"X-Refusal": quote(message), **_retry_after(status, retry_after)}
     return response, status, _retry_after(status, retry_after)
 
 

@@ -6,6 +6,7 @@ from marshmallow import ValidationError
 
 from ..core.devices import current_device, device_token
 from ..core.htmx import is_htmx
+from ..core.sanctions import refuse_if_sanctioned
 from ..extensions import limiter
 from ..live import render as live_render
 from ..services import events as event_service
@@ -28,6 +29,7 @@ def vote(public_id: str, request_id: str):
     except ValidationError:
         raise DomainError("BAD_VOTE", "That vote could not be read. Reload the page and try again.", status=400)
     device = current_device()
+    refuse_if_sanctioned(device)
     set_vote(event, request_id, device, vote=form["vote"])
     if not is_htmx():
         return redirect(url_for("fan.event_page", public_id=public_id) + "#queue", code=303)

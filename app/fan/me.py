@@ -16,7 +16,8 @@ from ..extensions import limiter
 from ..services.common.errors import DomainError
 from ..services.payments.disputes import CATEGORY_LABELS, DETAILS_MAX, file_dispute
 from ..services.requests import history
-from ..services.requests.reports import REASON_LABELS, report_problem
+from ..services import events as event_service
+from ..services.requests.reports import DJ_REASON_LABELS, REASON_LABELS, report_dj, report_problem
 from . import bp
 from .schemas import DisputeForm, HistoryArgs, ReportForm
 
@@ -126,6 +127,30 @@ def report(request_id: str):
     if item.payment is not None:
         return redirect(url_for("fan.receipt", payment_id=item.payment.public_id), code=303)
     return redirect(url_for("fan.my_requests"), code=303)
+
+
+@bp.route("/e/<public_id>/report-dj", methods=["GET", "POST"])
+@_limits
+def report_dj_page(public_id: str):
+    """Report the event's DJ: a reason from the list and up to 1,000 characters."""
+    event = event_service.get_event(public_id)
+    context = dict(event=event, reasons=DJ_REASON_LABELS, details_max=DETAILS_MAX)
+    if request.method == "GET":
+        return _private("fan/report_dj.html", errors={}, values={}, refusal=None, **context)
+    data = _form_data()
+    try:
+        form = ReportForm().load(data)
+    except ValidationError as err:
+        return _private("fan/report_dj.html", 422, errors=err.messages, values=data, refusal=None, **context)
+    filer = _filer()
+    if filer["device_id"] is None and filer["user_id"] is None:
+        filer["device_id"] = current_device().id
+    try:
+        report_dj(event, reason=form["reason"], details=form["details"], **filer)
+    except DomainError as refusal:
+        return _private("fan/report_dj.html", refusal.status, errors={}, values=data, refusal=refusal, **context)
+    flash("Thanks, your report about the DJ is sent. Our team will look at it.", "success")
+    return redirect(url_for("fan.event_page", public_id=event.public_id), code=303)
 
 
 @bp.get("/played/<request_id>")

@@ -23,6 +23,7 @@ from wsproto.utilities import LocalProtocolError
 from sqlalchemy import select
 
 from ..core.devices import socket_device_token
+from ..core.sanctions import socket_sanction
 from ..extensions import client_ip, db, sock
 from ..models import Event
 from ..services import accounts, events, live
@@ -30,7 +31,6 @@ from ..services.live import current_position
 from . import bp, render
 from .hub import Connection, WakingEvent, hub_for
 
-IDLE_SECONDS = 60.0  # a safety net only: frames, closes and messages wake the handler
 MAX_MESSAGE_BYTES = 1024  # clients send "ping" and "resync", nothing bigger
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
@@ -98,10 +98,16 @@ def event_socket(ws, event_id: str):
     holder, cap = ((f"dj:{current_user.id}", config["LIVE_SOCKETS_PER_DJ"]) if is_dj
                    else (f"ip:{client_ip()}", config["LIVE_SOCKETS_PER_ADDRESS"]))
     conn = Connection(event_id, socket_device_token(), is_dj, holder)
+    # A suspended or banned fan (account, device or address) gets no socket;
+    # one sanctioned while connected is closed at the next check below.
+    user_id = current_user.id if current_user.is_authenticated else None
+    address = client_ip()
+    if (refusal := _sanctioned(user_id, conn.device_token, address)) is not None:
+        return _refuse(ws, refusal)
     # The DJ's view lasts only as long as the session it was opened with.
     dj_session = current_user.current_session.token_hash if is_dj else None
     check_every = config["LIVE_SESSION_CHECK_SECONDS"]
-    session_checked = time.monotonic()
+    session_checked = sanction_checked = time.monotonic()
     live.release_session()
     refused = hub.admit(conn, cap)
     if refused:
@@ -115,8 +121,7 @@ def event_socket(ws, event_id: str):
         send_frame(ws, snapshot(conn))
         while conn.closing is None:
             try:
-                text = conn.queue.get(timeout=resyncs.wait() if resync_due else
-                                      check_every if dj_session else IDLE_SECONDS)
+                text = conn.queue.get(timeout=resyncs.wait() if resync_due else check_every)
             except queue.Empty:
                 text = None
             if text:
@@ -129,6 +134,12 @@ def event_socket(ws, event_id: str):
             if resync_due and resyncs.take():
                 resync_due = False
                 send_frame(ws, snapshot(conn))
+            if time.monotonic() - sanction_checked >= check_every:
+                sanction_checked = time.monotonic()
+                if (refusal := _sanctioned(user_id, conn.device_token, address)) is not None:
+                    conn.closing = refusal
+                    close_frame(ws, CLOSE_POLICY, conn.closing)
+                    return
             if dj_session and time.monotonic() - session_checked >= check_every:
                 session_checked = time.monotonic()
                 signed_in = accounts.session_is_live(dj_session)
@@ -144,6 +155,16 @@ def event_socket(ws, event_id: str):
         hub.unregister(conn)
         live.release_session()
         _finish(ws)
+
+
+def _sanctioned(user_id: int | None, device_token: str | None, address: str) -> str | None:
+    """The close reason for a suspended or banned socket, or None (from a list
+    a few seconds old: no query per socket in a reconnect storm)."""
+    sanction = socket_sanction(user_id, device_token, address)
+    live.release_session()
+    if sanction is None:
+        return None
+    return "banned" if sanction.kind == "ban" else "suspended"
 
 
 class TokenBucket:

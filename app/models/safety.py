@@ -99,6 +99,9 @@ class Ban(db.Model):
     created_at: Mapped[datetime] = created_at_column()
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lift_reason: Mapped[str | None] = mapped_column(sa.String(300))
+    # When the fan was shown a warning (a warning is shown once).
+    seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class FraudAlert(db.Model):

@@ -125,7 +125,9 @@
   document.addEventListener('htmx:responseError', function (event) {
     var xhr = event.detail && event.detail.xhr;
     if (!xhr || xhr.status === 401 || !userTriggered(event.detail)) return;
-    toast(FAILURES[xhr.status] || 'Something went wrong on our side. Please try again.');
+    // A refusal that says why (a suspended fan's vote) carries its sentence.
+    var said = xhr.getResponseHeader('X-Refusal');
+    toast(said ? decodeURIComponent(said) : (FAILURES[xhr.status] || 'Something went wrong on our side. Please try again.'));
   });
   document.addEventListener('htmx:sendError', function (event) {
     if (userTriggered(event.detail)) toast('No connection. Try again when you are back online.');

@@ -18,7 +18,8 @@
  *   every 5 s until the socket is back.
  * - A socket refused because the server or this address is at its cap
  *   (close code 1013 "try again later") waits 30-60 s (random, so a crowd
- *   does not come back at once) and polls every 15-20 s meanwhile.
+ *   does not come back at once) and polls every 15-20 s meanwhile; so does
+ *   one closed with 1008 (a suspended or banned fan, a signed-out DJ).
  * - Heartbeat: "ping" every 25 s; no answer within 10 s means the line is
  *   dead, so it reconnects.
  * - When the tab comes back into view or the window regains focus it asks
@@ -39,6 +40,7 @@
   var HEARTBEAT_MS = 25000;
   var HEARTBEAT_GRACE_MS = 10000;
   var CLOSE_TRY_LATER = 1013;
+  var CLOSE_POLICY = 1008;  // refused for a reason (a suspended fan, a signed-out DJ): wait as for 1013
   var BUSY_DELAY_S = [30, 60];      // a refused socket's next try, at random in this range
   var BUSY_POLL_MS = [15000, 20000]; // and its polling meanwhile
 
@@ -145,7 +147,7 @@
       first = false;
     };
     socket.onclose = function (event) {
-      if (event.code === CLOSE_TRY_LATER) refused = true;
+      if (event.code === CLOSE_TRY_LATER || event.code === CLOSE_POLICY) refused = true;
       dropped(socket);
     };
     socket.onerror = function () { /* onclose follows */ };

@@ -1,5 +1,6 @@
 """Accounts: users and their roles, password hashing and sign-in, the
 sign-in throttle, server-side sessions, and fans' guest devices."""
+from . import sanctions
 from .devices import device_for, device_ids_of, find_device, link_device
 from .login_throttle import Throttled, begin_attempt
 from .sessions import (
@@ -25,7 +26,7 @@ from .users import (
     verify_password,
 )
 
-__all__ = ["MIN_PASSWORD_LENGTH", "AuthError", "Throttled", "active_sessions", "authenticate", "begin_attempt",
+__all__ = ["sanctions", "MIN_PASSWORD_LENGTH", "AuthError", "Throttled", "active_sessions", "authenticate", "begin_attempt",
            "create_dj", "create_user", "create_venue", "device_for", "device_ids_of", "end_all_sessions", "end_session",
            "end_session_of", "find_device", "find_user_by_email", "hash_password", "load_user_from_session_id",
            "link_device", "register_fan", "session_is_live", "start_session", "touch_session", "verify_password"]

@@ -19,10 +19,11 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, exists, or_, select, update
 
 from ...extensions import db
-from ...models import User, UserSession, utcnow
+from ...models import Ban, User, UserSession, utcnow
+from .sanctions import BLOCKING_KINDS, in_force
 
 TOUCH_EVERY = timedelta(minutes=5)
 MAX_LISTED = 20
@@ -54,17 +55,20 @@ def start_session(user: User, user_agent: str) -> UserSession:
 
 def load_user_from_session_id(session_id: str) -> User | None:
     """Flask-Login's user loader: the user of a live session, or None.
-    One query (the session row by primary key, joined to its user)."""
+    One query (the session row by primary key, joined to its user, and
+    whether a suspension or ban of the account is in force: `user.sanctioned`,
+    which the app turns away at the next request)."""
     public_id, version, token = (session_id.split(":", 2) + ["", ""])[:3]
     if not public_id or not version.isdigit() or not token:
         return None
+    sanctioned = exists().where(Ban.user_id == User.id, Ban.kind.in_(BLOCKING_KINDS), in_force())
     found = db.session.execute(
-        select(UserSession, User).join(User, User.id == UserSession.user_id)
+        select(UserSession, User, sanctioned).join(User, User.id == UserSession.user_id)
         .where(UserSession.token_hash == _digest(token))
     ).first()
     if found is None:
         return None
-    row, user = found
+    row, user, user.sanctioned = found
     if (user.public_id != public_id or user.session_version != int(version) or not user.can_sign_in
             or not row.active):
         return None

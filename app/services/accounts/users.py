@@ -12,6 +12,7 @@ from ...extensions import db
 from ...models import DJProfile, GuestDevice, User, VenueProfile, utcnow
 from ..common.errors import DomainError
 from ..common.text import normalise_email
+from .sanctions import blocking
 
 MIN_PASSWORD_LENGTH = 10
 HASH_PROFILES = {
@@ -73,6 +74,9 @@ def authenticate(email: str, password: str) -> User:
             "ACCOUNT_SUSPENDED", "This account is suspended. Contact support if you think this is a mistake.",
             status=403,
         )
+    sanction = blocking(user_id=user.id)
+    if sanction is not None:
+        raise AuthError("ACCOUNT_SANCTIONED", sanction.sentence, status=403)
     if _hasher().check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()

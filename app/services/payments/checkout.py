@@ -16,8 +16,9 @@ from collections.abc import Callable
 from flask import current_app
 
 from ...extensions import db
-from ...models import IdempotencyKey
+from ...models import GuestDevice, IdempotencyKey
 from ...models.payments import checkout_idempotency_key
+from ..accounts.sanctions import blocking
 from ..common import idempotency
 from ..common.errors import DomainError
 from .confirmation import checkout_not_created
@@ -30,6 +31,15 @@ Refusal = Callable[..., DomainError]
 
 def could_not_start(refusal: Refusal) -> DomainError:
     return refusal("PAYMENT_FAILED", "We couldn't start the payment. Please try again.", retry_after=30, status=503)
+
+
+def refuse_if_sanctioned(device: GuestDevice, client_ip: str | None, refusal: Refusal) -> None:
+    """Before any checkout (a request's, a tip's): a suspended or banned
+    account, device or address is refused with the sentence that says so (403),
+    before anything is written."""
+    sanction = blocking(user_id=device.user_id, device_id=device.id, ip=client_ip)
+    if sanction is not None:
+        raise refusal("SANCTIONED" if sanction.kind == "ban" else "SUSPENDED", sanction.sentence, status=403)
 
 
 def refuse_key(key_row: IdempotencyKey, refusal: DomainError) -> None:

@@ -28,7 +28,7 @@ from ..common import idempotency
 from ..common.addresses import address_key
 from ..common.alerts import raise_alert
 from ..common.locks import lock_set
-from ..payments.checkout import could_not_start, open_checkout, refuse_key
+from ..payments.checkout import could_not_start, open_checkout, refuse_if_sanctioned, refuse_key
 from ..payments.ledger import record_transition
 from .rules import RequestRefused, TooManyHolds, check_attempt_rate, check_capacity_and_duplicates, check_open
 
@@ -71,6 +71,7 @@ def start_request_checkout(
     `client_ip` is the fan's address: one address holds at most its share
     of the set (rules.holds_per_address); asking for more raises a fraud alert.
     """
+    refuse_if_sanctioned(device, client_ip, RequestRefused)
     scope, set_id = f"device:{device.id}", dj_set.id
     claimed = _claim_checkout_key(scope, idempotency_key, idempotency.fingerprint(set_id, track.id, shoutout))
     if isinstance(claimed, CheckoutStarted):

@@ -38,6 +38,7 @@ from ..common.text import rands
 from ..events import own_event, qr
 from ..events.manage import CLOSED_EVENT_STATUSES
 from ..live.publish import publish_after_commit
+from ..payments.checkout import refuse_if_sanctioned
 from .fulfil import shoutout_status_for
 from .rules import RequestRefused, check_attempt_rate, check_capacity_and_duplicates, check_open
 from .states import move_request
@@ -263,6 +264,7 @@ def _existing_redemption(voucher_id: int, device_id: int, track: Track) -> SongR
 def redeem_voucher(event: Event, dj_set: DJSet, track: Track, device: GuestDevice, raw_code: str, *,
                    shoutout: str | None) -> SongRequest:
     """Pay for a request with a voucher: the request is made now, or VoucherRefused/RequestRefused."""
+    refuse_if_sanctioned(device, None, RequestRefused)
     voucher = None
     try:
         voucher = check_voucher(event, raw_code)

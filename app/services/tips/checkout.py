@@ -22,7 +22,7 @@ from ...models import DJSet, Event, GuestDevice, IdempotencyKey, Payment, utcnow
 from ..common import idempotency
 from ..common.addresses import address_key
 from ..common.errors import DomainError
-from ..payments.checkout import could_not_start, open_checkout, refuse_key
+from ..payments.checkout import could_not_start, open_checkout, refuse_if_sanctioned, refuse_key
 from ..payments.ledger import record_transition
 from ..requests.rules import RequestRefused, check_payment_rate
 
@@ -61,6 +61,7 @@ def start_tip_checkout(event: Event, dj_set: DJSet | None, device: GuestDevice, 
                        message: str | None, idempotency_key: str, client_ip: str | None,
                        return_url: Callable[[str], str]) -> TipStarted:
     """Create the tip's PENDING payment and its Yoco checkout (or return the one this key made)."""
+    refuse_if_sanctioned(device, client_ip, TipRefused)
     scope = f"device:{device.id}"
     fp = idempotency.fingerprint(dj_set.id if dj_set else None, amount_cents, message)
     claimed = idempotency.claim(scope, CHECKOUT_ENDPOINT, idempotency_key, fp, KEY_MESSAGES)
