@@ -81,3 +81,22 @@ class ResolveForm(Schema):
 
     reason = fields.String(required=True, validate=validate.Length(min=5, max=200, error=(
         "Give the reason in 5 to 200 characters.")), error_messages={"required": "Give the reason."})
+
+
+class QueueArgs(Schema):
+    """A queue's filter and page (refunds, disputes); a bad value falls back to the default."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    status = fields.String(load_default="")
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+
+
+def parse_queue_args(args: MultiDict, statuses: tuple[str, ...]) -> tuple[str, int]:
+    try:
+        loaded = QueueArgs().load({k: args[k] for k in ("status", "page") if args.get(k)})
+    except ValidationError:
+        loaded = {"status": args.get("status", ""), "page": 1}
+    status = loaded["status"] if loaded["status"] in statuses else statuses[0]
+    return status, loaded["page"]

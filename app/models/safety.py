@@ -55,6 +55,7 @@ class Dispute(db.Model):
             sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'"),
         ),
         sa.CheckConstraint("status = 'open' OR resolution_note IS NOT NULL", name="resolved_with_reason"),
+        sa.Index("ix_disputes_status_created", "status", "created_at"),  # the admin's queue, oldest first
     )
 
     id: Mapped[int] = id_column()
