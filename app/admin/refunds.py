@@ -15,7 +15,6 @@ from ..services.admin.disputes import LIST_STATUSES as DISPUTE_LISTS
 from ..services.admin.refunds import LIST_STATUSES as REFUND_LISTS
 from ..services.common.errors import DomainError
 from ..services.common.text import rands
-from ..services.payments.disputes import CATEGORY_LABELS
 from . import bp
 from .schemas import ResolveForm, parse_queue_args
 
@@ -67,7 +66,7 @@ def reject_refund(public_id: str):
 def _disputes_page(errors: dict | None = None, refusal: str | None = None, status: int = 200):
     shown, page = parse_queue_args(request.args, DISPUTE_LISTS)
     return render_template("admin/disputes.html", found=admin.list_disputes(shown, page), errors=errors or {},
-                           refusal=refusal, categories=CATEGORY_LABELS, now=utcnow(),
+                           refusal=refusal, now=utcnow(),
                            threshold=admin.approval_threshold_cents()), status
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import aliased
 from ...extensions import db
 from ...models import DJProfile, DJSet, Dispute, Event, Payment, RefundRequest, User
 from ..common.errors import DomainError
+from ..payments.disputes import CATEGORY_LABELS
 from .audit import record_action
 from .refunds import PAGE_SIZE, Audit, ask_refund, clean_reason, close_dispute, lock_for_refund, require_admin
 
@@ -37,6 +38,10 @@ class DisputeRow:
     dj_name: str | None
     resolved_by: str | None
     waiting_refund: RefundRequest | None = None  # a refund of it waiting for a second admin
+
+    @property
+    def category_label(self) -> str:
+        return CATEGORY_LABELS.get(self.dispute.category, self.dispute.category)
 
 
 @dataclass
