@@ -403,3 +403,17 @@ def test_the_disputes_queue_is_paged(night, admin_client, monkeypatch):
     assert first.count('data-dispute="') == 2 and "dispute number 0" in first and 'rel="next"' in first
     second = page(admin_client, "/admin/disputes?status=open&page=2")
     assert second.count('data-dispute="') == 1 and "dispute number 2" in second
+
+
+def test_a_dispute_of_a_failed_refund_starts_a_new_attempt_through_the_refund_path(app, night, admin_client):
+    payment, dispute = disputed(night)
+    payment = db.session.get(Payment, payment.id)
+    record_transition(payment, "REFUND_PENDING", "VETOED: the DJ said no")
+    record_transition(payment, "REFUND_FAILED", "refund declined by the bank")
+    payment.refund_retry_at = None  # out of automatic attempts
+    db.session.commit()
+    assert post(admin_client, f"/admin/disputes/{dispute.public_id}/refund",
+                reason="We are sending your refund again.").status_code == 303
+    assert state(payment) == "REFUND_PENDING" and refund_moves(payment) == 2 and refund_jobs(payment) == 1
+    db.session.expire_all()
+    assert db.session.get(Dispute, dispute.id).status == "refunded"
