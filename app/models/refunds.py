@@ -19,7 +19,8 @@ class RefundRequest(db.Model):
     __table_args__ = (
         sa.Index("uq_refund_requests_one_pending_per_payment", "payment_id", unique=True,
                  sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'")),
-        sa.Index("ix_refund_requests_status_created", "status", "created_at"),
+        sa.Index("ix_refund_requests_status_created", "status", "created_at"),  # pending: oldest first
+        sa.Index("ix_refund_requests_status_decided", "status", "decided_at"),  # decided: newest first
         sa.CheckConstraint("amount_cents > 0", name="amount_positive"),
         sa.CheckConstraint("status = 'pending' OR (decided_by_id IS NOT NULL AND decided_at IS NOT NULL)",
                            name="decided_by_someone"),

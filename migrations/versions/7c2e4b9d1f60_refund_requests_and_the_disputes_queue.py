@@ -9,7 +9,10 @@ Create Date: 2026-12-02 08:40:00
   who decided (approved or rejected, with a note). A partial unique index
   keeps one pending request per payment; a CHECK refuses an approval by the
   asker where a second admin was needed.
-- ix_disputes_status_created: the admin's disputes queue (open, oldest first).
+- disputes: the admin's queue's indexes (open ones oldest first, answered
+  ones newest answer first) and one on payment_id (a payment's disputes: the
+  partial unique index covers open ones only, so the timeline and the fan's
+  "Your requests" read the whole table without it).
 """
 from alembic import op
 import sqlalchemy as sa
@@ -59,11 +62,17 @@ def upgrade():
     op.create_index('ix_refund_requests_status_created', 'refund_requests', ['status', 'created_at'], unique=False)
     op.create_index('uq_refund_requests_one_pending_per_payment', 'refund_requests', ['payment_id'], unique=True,
                     sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'"))
+    op.create_index('ix_refund_requests_status_decided', 'refund_requests', ['status', 'decided_at'], unique=False)
     op.create_index('ix_disputes_status_created', 'disputes', ['status', 'created_at'], unique=False)
+    op.create_index('ix_disputes_resolved_at', 'disputes', ['resolved_at', 'id'], unique=False)
+    op.create_index('ix_disputes_payment_id', 'disputes', ['payment_id'], unique=False)
 
 
 def downgrade():
+    op.drop_index('ix_disputes_payment_id', table_name='disputes')
+    op.drop_index('ix_disputes_resolved_at', table_name='disputes')
     op.drop_index('ix_disputes_status_created', table_name='disputes')
+    op.drop_index('ix_refund_requests_status_decided', table_name='refund_requests')
     op.drop_index('uq_refund_requests_one_pending_per_payment', table_name='refund_requests',
                   sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'"))
     op.drop_index('ix_refund_requests_status_created', table_name='refund_requests')
