@@ -1,7 +1,7 @@
 """refund_requests (an admin's refund, a second admin's approval above a threshold); ix_disputes_status_created
 
-Revision ID: 7c2e4b9d1f60
-Revises: a3d5f7c9e1b4
+Revision ID: b81f4c2e9a37
+Revises: 5c8e2b7d1f06
 Create Date: 2026-12-02 08:40:00
 
 - refund_requests: a refund an admin asks for outside the automatic rules
@@ -18,8 +18,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '7c2e4b9d1f60'
-down_revision = 'a3d5f7c9e1b4'
+revision = 'b81f4c2e9a37'
+down_revision = '5c8e2b7d1f06'
 branch_labels = None
 depends_on = None
 
