@@ -107,6 +107,8 @@ class BaseConfig:
         self.FRAUD_VELOCITY_DAYS = _env_int("FRAUD_VELOCITY_DAYS", 14)
         # Our own backoff for refunds (1st retry after this, doubling, capped at an hour).
         self.REFUND_RETRY_SECONDS = _env_float("REFUND_RETRY_SECONDS", 10.0)
+        # An admin's refund above this (in cents) waits for a second admin's approval.
+        self.ADMIN_REFUND_APPROVAL_CENTS = _env_int("ADMIN_REFUND_APPROVAL_CENTS", 50_000)
         self.SENTRY_DSN = env.get("SENTRY_DSN", "")
         self.PUBLIC_BASE_URL = env.get("PUBLIC_BASE_URL", "")
         self.QR_SIGNING_KEYS = env.get("QR_SIGNING_KEYS", "")
@@ -206,6 +208,8 @@ class BaseConfig:
                 )
         if self.SESSION_HOURS <= 0:
             raise ConfigError("SESSION_HOURS must be positive")
+        if self.ADMIN_REFUND_APPROVAL_CENTS < 0:
+            raise ConfigError("ADMIN_REFUND_APPROVAL_CENTS must be 0 or more (cents)")
         for name in ("LOGIN_ATTEMPTS", "LOGIN_WINDOW_MINUTES", "LOGIN_ACCOUNT_ATTEMPTS_PER_HOUR",
                      "LOGIN_ADDRESS_ATTEMPTS"):
             if getattr(self, name) <= 0:

@@ -12,6 +12,7 @@ from marshmallow import ValidationError
 from ..extensions import client_ip, db
 from ..models.payments import PAYMENT_PURPOSES, PAYMENT_STATES
 from ..services import admin, tips
+from ..services.common.errors import DomainError
 from ..services.common.text import rands
 from . import bp
 from .schemas import SEARCH_KEYS, ResolveForm, parse_payment_search
@@ -77,19 +78,31 @@ def retry_refund(public_id: str):
     return redirect(url_for("admin.payment", public_id=public_id), 303)
 
 
+@bp.post("/payments/<public_id>/refund")
 @bp.post("/payments/<public_id>/refund-tip")
-def refund_tip(public_id: str):
-    """Tips are never refunded automatically: an admin does it, with a reason (audited by the service)."""
+def refund(public_id: str):
+    """An admin's refund of a paid tip or request, with a reason: at once up to
+    ADMIN_REFUND_APPROVAL_CENTS, above it once a second admin approves
+    (services/admin/refunds.py; a tip through tips.refund_tip). Audited."""
     timeline = admin.payment_timeline(public_id, with_jobs=False)
-    if timeline.tip is None:
-        return _timeline_page(public_id, {"refund_reason": ["This payment is not a tip."]}, 409)
     try:
         form = ResolveForm().load({"reason": request.form.get("refund_reason", "")})
     except ValidationError as error:
         db.session.rollback()
         return _timeline_page(public_id, {"refund_reason": error.messages["reason"]}, 422)
-    tips.refund_tip(timeline.tip, current_user, form["reason"].strip())
-    flash("The tip is being refunded.", "success")
+    try:
+        if timeline.tip is not None:
+            asked = tips.refund_tip(timeline.tip, current_user, form["reason"].strip(), client_ip())
+        else:
+            asked = admin.ask_refund(timeline.payment.id, current_user, form["reason"], client_ip())
+    except DomainError as refused:
+        db.session.rollback()
+        return _timeline_page(public_id, {"refusal": [refused.message]}, refused.status)
+    if asked.status == "pending":
+        flash(f"The refund of {rands(asked.amount_cents)} is above {rands(admin.approval_threshold_cents())}: "
+              "it waits for a second admin's approval on the Refunds page.", "info")
+    else:
+        flash("The refund was started.", "success")
     return redirect(url_for("admin.payment", public_id=public_id), 303)
 
 

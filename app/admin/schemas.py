@@ -207,3 +207,22 @@ def parse_audit_search(args: MultiDict) -> tuple[AuditQuery, list[str]]:
                       target_type=loaded.get("target_type", ""), target_id=loaded.get("target_id", ""),
                       date_from=loaded.get("date_from"), date_to=loaded.get("date_to"),
                       page=loaded.get("page", 1)), notes
+
+
+class QueueArgs(Schema):
+    """A queue's filter and page (refunds, disputes); a bad value falls back to the default."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    status = fields.String(load_default="")
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+
+
+def parse_queue_args(args: MultiDict, statuses: tuple[str, ...]) -> tuple[str, int]:
+    try:
+        loaded = QueueArgs().load({k: args[k] for k in ("status", "page") if args.get(k)})
+    except ValidationError:
+        loaded = {"status": args.get("status", ""), "page": 1}
+    status = loaded["status"] if loaded["status"] in statuses else statuses[0]
+    return status, loaded["page"]

@@ -53,6 +53,9 @@ REFUND_REASONS = {
     "REQUESTS_CLOSED": "Requests closed before your payment came through, so we refunded it.",
     "VETOED": "The DJ couldn't play this one, so we refunded you.",
     "EXPIRED": "The set ended before your song was played, so we refunded you.",
+    "DISPUTE_REFUNDED": "We looked at your dispute and refunded this payment.",
+    "ADMIN_REFUNDED": "We refunded this payment.",
+    "TIP_REFUNDED": "We refunded this tip.",
 }
 
 
@@ -65,6 +68,20 @@ def refund_reason(reason: str | None) -> str:
 def artist(value: str | None) -> str:
     """A track's artist, or "Unknown artist" where the DJ's export had none."""
     return value or UNKNOWN_ARTIST
+
+
+def age(since: datetime | None, now: datetime) -> str:
+    """How long ago, for a queue: '4 min', '3 h 5 min', '2 d 4 h'."""
+    if since is None:
+        return ""
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 def trim_number(value: float | None) -> str:
@@ -100,3 +117,4 @@ def register(app: Flask) -> None:
     app.add_template_filter(trim_number)
     app.add_template_filter(artist)
     app.add_template_filter(refund_reason)
+    app.add_template_filter(age)

@@ -7,6 +7,7 @@ from .library import Track
 from .notifications import Notification, PushSubscription
 from .payments import IdempotencyKey, Payment, PaymentTransition, Tip, WebhookEvent
 from .profiles import DJProfile, VenueProfile
+from .refunds import RefundRequest
 from .requests import SongRequest, Vote
 from .safety import AuditLog, Ban, BlockedKeyword, Dispute, FraudAlert, Report
 from .users import GuestDevice, User, UserSession
@@ -15,7 +16,8 @@ from .vouchers import Voucher, VoucherBatch
 __all__ = [
     "AuditLog", "AvailabilityException", "AvailabilityRule", "Ban", "BlockedKeyword", "Booking",
     "BookingSlot", "DJProfile", "DJSet", "Dispute", "Event", "FraudAlert", "GuestDevice",
-    "IdempotencyKey", "LibraryImport", "Notification", "Payment", "PaymentTransition", "PushSubscription", "Report",
+    "IdempotencyKey", "LibraryImport", "Notification", "Payment", "PaymentTransition", "PushSubscription",
+    "RefundRequest", "Report",
     "SongRequest", "Tip", "Track", "User", "UserSession", "VenueProfile", "Vote", "Voucher", "VoucherBatch",
     "WebhookEvent",
 ]

@@ -61,6 +61,10 @@ class Dispute(db.Model):
         ),
         sa.CheckConstraint("status = 'open' OR resolution_note IS NOT NULL", name="resolved_with_reason"),
         sa.Index("ix_disputes_created_at", "created_at"),  # the fraud scan's recent disputes
+        # The admin's queue: open ones oldest first, answered ones newest answer first; a payment's disputes.
+        sa.Index("ix_disputes_status_created", "status", "created_at"),
+        sa.Index("ix_disputes_resolved_at", "resolved_at", "id"),
+        sa.Index("ix_disputes_payment_id", "payment_id"),
     )
 
     id: Mapped[int] = id_column()

@@ -6,7 +6,8 @@ stuck ones through the same services the jobs use (no second path to money).
   email, DJ, event, amount, state, purpose, date range), sorted; `export_rows`
   the same search for a CSV, bounded.
 - `payment_timeline(public_id)`: the payment, its ledger history, the
-  webhooks applied to it, its refund attempts, the failed jobs that named it
+  webhooks applied to it, its refund attempts, the failed jobs that named it,
+  the refunds admins asked for (refunds.py), its disputes (disputes.py)
   and what it paid for.
 - `stuck_payments()`: payments in a non-final state past their expected
   time: PENDING for 30 minutes, REFUND_PENDING for 15, REFUND_FAILED with no
@@ -44,6 +45,8 @@ from ..common import tasks
 from ..common.errors import DomainError
 from ..payments import lock_payment, refund_attempts, retry_refund as begin_refund_attempt, verify_checkout
 from .audit import record_action
+from .disputes import disputes_of
+from .refunds import refunds_of
 
 PAGE_SIZE = 50
 EXPORT_LIMIT = 10_000
@@ -104,6 +107,8 @@ class Timeline:
     tip: Tip | None
     stuck_reason: str | None = None
     audit: list = field(default_factory=list)
+    refunds: list = field(default_factory=list)  # refunds.RefundRow: what admins asked, approved, rejected
+    disputes: list = field(default_factory=list)  # disputes.DisputeRow: what the fan disputed, the answer
 
 
 _device = aliased(GuestDevice)
@@ -229,7 +234,8 @@ def payment_timeline(public_id: str, *, with_jobs: bool = True) -> Timeline:
         jobs = [{"id": "-", "function": "", "args": (), "ended_at": None,
                  "error": "The job registry could not be read (Redis unavailable)."}]
     return Timeline(payment, row, history, webhooks, refund_attempts(payment), jobs, request, track, tip,
-                    stuck_reason=_stuck_reason(payment))
+                    stuck_reason=_stuck_reason(payment), refunds=refunds_of(payment.id),
+                    disputes=disputes_of(payment.id))
 
 
 def _stuck_reason(payment: Payment) -> str | None:
