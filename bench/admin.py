@@ -6,7 +6,9 @@ payments with their histories and webhooks (default 100,000), plus D longer
 histories (failed refunds, default 13,000), so ~300,000 transitions; each
 webhook linked to its payment, as processing links it. Measured in-process
 against a throw-away SQLite file (or BENCH_DATABASE_URL), signed in as the
-demo admin. Target: p95 ≤ 50 ms for every search and the timeline.
+demo admin. Target: p95 ≤ 50 ms for every search and the timeline, and for
+the overview's platform metrics (each period), the webhook inbox and the
+dead letter queue.
 
     python bench/admin.py [--settled 100000] [--long 13000] [--runs 30]
 """
@@ -86,6 +88,13 @@ def main() -> None:
             "page 50": lambda i: "/admin/payments?page=50",
             "stuck payments": lambda i: "/admin/payments/stuck",
             "a payment's timeline": lambda i: f"/admin/payments/{sample[i]}",
+            "overview: today": lambda i: "/admin/",
+            "overview: 7 days": lambda i: "/admin/?period=7d",
+            "overview: 30 days": lambda i: "/admin/?period=30d",
+            "webhook inbox (page 1)": lambda i: "/admin/webhooks",
+            "webhook inbox: failed": lambda i: "/admin/webhooks?status=failed",
+            "webhook inbox: a payment": lambda i: f"/admin/webhooks?payment={sample[i]}",
+            "dead letter queue": lambda i: "/admin/jobs",
         }
         figures = {}
         for name, url_of in shapes.items():

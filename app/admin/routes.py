@@ -1,12 +1,28 @@
 from __future__ import annotations
 
-from flask import render_template
+from flask import render_template, request
 
-from ..services.admin import stats
+from ..services.admin import metrics, stats
 from . import bp
+from .charts import bar_chart
+
+# The overview's charts: (series name, title, how its values read).
+CHARTS = (
+    ("gmv", "GMV", "money"),
+    ("revenue", "Platform revenue", "money"),
+    ("payments", "Payments started", "count"),
+    ("success_rate", "Payment success rate", "pct"),
+    ("refund_rate", "Refund rate", "pct"),
+    ("dispute_rate", "Dispute rate", "pct"),
+)
 
 
 @bp.get("/")
 def overview():
-    """Platform figures and the latest admin actions."""
-    return render_template("admin/overview.html", figures=stats.platform_overview(), audit=stats.recent_audit())
+    """Platform metrics for a period (today, 7 or 30 days), the open queues and the latest admin actions."""
+    period = request.args.get("period", "today")
+    period = period if period in metrics.PERIODS else "today"
+    figures = metrics.platform_metrics(period)
+    charts = [(name, title, kind, bar_chart(figures.series[name])) for name, title, kind in CHARTS]
+    return render_template("admin/overview.html", m=figures, charts=charts, periods=metrics.PERIODS,
+                           figures=stats.platform_overview(), audit=stats.recent_audit())

@@ -287,3 +287,7 @@ def test_a_redis_outage_is_a_clear_message_not_a_500(redis_gone):
     refused = client.post("/admin/jobs/requeue-all", data={"csrf_token": token, "queue": "default"})
     assert refused.status_code == 503 and "Redis is not answering" in refused.get_data(as_text=True)
     assert client.get("/admin/webhooks").status_code == 200  # the inbox is the database's
+    overview = client.get("/admin/?period=7d")
+    assert overview.status_code == 200  # the figures are the database's; only the queues are missing
+    html = overview.get_data(as_text=True)
+    assert "Redis is not answering: the queues cannot be read." in html and html.count('<svg class="chart') == 6
