@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask import render_template, request
 
 from ..services.admin import metrics, stats
+from ..services.common.text import rands
 from . import bp
 from .charts import bar_chart
 
@@ -17,12 +18,23 @@ CHARTS = (
 )
 
 
+FORMATS = {
+    "money": lambda v: rands(round(v * 100)),
+    "count": lambda v: f"{int(v)}",
+    "pct": lambda v: f"{v:.1f}%",
+}
+
+
+def _formatted(kind: str):
+    return lambda value: "—" if value is None else FORMATS[kind](value)
+
+
 @bp.get("/")
 def overview():
     """Platform metrics for a period (today, 7 or 30 days), the open queues and the latest admin actions."""
     period = request.args.get("period", "today")
     period = period if period in metrics.PERIODS else "today"
     figures = metrics.platform_metrics(period)
-    charts = [(name, title, kind, bar_chart(figures.series[name])) for name, title, kind in CHARTS]
+    charts = [(name, title, kind, bar_chart(figures.series[name], _formatted(kind))) for name, title, kind in CHARTS]
     return render_template("admin/overview.html", m=figures, charts=charts, periods=metrics.PERIODS,
                            figures=stats.platform_overview(), audit=stats.recent_audit())

@@ -291,3 +291,30 @@ def test_a_redis_outage_is_a_clear_message_not_a_500(redis_gone):
     assert overview.status_code == 200  # the figures are the database's; only the queues are missing
     html = overview.get_data(as_text=True)
     assert "Redis is not answering: the queues cannot be read." in html and html.count('<svg class="chart') == 6
+
+
+# -- access: every admin write carries CSRF --------------------------------------------------------
+
+def test_every_admin_post_without_a_csrf_token_is_refused_and_records_nothing(app, admin_client, night):
+    import re
+
+    rules = [re.sub(r"<[^>]+>", "x", re.sub(r"<int:[^>]+>", "1", rule.rule)) for rule in app.url_map.iter_rules()
+             if rule.endpoint.startswith("admin.") and "POST" in rule.methods]
+    assert "/admin/jobs/requeue" in rules and "/admin/webhooks/1/replay" in rules
+    for url in rules:
+        response = admin_client.post(url, data={"queue": "default", "job_id": "abc", "reason": "a good reason"})
+        assert response.status_code == 400, (url, response.status_code)
+    assert db.session.scalar(select(func.count()).select_from(AuditLog)) == 0
+
+
+def test_every_admin_form_that_posts_carries_the_csrf_token():
+    import re
+    from pathlib import Path
+
+    forms = 0
+    for template in Path("templates/admin").glob("*.html"):
+        for form in re.findall(r"<form\b[^>]*>.*?</form>", template.read_text(), flags=re.S):
+            if re.search(r'method="post"', form, flags=re.I):
+                forms += 1
+                assert 'name="csrf_token"' in form, (template.name, form[:120])
+    assert forms >= 8
