@@ -3,6 +3,8 @@ one) and the dead letter queue (RQ's failed jobs: requeue one or all,
 delete one). Every action is a POST with CSRF, audited by its service."""
 from __future__ import annotations
 
+import json
+
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from marshmallow import ValidationError
@@ -29,9 +31,18 @@ def webhook_inbox():
                            search=search, statuses=WEBHOOK_STATUSES, types=webhooks.KNOWN_TYPES)
 
 
+def _pretty(payload: str) -> str:
+    """The raw payload, indented when it is JSON (as stored otherwise)."""
+    try:
+        return json.dumps(json.loads(payload), indent=2, ensure_ascii=False)
+    except ValueError:
+        return payload
+
+
 @bp.get("/webhooks/<int:webhook_id>")
 def webhook(webhook_id: int):
-    return render_template("admin/webhook.html", row=webhooks.get_webhook(webhook_id),
+    row = webhooks.get_webhook(webhook_id)
+    return render_template("admin/webhook.html", row=row, payload=_pretty(row.webhook.payload),
                            replayable=webhooks.REPLAYABLE)
 
 

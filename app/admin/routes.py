@@ -36,5 +36,7 @@ def overview():
     period = period if period in metrics.PERIODS else "today"
     figures = metrics.platform_metrics(period)
     charts = [(name, title, kind, bar_chart(figures.series[name], _formatted(kind))) for name, title, kind in CHARTS]
-    return render_template("admin/overview.html", m=figures, charts=charts, periods=metrics.PERIODS,
+    # The charts' text alternative: one table, a row per hour or day, a column per chart.
+    table = [(bars[0].label, [bar.text for bar in bars]) for bars in zip(*(chart.bars for *_, chart in charts))]
+    return render_template("admin/overview.html", m=figures, charts=charts, table=table, periods=metrics.PERIODS,
                            figures=stats.platform_overview(), audit=stats.recent_audit())
