@@ -237,16 +237,22 @@ def test_requeue_all_and_delete(app, admin_client, night, rq_worker):
 
 
 def test_an_unreadable_job_is_listed_and_can_be_deleted(app, admin_client, night, rq_worker):
-    job_id, = fail_jobs(app, ("jobs.gone_module.vanished_job", 7))
+    payment = refunding(night)
+    job_id, named = fail_jobs(app, ("jobs.gone_module.vanished_job", 7),
+                              ("jobs.gone_module.vanished_job", payment.id))
     client = redis_lib.Redis.from_url(app.config["REDIS_URL"])
     client.hset(f"rq:job:{job_id}", "data", zlib.compress(b"not a pickle"))
+    timeline = page(admin_client, f"/admin/payments/{payment.public_id}")  # its failed jobs, the unreadable one aside
+    assert "jobs.gone_module.vanished_job" in timeline and "could not be read" not in timeline
     html = page(admin_client, "/admin/jobs")
     assert "Unreadable job" in html and "cannot be unpickled" in html and job_id in html
     assert f'aria-label="Requeue job {job_id}"' not in html
     refused = jobs_post(admin_client, "/admin/jobs/requeue", job_id=job_id)
     assert refused.status_code == 409 and not actions("job.requeue")
     assert jobs_post(admin_client, "/admin/jobs/requeue-all").status_code == 303
-    assert job_id in failed_registry(app).get_job_ids() and not actions("job.requeue_all")
+    assert job_id in failed_registry(app).get_job_ids()  # the unreadable one stays; the readable one was requeued
+    [requeued] = actions("job.requeue_all")
+    assert requeued.detail["job_ids"] == [named]
     assert jobs_post(admin_client, "/admin/jobs/delete", job_id=job_id).status_code == 303
     assert job_id not in failed_registry(app).get_job_ids()
     [entry] = actions("job.delete")
