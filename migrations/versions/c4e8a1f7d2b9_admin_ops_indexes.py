@@ -1,7 +1,7 @@
 """admin operations: the webhook inbox newest first
 
 Revision ID: c4e8a1f7d2b9
-Revises: a3d5f7c9e1b4
+Revises: b81f4c2e9a37
 Create Date: 2026-12-02 08:40:00
 
 - ix_webhook_events_received_at (received_at, id): the admin's webhook inbox
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision = 'c4e8a1f7d2b9'
-down_revision = 'a3d5f7c9e1b4'
+down_revision = 'b81f4c2e9a37'
 branch_labels = None
 depends_on = None
 
