@@ -113,6 +113,10 @@ class BaseConfig:
         self.PUBLIC_BASE_URL = env.get("PUBLIC_BASE_URL", "")
         self.QR_SIGNING_KEYS = env.get("QR_SIGNING_KEYS", "")
         self.SESSION_HOURS = _env_int("SESSION_HOURS", 12)
+        # An admin's session ends after this many idle minutes (app/auth/routes.py).
+        self.ADMIN_IDLE_MINUTES = _env_int("ADMIN_IDLE_MINUTES", 30)
+        # The platform's share of each request and tip, for the admin's revenue figure.
+        self.PLATFORM_FEE_PERCENT = _env_float("PLATFORM_FEE_PERCENT", 10.0)
         self.LOGIN_ATTEMPTS = _env_int("LOGIN_ATTEMPTS", 5)
         self.LOGIN_WINDOW_MINUTES = _env_int("LOGIN_WINDOW_MINUTES", 15)
         # The sign-in throttle's wide windows (services/accounts/login_throttle.py):
@@ -210,6 +214,10 @@ class BaseConfig:
             raise ConfigError("SESSION_HOURS must be positive")
         if self.ADMIN_REFUND_APPROVAL_CENTS < 0:
             raise ConfigError("ADMIN_REFUND_APPROVAL_CENTS must be 0 or more (cents)")
+        if self.ADMIN_IDLE_MINUTES <= 0:
+            raise ConfigError("ADMIN_IDLE_MINUTES must be positive")
+        if not 0 <= self.PLATFORM_FEE_PERCENT <= 100:
+            raise ConfigError("PLATFORM_FEE_PERCENT must be between 0 and 100")
         for name in ("LOGIN_ATTEMPTS", "LOGIN_WINDOW_MINUTES", "LOGIN_ACCOUNT_ATTEMPTS_PER_HOUR",
                      "LOGIN_ADDRESS_ATTEMPTS"):
             if getattr(self, name) <= 0:

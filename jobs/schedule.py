@@ -1,6 +1,7 @@
 """The periodic schedule, run by the `cron` process (`python -m jobs.cron`, RQ's cron scheduler)."""
 from rq import cron
 
+from jobs.admin import refresh_platform_metrics
 from jobs.imports import reconcile_imports
 from jobs.maintenance import purge_expired_idempotency_keys
 from jobs.payments import reconcile_payments
@@ -12,3 +13,4 @@ cron.register(reconcile_payments, "default", cron="*/5 * * * *", name="reconcile
 cron.register(close_ended_sets, "default", cron="* * * * *", name="close-ended-sets")
 cron.register(reconcile_imports, "default", cron="* * * * *", name="reconcile-imports")
 cron.register(scan_for_fraud, "default", cron="*/2 * * * *", name="scan-for-fraud")
+cron.register(refresh_platform_metrics, "default", cron="* * * * *", name="refresh-platform-metrics")

@@ -2,15 +2,18 @@
 fails the page: it is dropped with a note, as on the fan's search."""
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from werkzeug.datastructures import MultiDict
 
-from ..models.payments import PAYMENT_PURPOSES, PAYMENT_STATES
+from ..models.payments import PAYMENT_PURPOSES, PAYMENT_STATES, WEBHOOK_STATUSES
 from ..models.safety import ALERT_STATUSES, FRAUD_KINDS
 from ..services.admin import AuditQuery, PaymentQuery
 from ..services.admin.payments import SORTS
+from ..services.admin.webhooks import WebhookQuery
+from ..services.common.tasks import QUEUES
 
 MAX_PAGE = 2000
 
@@ -226,3 +229,73 @@ def parse_queue_args(args: MultiDict, statuses: tuple[str, ...]) -> tuple[str, i
         loaded = {"status": args.get("status", ""), "page": 1}
     status = loaded["status"] if loaded["status"] in statuses else statuses[0]
     return status, loaded["page"]
+
+
+class WebhookSearchArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    status = fields.String(validate=validate.OneOf(WEBHOOK_STATUSES))
+    type = fields.String(validate=validate.Length(max=60))
+    payment = fields.String(validate=validate.Length(max=60))
+    date_from = fields.Date()
+    date_to = fields.Date()
+    page = fields.Integer(validate=validate.Range(min=1, max=MAX_PAGE))
+
+
+WEBHOOK_NOTES = {
+    "status": "That status is unknown; every status is shown.",
+    "type": "The type was longer than 60 characters; it was ignored.",
+    "payment": "The payment reference was longer than 60 characters; it was ignored.",
+    "date_from": NOTES["date_from"],
+    "date_to": NOTES["date_to"],
+    "page": NOTES["page"],
+}
+WEBHOOK_SEARCH_KEYS = ("status", "type", "payment", "date_from", "date_to")
+
+
+def parse_webhook_search(args: MultiDict) -> tuple[WebhookQuery, list[str]]:
+    raw = {key: args.get(key) for key in WebhookSearchArgs._declared_fields if args.get(key) not in (None, "")}
+    notes: list[str] = []
+    try:
+        loaded = WebhookSearchArgs().load(raw)
+    except ValidationError as error:
+        bad = error.messages if isinstance(error.messages, dict) else {}
+        notes = [WEBHOOK_NOTES[name] for name in bad if name in WEBHOOK_NOTES]
+        loaded = WebhookSearchArgs().load({k: v for k, v in raw.items() if k not in bad})
+    if loaded.get("date_from") and loaded.get("date_to") and loaded["date_to"] < loaded["date_from"]:
+        notes.append("The last day was before the first; the two were swapped.")
+        loaded["date_from"], loaded["date_to"] = loaded["date_to"], loaded["date_from"]
+    return WebhookQuery(status=loaded.get("status", ""), event_type=loaded.get("type", "").strip(),
+                        payment_ref=loaded.get("payment", "").strip(), date_from=loaded.get("date_from"),
+                        date_to=loaded.get("date_to"), page=loaded.get("page", 1)), notes
+
+
+class DeadLetterArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    queue = fields.String(load_default="default", validate=validate.OneOf(QUEUES))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+
+
+def parse_dead_letter_args(args: MultiDict) -> tuple[str, int]:
+    raw = {key: args.get(key) for key in ("queue", "page") if args.get(key) not in (None, "")}
+    try:
+        loaded = DeadLetterArgs().load(raw)
+    except ValidationError:
+        loaded = DeadLetterArgs().load({})
+    return loaded["queue"], loaded["page"]
+
+
+JOB_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+class JobForm(Schema):
+    """A failed job named in a form: its queue and its RQ id."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    queue = fields.String(required=True, validate=validate.OneOf(QUEUES))
+    job_id = fields.String(validate=validate.Regexp(JOB_ID))

@@ -10,6 +10,7 @@ from marshmallow import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..core.devices import current_device, device_token
+from ..core.htmx import is_htmx
 from ..core.http import safe_next
 from ..extensions import client_ip, db
 from ..models.users import ROLES
@@ -65,15 +66,20 @@ def _signed_out(response):
 def _keep_session_alive():
     """Loads the signed-in user first thing (one query: the session row by key,
     joined to its user) and, every few minutes, marks the session seen and
-    extends it. Here, before the view has written anything, it may commit."""
+    extends it. Here, before the view has written anything, it may commit.
+    An admin's session unused for ADMIN_IDLE_MINUTES is ended instead."""
     if request.endpoint == "static" or not request.cookies.get(current_app.config["SESSION_COOKIE_NAME"]):
-        return
+        return None
     if not current_user.is_authenticated:
-        return
+        return None
     if getattr(current_user, "sanctioned", False):
         _turn_away_sanctioned()
+    admin = current_user.role == "admin"
+    if admin and accounts.idle_too_long(current_user.current_session, current_app.config["ADMIN_IDLE_MINUTES"]):
+        return _sign_out_idle_admin()
     try:
-        accounts.touch_session(current_user.current_session)
+        accounts.touch_session(current_user.current_session,
+                               every=accounts.ADMIN_TOUCH_EVERY if admin else accounts.TOUCH_EVERY)
     except SQLAlchemyError:  # "last seen" is best effort: never fail the request for it
         db.session.rollback()
         current_app.logger.warning("could not mark the session seen", exc_info=True)
@@ -89,6 +95,24 @@ def _turn_away_sanctioned() -> None:
     logout_user()
     session.clear()
     raise accounts.sanctions.Sanctioned(sanction)
+
+
+def _sign_out_idle_admin():
+    """An admin's session unused for ADMIN_IDLE_MINUTES ends at its next request:
+    signed out on the server too, and sent to sign in again (back to this page)."""
+    accounts.end_session(current_user.current_session)
+    minutes = current_app.config["ADMIN_IDLE_MINUTES"]
+    back = ""
+    if request.method == "GET" and not is_htmx() and not (request.endpoint or "").startswith("auth."):
+        back = safe_next(request.full_path.rstrip("?")) or ""
+    target = url_for("auth.login", next=back) if back else url_for("auth.login")
+    response = redirect(target, code=303)
+    if is_htmx():
+        response = current_app.response_class(status=200)
+        response.headers["HX-Redirect"] = target
+    response = _signed_out(response)
+    flash(f"You were signed out after {minutes} minutes without activity. Sign in again to continue.", "info")
+    return response
 
 
 def _home_for(user) -> str:

@@ -183,6 +183,7 @@ class WebhookEvent(db.Model):
     __table_args__ = (
         sa.UniqueConstraint("provider", "webhook_id", name="uq_webhook_events_provider_webhook_id"),
         sa.Index("ix_webhook_events_status_received", "status", "received_at"),  # reconciliation's stale ones
+        sa.Index("ix_webhook_events_received_at", "received_at", "id"),  # the admin's inbox, newest first
     )
 
     id: Mapped[int] = id_column()

@@ -54,9 +54,10 @@ def test_every_admin_url_refuses_other_roles(app, signed_in, role):
     token, so that only the role check can refuse it), answers 403."""
     client = signed_in(role)
     token = client.get("/").get_data(as_text=True).split('"X-CSRFToken": "')[1].split('"')[0]
-    rules = [(re.sub(r"<[^>]+>", "x", rule.rule), method) for rule in app.url_map.iter_rules()
+    rules = [(re.sub(r"<[^>]+>", "x", re.sub(r"<int:[^>]+>", "1", rule.rule)), method) for rule in app.url_map.iter_rules()
              if rule.endpoint.startswith("admin.") for method in rule.methods & {"GET", "POST"}]
     assert ("/admin/payments", "GET") in rules and ("/admin/payments/x/retry-refund", "POST") in rules
+    assert ("/admin/webhooks/1/replay", "POST") in rules and ("/admin/jobs/requeue-all", "POST") in rules
     for url, method in rules:
         response = client.open(url, method=method, headers={"X-CSRFToken": token})
         assert response.status_code == 403, (method, url, response.status_code)

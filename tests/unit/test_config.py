@@ -85,3 +85,20 @@ def test_development_defaults_run_with_the_sandbox_when_asked(monkeypatch):
     assert config.SQLALCHEMY_DATABASE_URI.startswith("sqlite:///")
     assert len(config.SECRET_KEY) >= 32
     assert DevelopmentConfig().SECRET_KEY == config.SECRET_KEY  # kept per install
+
+
+def test_admin_idle_minutes_and_platform_fee(monkeypatch):
+    monkeypatch.setenv("PAYMENT_PROVIDER", "sandbox")
+    config = TestConfig()
+    assert config.ADMIN_IDLE_MINUTES == 30 and config.PLATFORM_FEE_PERCENT == 10.0
+    monkeypatch.setenv("ADMIN_IDLE_MINUTES", "15")
+    monkeypatch.setenv("PLATFORM_FEE_PERCENT", "12.5")
+    config = TestConfig()
+    config.validate()
+    assert config.ADMIN_IDLE_MINUTES == 15 and config.PLATFORM_FEE_PERCENT == 12.5
+    for name, value in (("ADMIN_IDLE_MINUTES", "0"), ("PLATFORM_FEE_PERCENT", "101"), ("PLATFORM_FEE_PERCENT", "-1"),
+                        ("PLATFORM_FEE_PERCENT", "nan")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ConfigError, match=name):
+            TestConfig().validate()
+        monkeypatch.setenv(name, "15" if name == "ADMIN_IDLE_MINUTES" else "10")

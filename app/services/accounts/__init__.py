@@ -4,10 +4,13 @@ from . import sanctions
 from .devices import device_for, device_ids_of, find_device, link_device
 from .login_throttle import Throttled, begin_attempt
 from .sessions import (
+    ADMIN_TOUCH_EVERY,
+    TOUCH_EVERY,
     active_sessions,
     end_all_sessions,
     end_session,
     end_session_of,
+    idle_too_long,
     load_user_from_session_id,
     session_is_live,
     start_session,
@@ -26,7 +29,7 @@ from .users import (
     verify_password,
 )
 
-__all__ = ["sanctions", "MIN_PASSWORD_LENGTH", "AuthError", "Throttled", "active_sessions", "authenticate", "begin_attempt",
+__all__ = ["sanctions", "ADMIN_TOUCH_EVERY", "MIN_PASSWORD_LENGTH", "TOUCH_EVERY", "AuthError", "Throttled", "active_sessions", "authenticate", "begin_attempt",
            "create_dj", "create_user", "create_venue", "device_for", "device_ids_of", "end_all_sessions", "end_session",
-           "end_session_of", "find_device", "find_user_by_email", "hash_password", "load_user_from_session_id",
+           "end_session_of", "find_device", "find_user_by_email", "hash_password", "idle_too_long", "load_user_from_session_id",
            "link_device", "register_fan", "session_is_live", "start_session", "touch_session", "verify_password"]

@@ -26,6 +26,10 @@ from ...models import Ban, User, UserSession, utcnow
 from .sanctions import BLOCKING_KINDS, in_force
 
 TOUCH_EVERY = timedelta(minutes=5)
+# An admin's session ends after ADMIN_IDLE_MINUTES without a request, measured
+# from `last_seen_at`: written this often for admins, so the measure is late by
+# at most this much (an admin is signed out after the idle time, never before).
+ADMIN_TOUCH_EVERY = timedelta(minutes=1)
 MAX_LISTED = 20
 
 
@@ -76,16 +80,21 @@ def load_user_from_session_id(session_id: str) -> User | None:
     return user
 
 
-def touch_session(row: UserSession) -> None:
-    """Mark the session seen now and extend it, at most every TOUCH_EVERY; commits.
+def touch_session(row: UserSession, every: timedelta = TOUCH_EVERY) -> None:
+    """Mark the session seen now and extend it, at most every `every`; commits.
     Call it before the request has written anything (it commits the session)."""
     now = utcnow()
-    if now - row.last_seen_at < TOUCH_EVERY:
+    if now - row.last_seen_at < every:
         return
     db.session.execute(update(UserSession).where(UserSession.token_hash == row.token_hash,
                                                  UserSession.revoked_at.is_(None))
                        .values(last_seen_at=now, expires_at=now + _lifetime()))
     db.session.commit()
+
+
+def idle_too_long(row: UserSession, minutes: int) -> bool:
+    """Whether the session has gone unused for longer than `minutes` (the admins' idle rule)."""
+    return utcnow() - row.last_seen_at > timedelta(minutes=minutes)
 
 
 def end_session(row: UserSession | None) -> None:

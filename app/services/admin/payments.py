@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
+from rq.exceptions import DeserializationError, NoSuchJobError
 from rq.registry import FailedJobRegistry
 from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.orm import aliased
@@ -207,8 +208,12 @@ def _failed_jobs_for(payment_id: int) -> list[dict]:
     registry = FailedJobRegistry(queue=tasks.queue())
     jobs = []
     for job_id in registry.get_job_ids(0, FAILED_JOBS_SCANNED - 1):
-        job = registry.job_class.fetch(job_id, connection=registry.connection) if job_id else None
-        if job is not None and payment_id in (job.args or ()):
+        try:
+            job = registry.job_class.fetch(job_id, connection=registry.connection) if job_id else None
+            named = job is not None and payment_id in (job.args or ())
+        except (NoSuchJobError, DeserializationError):
+            continue  # gone, or unreadable (the dead letter queue lists it): it names nothing we can read
+        if named:
             result = job.latest_result()
             jobs.append({"id": job.id, "function": job.func_name, "args": job.args, "ended_at": job.ended_at,
                          "error": (result.exc_string if result else "") or ""})
