@@ -6,4 +6,4 @@ from ..auth.roles import guard_blueprint
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 guard_blueprint(bp, "admin")
 
-from . import payments, routes, safety  # noqa: E402,F401
+from . import djs, payments, routes, safety  # noqa: E402,F401

@@ -12,6 +12,17 @@ from .sessions import (
     start_session,
     touch_session,
 )
+from .signup import (
+    SIGNUP_ROLES,
+    LinkRefused,
+    confirm_email,
+    confirmation_token,
+    needs_profile,
+    save_dj_profile,
+    save_venue_profile,
+    send_confirmation,
+    sign_up,
+)
 from .users import (
     MIN_PASSWORD_LENGTH,
     AuthError,
@@ -25,7 +36,8 @@ from .users import (
     verify_password,
 )
 
-__all__ = ["MIN_PASSWORD_LENGTH", "AuthError", "Throttled", "active_sessions", "authenticate", "begin_attempt",
+__all__ = ["MIN_PASSWORD_LENGTH", "SIGNUP_ROLES", "AuthError", "LinkRefused", "confirm_email", "confirmation_token",
+           "needs_profile", "save_dj_profile", "save_venue_profile", "send_confirmation", "sign_up", "Throttled", "active_sessions", "authenticate", "begin_attempt",
            "create_dj", "create_user", "create_venue", "device_for", "device_ids_of", "end_all_sessions", "end_session",
            "end_session_of", "find_device", "find_user_by_email", "hash_password", "load_user_from_session_id",
            "link_device", "register_fan", "session_is_live", "start_session", "touch_session", "verify_password"]
