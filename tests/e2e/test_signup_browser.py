@@ -89,3 +89,61 @@ def test_a_dj_signs_up_confirms_and_fills_the_profile(app, live_server, rq_worke
     screenshot(page, f"signup-profile-saved-{device}")
     # the refused photo's form came back with 422, which Chromium logs; nothing else
     assert [e for e in errors if "status of 422" not in e] == []
+
+
+@pytest.mark.parametrize("device, viewport, mobile", [("phone", PHONE, True), ("tablet", TABLET, False)])
+def test_a_venue_signs_up_and_its_home_waits_for_the_profile(live_server, open_page, device, viewport, mobile):
+    page, errors = open_page(viewport, mobile)
+    page.goto(f"{live_server}/register")
+    page.get_by_role("radio", name="A venue").check()
+    page.get_by_label("Your name").fill("Lee")
+    page.get_by_label("Email").fill(f"rooftop-{device}@test.example")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Repeat password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_url(f"{live_server}/account/profile")
+    page.goto(f"{live_server}/venue/")  # the home sends a venue without a profile to the form
+    page.wait_for_url(f"{live_server}/account/profile")
+    page.get_by_label("Venue name").fill("The Rooftop")
+    page.get_by_label("Street address").fill("1 Long Street")
+    page.get_by_label("City", exact=True).fill("Cape Town")
+    page.get_by_label("Latitude").fill("-133.9")
+    page.get_by_label("Capacity (people)").fill("250")
+    page.get_by_label("Contact").fill("Lee, 021 555 0100")
+    page.get_by_role("button", name="Save venue").click()
+    expect(page.locator("#f-latitude-error")).to_have_text("A latitude is between -90 and 90.")
+    assert_fits(page)
+    screenshot(page, f"signup-venue-error-{device}")
+    page.get_by_label("Latitude").fill("-33.92")
+    page.get_by_label("Longitude").fill("18.42")
+    page.get_by_role("button", name="Save venue").click()
+    page.wait_for_url(f"{live_server}/venue/")
+    expect(page.get_by_role("heading", name="The Rooftop")).to_be_visible()
+    assert [e for e in errors if "status of 422" not in e] == []
+
+
+def test_an_admin_verifies_a_dj_on_the_tablet(app, live_server, open_page):
+    from app.extensions import db
+    from app.models import DJProfile
+    from app.services import accounts
+
+    with app.app_context():
+        accounts.create_user("admin-v@test.example", PASSWORD, "admin", "Admin")
+        user = accounts.create_user("waiting@test.example", PASSWORD, "dj", "Waiting")
+        db.session.add(DJProfile(user_id=user.id, stage_name="DJ Waiting", city="Soweto", genres="Gqom,House",
+                                 tags="vinyl", hourly_rate_cents=120000, bio="Sundays at the shisa nyama."))
+        db.session.commit()
+    page, errors = open_page(TABLET)
+    page.goto(f"{live_server}/login?next=/admin/djs")
+    page.get_by_label("Email").fill("admin-v@test.example")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{live_server}/admin/djs")
+    expect(page.get_by_role("heading", name="DJ Waiting")).to_be_visible()
+    expect(page.get_by_text("address not confirmed yet")).to_be_visible()
+    assert_fits(page)
+    screenshot(page, "signup-admin-djs-tablet")
+    page.get_by_role("button", name="Verify DJ Waiting").click()
+    expect(page.get_by_text("DJ Waiting is verified")).to_be_visible()
+    expect(page.get_by_text("No DJ waits for verification.")).to_be_visible()
+    assert errors == []
