@@ -11,7 +11,7 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import AuditLog, User
+from app.models import AuditLog, DJProfile, User
 from app.services import accounts
 from app.services.accounts.signup import CONFIRM_SALT
 from app.services.common import mail
@@ -160,10 +160,6 @@ def test_sign_up_is_rate_limited_per_address(app):
 def _token_issued_hours_ago(app, user: User, hours: float) -> str:
     """A real token of the app's key and salt, signed `hours` ago (itsdangerous reads its own clock)."""
 
-    class Earlier(URLSafeTimedSerializer):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-
     serializer = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt=CONFIRM_SALT)
     signer = serializer.make_signer(CONFIRM_SALT)
     signer.get_timestamp = lambda: int(time.time() - hours * 3600)
@@ -258,7 +254,6 @@ def test_the_verification_queue_pages_and_filters(app, admin_client):
             accounts.create_user(f"q{n}@test.example", PASSWORD, "dj", f"Q{n}")
             db.session.flush()
         users = db.session.scalars(select(User).where(User.email.like("q%@test.example"))).all()
-        from app.models import DJProfile  # noqa: PLC0415 - test module
         for user in users:
             db.session.add(DJProfile(user_id=user.id, stage_name=f"DJ {user.display_name}"))
         db.session.commit()
@@ -272,7 +267,6 @@ def test_the_verification_queue_pages_and_filters(app, admin_client):
 
 @pytest.mark.parametrize("role", ["fan", "dj", "venue"])
 def test_only_admins_reach_the_verification_queue(app, signed_in, role):
-    dj = None
     with app.app_context():
         dj = factories.create_dj("DJ Target").public_id
         db.session.commit()
@@ -298,3 +292,21 @@ def test_the_confirmation_mail_goes_through_the_queue_and_its_link_confirms(app,
     assert response.status_code == 303
     assert _user(app, "mailed@test.example").email_confirmed_at is not None
     assert client.get("/" + path).status_code == 303  # opening it twice is fine
+
+
+def test_every_public_page_of_an_unlisted_djs_event_is_a_404(app):
+    """The sheet, the tip page, the queue poll and the API: none shows an unverified DJ's event."""
+    client = app.test_client()
+    register(client, "dj", "unlisted@test.example")
+    client.post("/account/profile", data=dj_form(client, stage_name="DJ Unlisted"))
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == "unlisted@test.example"))
+        event = factories.create_event(user.dj_profile, "Unlisted Night")
+        factories.create_set(event)
+        track = factories.create_tracks(user.dj_profile, 1)[0]
+        event_id, track_id = event.public_id, track.public_id
+        db.session.commit()
+    fan = app.test_client()
+    for path in (f"/e/{event_id}", f"/e/{event_id}/request/{track_id}", f"/e/{event_id}/tip",
+                 f"/e/{event_id}/live", f"/api/events/{event_id}"):
+        assert fan.get(path).status_code == 404, path
