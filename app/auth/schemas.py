@@ -18,13 +18,14 @@ class LoginSchema(Schema):
 
 class RegisterSchema(Schema):
     display_name = fields.String(required=True, validate=validate.Length(min=1, max=40),
-                                 error_messages={"required": "Choose a display name."})
+                                 error_messages={"required": "Enter your name."})
     email = fields.Email(required=True, validate=validate.Length(max=254),
                          error_messages={"required": "Enter your email address.",
                                          "invalid": "Enter a valid email address."})
     password = fields.String(required=True, validate=validate.Length(min=MIN_PASSWORD_LENGTH, max=200,
-                             error=f"Use at least {MIN_PASSWORD_LENGTH} characters."))
-    password_confirm = fields.String(required=True)
+                             error=f"Use at least {MIN_PASSWORD_LENGTH} characters."),
+                             error_messages={"required": "Choose a password."})
+    password_confirm = fields.String(required=True, error_messages={"required": "Repeat the password."})
 
     @validates_schema(skip_on_field_errors=False)  # show every problem at once
     def passwords_match(self, data, **kwargs):

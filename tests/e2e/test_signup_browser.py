@@ -147,3 +147,17 @@ def test_an_admin_verifies_a_dj_on_the_tablet(app, live_server, open_page):
     expect(page.get_by_text("DJ Waiting is verified")).to_be_visible()
     expect(page.get_by_text("No DJ waits for verification.")).to_be_visible()
     assert errors == []
+
+
+def test_the_sign_up_form_fits_a_small_phone(live_server, open_page):
+    """The fans' screens also at 360 x 640: the sign-up form with its errors."""
+    page, errors = open_page({"width": 360, "height": 640}, True)
+    page.goto(f"{live_server}/register")
+    page.get_by_label("Email").fill("not-an-email")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.locator("#f-email-error")).to_have_text("Enter a valid email address.")
+    expect(page.locator("#f-password-error")).to_have_text("Choose a password.")
+    expect(page.get_by_role("radio", name="A fan")).to_be_checked()
+    assert_fits(page)
+    screenshot(page, "signup-register-errors-small-phone")
+    assert [e for e in errors if "status of 422" not in e] == []
