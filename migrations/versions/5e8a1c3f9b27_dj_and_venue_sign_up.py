@@ -1,7 +1,7 @@
 """DJ and venue sign-up: confirmed addresses, verified DJs, profile fields
 
 Revision ID: 5e8a1c3f9b27
-Revises: 7c2e4b9d1f60
+Revises: c4e8a1f7d2b9
 Create Date: 2026-12-02 09:00:00
 
 - users.email_confirmed_at: when the signed link mailed at sign-up was opened.
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 
 revision = '5e8a1c3f9b27'
-down_revision = '7c2e4b9d1f60'
+down_revision = "c4e8a1f7d2b9"
 branch_labels = None
 depends_on = None
 
