@@ -147,6 +147,17 @@ class BaseConfig:
         self.LIVE_RESYNC_BURST = 3
         self.LIVE_RESYNC_SECONDS = 5.0
 
+        # Sign-up (services/accounts/signup.py) and its mail (services/common/mail.py).
+        self.MAIL_BACKEND = env.get("MAIL_BACKEND", "file").strip().lower()
+        self.MAIL_DIR = env.get("MAIL_DIR") or str(INSTANCE_DIR / "mail")
+        self.MAIL_FROM = env.get("MAIL_FROM", "BeatMatchMe <no-reply@beatmatchme.local>")
+        self.SMTP_URL = env.get("SMTP_URL", "smtp://127.0.0.1:1025")
+        self.CONFIRM_EMAIL_HOURS = _env_int("CONFIRM_EMAIL_HOURS", 48)
+        self.SIGNUP_LIMIT = env.get("SIGNUP_LIMIT", "10 per hour")  # accounts made per address
+        self.CONFIRM_RESEND_LIMIT = env.get("CONFIRM_RESEND_LIMIT", "5 per hour")  # per address
+        # Uploaded photos, cleaned and content-addressed (services/common/images.py).
+        self.UPLOAD_DIR = env.get("UPLOAD_DIR") or str(INSTANCE_DIR / "uploads")
+
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
         self.PERMANENT_SESSION_LIFETIME = timedelta(hours=self.SESSION_HOURS)
         self.SESSION_COOKIE_HTTPONLY = True
@@ -199,6 +210,8 @@ class BaseConfig:
                 f"PAYMENT_PROVIDER must be one of {', '.join(PAYMENT_PROVIDERS)}, "
                 f"got {self.PAYMENT_PROVIDER!r}"
             )
+        if self.MAIL_BACKEND not in ("file", "smtp"):
+            raise ConfigError(f"MAIL_BACKEND must be file or smtp, got {self.MAIL_BACKEND!r}")
         if not self.SQLALCHEMY_DATABASE_URI.startswith(("sqlite", "postgresql")):
             raise ConfigError("DATABASE_URL must be a sqlite:// or postgresql:// URL")
         if not self.REDIS_URL.startswith(("redis://", "rediss://", "unix://")):

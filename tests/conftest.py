@@ -111,15 +111,18 @@ def database_url(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def test_env(redis_url, database_url):
+def test_env(redis_url, database_url, tmp_path_factory):
     """Environment for create_app(TestConfig), set for the whole session."""
-    keys = ("DATABASE_URL", "REDIS_URL", "APP_ENV", "SECRET_KEY", "SANDBOX_TIME_SCALE", "REFUND_RETRY_SECONDS")
+    keys = ("DATABASE_URL", "REDIS_URL", "APP_ENV", "SECRET_KEY", "SANDBOX_TIME_SCALE", "REFUND_RETRY_SECONDS",
+            "MAIL_DIR", "UPLOAD_DIR")
     saved = {k: os.environ.get(k) for k in keys}
     # One secret for the session, so worker processes derive the same sandbox
     # keys and webhook secret as the app under test.
     os.environ.update(DATABASE_URL=database_url, REDIS_URL=redis_url, APP_ENV="test",
                       SECRET_KEY=secrets.token_urlsafe(32), SANDBOX_TIME_SCALE="0.001",
-                      REFUND_RETRY_SECONDS="0.05")
+                      REFUND_RETRY_SECONDS="0.05",
+                      # The stored mail (read by tests) and uploads, shared with the worker processes.
+                      MAIL_DIR=str(tmp_path_factory.mktemp("mail")), UPLOAD_DIR=str(tmp_path_factory.mktemp("uploads")))
     yield
     for key, value in saved.items():
         if value is None:

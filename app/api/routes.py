@@ -10,7 +10,7 @@ from . import bp
 @bp.get("/events/<public_id>")
 def event_detail(public_id: str):
     """An event with its current set's now playing and queue."""
-    event = event_service.get_event(public_id)
+    event = event_service.get_public_event(public_id)
     dj_set = event.current_set
     playing, queue = queue_for_set(dj_set) if dj_set else (None, [])
 

@@ -14,6 +14,7 @@ from flask import Blueprint, abort, make_response, redirect, request, url_for
 from flask_login import current_user
 
 from ..core.htmx import is_htmx
+from ..services import accounts
 
 
 def check_role(*roles: str):
@@ -56,3 +57,17 @@ def role_required(*roles: str) -> Callable:
 def guard_blueprint(bp: Blueprint, *roles: str) -> None:
     """Every view of `bp` requires one of `roles`, including views added later."""
     bp.before_request(lambda: check_role(*roles))
+
+
+def profile_first(bp: Blueprint) -> None:
+    """A DJ or venue account without its profile is sent to the profile form
+    before any view of `bp` (install after guard_blueprint): never a 500."""
+
+    def check():
+        if current_user.is_authenticated and accounts.needs_profile(current_user):
+            if is_htmx():
+                abort(make_response("Fill in your profile first.", 409, {"HX-Redirect": url_for("auth.profile")}))
+            return redirect(url_for("auth.profile"))
+        return None
+
+    bp.before_request(check)

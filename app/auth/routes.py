@@ -1,5 +1,5 @@
 """Sign in (throttled: services/accounts/login_throttle.py), sign out, sign out
-everywhere, the account page with its sessions, register as a fan."""
+everywhere, the account page with its sessions (sign-up: signup.py)."""
 from __future__ import annotations
 
 import math
@@ -20,7 +20,7 @@ from ..services.common.errors import DomainError
 from ..services.common.text import normalise_email
 from . import bp
 from .roles import role_required
-from .schemas import LoginSchema, RegisterSchema, form_data
+from .schemas import LoginSchema, form_data
 
 HOME_BY_ROLE = {"dj": "dj.dashboard", "venue": "venue.home", "admin": "admin.overview", "fan": "fan.home"}
 # Browsers drop what this site cached for offline use, and the DJ dashboard's
@@ -183,21 +183,3 @@ def sign_out_everywhere():
     flash(f"You are signed out on every device ({ended} session{'s' if ended != 1 else ''} ended). "
           "Sign in again to continue.", "success")
     return response
-
-
-@bp.route("/register", methods=["GET", "POST"])
-def register():
-    """A guest fan creates an account to keep their history across devices."""
-    if request.method == "GET":
-        return render_template("auth/register.html", errors={}, values={})
-    try:
-        data = RegisterSchema().load(form_data(request.form))
-    except ValidationError as err:
-        return render_template("auth/register.html", errors=err.messages, values=request.form), 422
-    try:
-        user = accounts.register_fan(data["email"], data["password"], data["display_name"], current_device())
-    except DomainError as err:
-        return render_template("auth/register.html", errors={"email": [err.message]}, values=request.form), 422
-    _sign_in(user)
-    flash("Welcome! Your requests on this device are now part of your account.", "success")
-    return redirect(url_for("fan.home"), code=303)

@@ -23,7 +23,7 @@ VOTE_LIMIT = "30 per minute"
 def vote(public_id: str, request_id: str):
     """Vote for a request, or take the vote back. htmx gets the live parts
     (so the voter sees the new count at once); without JavaScript, the page."""
-    event = event_service.get_event(public_id)
+    event = event_service.get_public_event(public_id)
     try:
         form = VoteForm().load(request.form)
     except ValidationError:
@@ -40,7 +40,7 @@ def vote(public_id: str, request_id: str):
 @bp.get("/e/<public_id>/live")
 def live_fragment(public_id: str):
     """The same message the socket sends, for clients that fell back to polling."""
-    event = event_service.get_event(public_id)
+    event = event_service.get_public_event(public_id)
     device = current_device(create=False)
     body = live_render.for_device(event, device.id if device else None, current_position(event.public_id))
     return Response(body, mimetype="text/plain", headers={"Cache-Control": "no-store"})

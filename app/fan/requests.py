@@ -73,7 +73,7 @@ def _sheet(event, dj_set, track, *, errors=None, refusal=None, values=None, stat
 @bp.route("/e/<public_id>/request/<track_id>", methods=["GET", "POST"])
 def request_sheet(public_id: str, track_id: str):
     """Tap a track: its price, an optional shout-out, the rules, and Pay."""
-    event = event_service.get_event(public_id)
+    event = event_service.get_public_event(public_id)
     dj_set = event.current_set
     if dj_set is None:
         abort(404)
@@ -119,7 +119,7 @@ def _pay_with_voucher(event, dj_set, track, form):
 @bp.get("/e/<public_id>/voucher/<code>")
 def voucher_link(public_id: str, code: str):
     """The link in a voucher card's QR code: checked, kept for this event's request sheets, on to the event."""
-    event = event_service.get_event(public_id)
+    event = event_service.get_public_event(public_id)
     try:
         voucher = check_voucher(event, code)
     except VoucherRefused as refusal:

@@ -32,7 +32,7 @@ def join(public_id: str, token: str):
     """The signed link in an event's QR code: verified, then on to the event."""
     if not qr.verify(public_id, token):
         return render_template("fan/join_refused.html"), 403
-    event = event_service.get_event(public_id)
+    event = event_service.get_public_event(public_id)
     return redirect(url_for("fan.event_page", public_id=event.public_id), code=303)
 
 
@@ -43,7 +43,7 @@ def event_page(public_id: str):
     The search state lives in the query string; htmx asks for the same URL
     and gets only the results fragment.
     """
-    event = event_service.get_event(public_id)
+    event = event_service.get_public_event(public_id)
     dj_set = event.current_set
     base_price = dj_set.base_price_cents if dj_set else event.dj.default_price_cents
     index = library_index(event.dj_id)

@@ -75,7 +75,7 @@ def _tip_page(event, *, errors=None, refusal=None, values=None, status=200):
 @bp.route("/e/<public_id>/tip", methods=["GET", "POST"])
 def tip(public_id: str):
     """The tip form on its own page (the prompt after the fan's song links here); the event page's card posts here."""
-    event = event_service.get_event(public_id)
+    event = event_service.get_public_event(public_id)
     if request.method == "GET":
         return _tip_page(event)
     try:

@@ -6,7 +6,7 @@ from .imports import LibraryImport
 from .library import Track
 from .notifications import Notification, PushSubscription
 from .payments import IdempotencyKey, Payment, PaymentTransition, Tip, WebhookEvent
-from .profiles import DJProfile, VenueProfile
+from .profiles import DJ_GENRES, DJProfile, VenueProfile
 from .refunds import RefundRequest
 from .requests import SongRequest, Vote
 from .safety import AuditLog, Ban, BlockedKeyword, Dispute, FraudAlert, Report
@@ -15,7 +15,7 @@ from .vouchers import Voucher, VoucherBatch
 
 __all__ = [
     "AuditLog", "AvailabilityException", "AvailabilityRule", "Ban", "BlockedKeyword", "Booking",
-    "BookingSlot", "DJProfile", "DJSet", "Dispute", "Event", "FraudAlert", "GuestDevice",
+    "BookingSlot", "DJ_GENRES", "DJProfile", "DJSet", "Dispute", "Event", "FraudAlert", "GuestDevice",
     "IdempotencyKey", "LibraryImport", "Notification", "Payment", "PaymentTransition", "PushSubscription",
     "RefundRequest", "Report",
     "SongRequest", "Tip", "Track", "User", "UserSession", "VenueProfile", "Vote", "Voucher", "VoucherBatch",

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .base import created_at_column, id_column, money_check, public_id_column
+from .base import UTCDateTime, created_at_column, id_column, money_check, public_id_column
 
 
 def coordinate_checks(prefix: str = "") -> tuple[sa.CheckConstraint, ...]:
@@ -18,9 +18,18 @@ def coordinate_checks(prefix: str = "") -> tuple[sa.CheckConstraint, ...]:
     )
 
 
+# The genres a DJ picks from on the profile form (free tags go beside them).
+DJ_GENRES = ("Amapiano", "Afro house", "Deep house", "Gqom", "Hip hop", "House", "Kwaito", "Pop", "R&B",
+             "Techno", "Drum and bass", "Jazz", "Rock", "Gospel", "Maskandi", "Reggae", "Dancehall", "Latin")
+
+
 class DJProfile(db.Model):
     __tablename__ = "dj_profiles"
-    __table_args__ = (money_check("default_price_cents"),)
+    __table_args__ = (
+        money_check("default_price_cents"),
+        sa.CheckConstraint("hourly_rate_cents IS NULL OR hourly_rate_cents >= 0",
+                           name="hourly_rate_cents_non_negative"),
+    )
 
     id: Mapped[int] = id_column()
     public_id: Mapped[str] = public_id_column()
@@ -33,14 +42,30 @@ class DJProfile(db.Model):
     # Bumped in the same transaction as any change to the DJ's tracks; search
     # indexes held in memory compare it to know when to rebuild.
     library_version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    # Free tags beside the genres from DJ_GENRES (comma separated).
+    tags: Mapped[str] = mapped_column(sa.String(255), default="", server_default="")
+    hourly_rate_cents: Mapped[int | None] = mapped_column(sa.Integer)  # what a venue pays an hour, in cents
+    # The stored photo's file name under UPLOAD_DIR (content-addressed; services/common/images.py).
+    photo: Mapped[str | None] = mapped_column(sa.String(80))
+    # When an admin verified the DJ (/admin/djs); NULL: the DJ's events are not listed publicly.
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = created_at_column()
 
     user: Mapped[User] = relationship(back_populates="dj_profile")
 
+    @property
+    def genre_list(self) -> list[str]:
+        return [g for g in self.genres.split(",") if g]
+
+    @property
+    def tag_list(self) -> list[str]:
+        return [t for t in self.tags.split(",") if t]
+
 
 class VenueProfile(db.Model):
     __tablename__ = "venue_profiles"
-    __table_args__ = coordinate_checks()
+    __table_args__ = (*coordinate_checks(),
+                      sa.CheckConstraint("capacity IS NULL OR capacity > 0", name="capacity_positive"))
 
     id: Mapped[int] = id_column()
     public_id: Mapped[str] = public_id_column()
@@ -50,6 +75,8 @@ class VenueProfile(db.Model):
     city: Mapped[str] = mapped_column(sa.String(80), default="", index=True)
     latitude: Mapped[float | None] = mapped_column(sa.Float)
     longitude: Mapped[float | None] = mapped_column(sa.Float)
+    capacity: Mapped[int | None] = mapped_column(sa.Integer)
+    contact: Mapped[str] = mapped_column(sa.String(160), default="", server_default="")  # a name, phone or email
     created_at: Mapped[datetime] = created_at_column()
 
     user: Mapped[User] = relationship(back_populates="venue_profile")

@@ -42,6 +42,8 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the owner opened the signed link mailed to the address (services/accounts/signup.py).
+    email_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     dj_profile: Mapped[DJProfile | None] = relationship(back_populates="user", uselist=False)
     venue_profile: Mapped[VenueProfile | None] = relationship(back_populates="user", uselist=False)

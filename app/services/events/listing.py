@@ -5,17 +5,28 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, select
+from sqlalchemy import case, exists, select
 from sqlalchemy.orm import joinedload
 
 from ...extensions import db
-from ...models import Event, utcnow
+from ...models import DJProfile, Event, User, utcnow
 from ..common.errors import NotFound
 
 
+def _dj_is_public():
+    """The event's DJ may be shown to the public: the DJ's address is confirmed
+    and an admin verified the DJ (services/accounts/signup.py, admin/djs.py)."""
+    return exists().where(DJProfile.id == Event.dj_id, DJProfile.verified_at.is_not(None),
+                          User.id == DJProfile.user_id, User.email_confirmed_at.is_not(None))
+
+
+def dj_is_public(dj: DJProfile) -> bool:
+    return dj.verified_at is not None and dj.user.email_confirmed_at is not None
+
+
 def _listed(now: datetime):
-    """Events a fan can still go to: live or scheduled, not over."""
-    return (Event.status.in_(("live", "scheduled")), Event.ends_at > now)
+    """Events a fan can still go to: live or scheduled, not over, of a public DJ."""
+    return (Event.status.in_(("live", "scheduled")), Event.ends_at > now, _dj_is_public())
 
 
 def listed_events(now: datetime | None = None, limit: int = 50) -> list[Event]:
@@ -74,5 +85,14 @@ def get_event(public_id: str) -> Event:
         select(Event).options(joinedload(Event.dj)).where(Event.public_id == public_id)
     )
     if event is None:
+        raise NotFound("That event")
+    return event
+
+
+def get_public_event(public_id: str) -> Event:
+    """An event as the public may see it: a DJ not yet confirmed and verified
+    has no public event page (a 404, as for an event that does not exist)."""
+    event = get_event(public_id)
+    if not dj_is_public(event.dj):
         raise NotFound("That event")
     return event

@@ -1,0 +1,12 @@
+"""Mail jobs: the mail queue's one job."""
+from __future__ import annotations
+
+from app.services.common import mail
+
+from .context import with_app_context
+
+
+@with_app_context
+def send_mail(to: str, subject: str, body: str) -> str:
+    """Write one message through the configured backend (services/common/mail.py)."""
+    return mail.deliver(to, subject, body)
