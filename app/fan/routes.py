@@ -18,11 +18,13 @@ from .schemas import SEARCH_KEYS, LocationArgs, parse_search_args
 def home():
     """Live and upcoming events: nearest first when the fan shares a location."""
     notes: list[str] = []
-    try:
-        where = LocationArgs().load({k: v for k, v in request.args.items() if k in ("lat", "lng") and v})
-    except ValidationError:
-        where = {}
-        notes.append("That location could not be read, so events are sorted by start time.")
+    given = {k: v for k, v in request.args.items() if k in ("lat", "lng") and v}
+    where = {}
+    if given:  # a plain visit shares no location: nothing to read, nothing to say
+        try:
+            where = LocationArgs().load(given)
+        except ValidationError:
+            notes.append("That location could not be read, so events are sorted by start time.")
     listed = event_service.discover_events(where.get("lat"), where.get("lng"))
     return render_template("fan/home.html", listed=listed, notes=notes, located="lat" in where)
 

@@ -39,9 +39,11 @@ def names(html):
 
 
 def test_without_location_live_events_come_first_by_start(client, events):
-    html = client.get("/events").get_data(as_text=True)
-    assert names(html) == ["Friday Night Live", "Cape Town Beach Party", "Saturday Sunset Sessions"]
-    assert " away" not in html
+    for path in ("/", "/events", "/?lat=&lng="):
+        html = client.get(path).get_data(as_text=True)
+        assert names(html) == ["Friday Night Live", "Cape Town Beach Party", "Saturday Sunset Sessions"]
+        assert " away" not in html
+        assert "could not be read" not in html  # a plain visit shared no location: nothing went wrong
 
 
 def test_with_location_nearest_first_with_distance(client, events):
