@@ -18,7 +18,7 @@ from app.models import Dispute, Payment, utcnow
 from app.services import accounts, admin
 from app.services.payments.disputes import file_dispute
 from tests import factories
-from tests.e2e.conftest import PHONE, TABLET, screenshot
+from tests.e2e.conftest import PHONE, TABLET, no_horizontal_scroll, screenshot, sign_in
 from tests.e2e.test_accessibility import _check as check_landmarks_and_names
 
 pytestmark = [pytest.mark.browser, pytest.mark.night(tracks=6)]
@@ -55,24 +55,12 @@ def queue(app, app_ctx, night):
     return made
 
 
-def sign_in(page, base: str, next_url: str) -> None:
-    page.goto(f"{base}/login?next={next_url}")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}{next_url}")
-
-
-def no_horizontal_scroll(page) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "horizontal scroll"
-
-
 def test_an_admin_resolves_disputes_from_the_queue_and_the_fan_reads_the_answer(
         app, queue, live_server, rq_worker, open_page):
     fan_payment, fan_dispute = queue["fan"]
     other_payment, other_dispute = queue["other"]
     page, errors = open_page(DESKTOP)
-    sign_in(page, live_server, "/admin/disputes")
+    sign_in(page, live_server, EMAIL, "/admin/disputes")
     items = page.locator(".queue-item")
     expect(items).to_have_count(2)
     expect(items.nth(0)).to_contain_text("The DJ never played it.")  # the oldest first
@@ -84,11 +72,11 @@ def test_an_admin_resolves_disputes_from_the_queue_and_the_fan_reads_the_answer(
     no_horizontal_scroll(page)
     screenshot(page, "admin-disputes-desktop")
     tablet, tablet_errors = open_page(TABLET)
-    sign_in(tablet, live_server, "/admin/disputes")
+    sign_in(tablet, live_server, EMAIL, "/admin/disputes")
     no_horizontal_scroll(tablet)
     screenshot(tablet, "admin-disputes-open-tablet")
     phone, phone_errors = open_page(PHONE, mobile=True)
-    sign_in(phone, live_server, "/admin/disputes")
+    sign_in(phone, live_server, EMAIL, "/admin/disputes")
     no_horizontal_scroll(phone)
     screenshot(phone, "admin-disputes-open-phone")
     assert phone_errors == []

@@ -16,7 +16,7 @@ from app.services import accounts
 from app.services.common import tasks
 from app.services.payments import record_transition
 from tests import factories
-from tests.e2e.conftest import PHONE, TABLET, screenshot
+from tests.e2e.conftest import PHONE, TABLET, no_horizontal_scroll, screenshot, sign_in
 from tests.e2e.test_accessibility import _check as check_landmarks_and_names
 from tests.payment_support import wait_for
 
@@ -59,18 +59,6 @@ def busy_week(app_ctx, night):
     return refunding.public_id, failed.id
 
 
-def sign_in(page, base: str, next_url: str) -> None:
-    page.goto(f"{base}/login?next={next_url}")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}{next_url}")
-
-
-def no_page_scroll(page) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "horizontal scroll"
-
-
 def test_metrics_webhook_replay_and_dead_letters(busy_week, live_server, rq_worker, open_page):
     payment_ref, webhook_id = busy_week
     job = tasks.queue().enqueue("jobs.gone_module.vanished_job", 7, "old-argument")
@@ -78,12 +66,12 @@ def test_metrics_webhook_replay_and_dead_letters(busy_week, live_server, rq_work
     wait_for(lambda: job.id in registry.get_job_ids(), message="the job to fail")
 
     page, errors = open_page(DESKTOP)
-    sign_in(page, live_server, "/admin/?period=7d")
+    sign_in(page, live_server, EMAIL, "/admin/?period=7d")
     expect(page.get_by_role("heading", name="GMV")).to_be_visible()
     expect(page.locator("svg.chart")).to_have_count(6)
     expect(page.get_by_text("1 failed")).to_be_visible()
     check_landmarks_and_names(page)
-    no_page_scroll(page)
+    no_horizontal_scroll(page)
     page.get_by_text("Figures by day (the charts as a table)").click()
     expect(page.get_by_role("columnheader", name="Platform revenue")).to_be_visible()
     screenshot(page, "admin-overview-desktop")
@@ -106,7 +94,7 @@ def test_metrics_webhook_replay_and_dead_letters(busy_week, live_server, rq_work
     expect(page.get_by_text("jobs.gone_module.vanished_job")).to_be_visible()
     page.get_by_text("Traceback").first.click()
     check_landmarks_and_names(page)
-    no_page_scroll(page)
+    no_horizontal_scroll(page)
     screenshot(page, "admin-jobs-desktop")
     page.get_by_role("button", name=f"Delete job {job.id}").click()
     expect(page.get_by_role("status").first).to_contain_text("The job was deleted.")
@@ -115,12 +103,12 @@ def test_metrics_webhook_replay_and_dead_letters(busy_week, live_server, rq_work
 
     for name, viewport in (("tablet", TABLET), ("phone", PHONE)):
         other, other_errors = open_page(viewport, mobile=viewport is PHONE)
-        sign_in(other, live_server, "/admin/?period=30d")
-        no_page_scroll(other)
+        sign_in(other, live_server, EMAIL, "/admin/?period=30d")
+        no_horizontal_scroll(other)
         screenshot(other, f"admin-overview-{name}")
         for path, shot in (("/admin/webhooks", "webhooks"), (f"/admin/webhooks/{webhook_id}", "webhook"),
                            ("/admin/jobs", "jobs")):
             other.goto(f"{live_server}{path}")
-            no_page_scroll(other)
+            no_horizontal_scroll(other)
             screenshot(other, f"admin-{shot}-{name}")
         assert other_errors == []

@@ -10,7 +10,7 @@ from app.models import Payment
 from app.services import accounts
 from app.services.payments import record_transition
 from tests import factories
-from tests.e2e.conftest import TABLET, screenshot
+from tests.e2e.conftest import TABLET, screenshot, sign_in
 from tests.e2e.test_accessibility import _check as check_landmarks_and_names
 
 pytestmark = [pytest.mark.browser, pytest.mark.night(tracks=4)]
@@ -31,17 +31,9 @@ def failed_refund(app_ctx, night):
     return payment.public_id
 
 
-def sign_in(page, base: str) -> None:
-    page.goto(f"{base}/login?next=/admin/payments")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/admin/payments")
-
-
 def test_an_admin_finds_a_payment_and_retries_its_failed_refund(failed_refund, live_server, rq_worker, open_page):
     page, errors = open_page(DESKTOP)
-    sign_in(page, live_server)
+    sign_in(page, live_server, EMAIL, "/admin/payments")
     page.get_by_label("Reference (or its last characters)", exact=False).fill(failed_refund[-4:])
     page.get_by_role("button", name="Find").click()
     page.get_by_role("link", name=failed_refund).click()
@@ -59,7 +51,7 @@ def test_an_admin_finds_a_payment_and_retries_its_failed_refund(failed_refund, l
     assert errors == []
 
     tablet, tablet_errors = open_page(TABLET)
-    sign_in(tablet, live_server)
+    sign_in(tablet, live_server, EMAIL, "/admin/payments")
     assert tablet.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "horizontal scroll"
     screenshot(tablet, "admin-payments-tablet")
     tablet.goto(f"{live_server}/admin/payments/{failed_refund}")

@@ -10,7 +10,7 @@ from app.models import BlockedKeyword, FraudAlert, SongRequest
 from app.services import accounts
 from app.services.admin.fraud import scan_for_fraud
 from tests import factories
-from tests.e2e.conftest import SCREENSHOTS, TABLET, screenshot
+from tests.e2e.conftest import SCREENSHOTS, TABLET, screenshot, sign_in
 from tests.e2e.test_accessibility import _check as check_landmarks_and_names
 from tests.integration.test_admin_safety import abuse
 
@@ -32,18 +32,10 @@ def flagged(app_ctx, night):
     return held.public_id
 
 
-def sign_in(page, base: str, next_url: str) -> None:
-    page.goto(f"{base}/login?next={next_url}")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}{next_url}")
-
-
 @pytest.mark.parametrize("size", ["desktop", "tablet"])
 def test_alerts_review_and_keywords(flagged, live_server, open_page, size):
     page, errors = open_page(DESKTOP if size == "desktop" else TABLET)
-    sign_in(page, live_server, "/admin/alerts")
+    sign_in(page, live_server, EMAIL, "/admin/alerts")
     expect(page.get_by_role("heading", level=1)).to_have_text("Fraud alerts")
     check_landmarks_and_names(page)
     screenshot(page, f"admin-alerts-{size}")
@@ -115,7 +107,7 @@ def test_the_fan_sees_their_shoutout_waits_and_the_admin_pages_fit_a_phone(flagg
     expect(fan.get_by_text("waiting for a check").first).to_be_visible()
     screenshot(fan, "fan-shoutout-waiting-360")
     admin, admin_errors = open_page(PHONE, mobile=True)
-    sign_in(admin, live_server, "/admin/alerts")
+    sign_in(admin, live_server, EMAIL, "/admin/alerts")
     check_landmarks_and_names(admin)
     screenshot(admin, "admin-alerts-phone")
     admin.locator("article.alert-card").first.scroll_into_view_if_needed()

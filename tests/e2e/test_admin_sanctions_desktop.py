@@ -13,7 +13,7 @@ from app.extensions import db
 from app.models import Ban, Payment, Report, SongRequest, utcnow
 from app.services import accounts
 from tests import factories
-from tests.e2e.conftest import PHONE, SCREENSHOTS, TABLET, screenshot
+from tests.e2e.conftest import PHONE, SCREENSHOTS, TABLET, screenshot, sign_in
 from tests.e2e.test_accessibility import _check as check_landmarks_and_names
 
 pytestmark = [pytest.mark.browser, pytest.mark.night(songs=["Heartless"])]
@@ -34,14 +34,6 @@ def setting(app_ctx, night):
     return {"event": night.event.public_id, "track": heartless.public_id}
 
 
-def sign_in(page, base: str, target: str = "/admin/bans") -> None:
-    page.goto(f"{base}/login?next={target}")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}{target}")
-
-
 def fits(page) -> bool:
     """No page-wide horizontal scroll (a phone's layout viewport also grows to fit what overflows)."""
     width = page.viewport_size["width"]
@@ -58,7 +50,7 @@ def test_an_admin_bans_a_device_and_its_next_checkout_is_refused(app, setting, l
     db.session.commit()
 
     desk, desk_errors = open_page(DESKTOP)
-    sign_in(desk, live_server)
+    sign_in(desk, live_server, EMAIL, "/admin/bans")
     desk.get_by_role("link", name="New sanction").click()
     desk.get_by_label("Ban", exact=False).first.check()
     desk.get_by_label("Device (its id)").fill(device_id)
@@ -101,7 +93,7 @@ def test_an_admin_bans_a_device_and_its_next_checkout_is_refused(app, setting, l
     assert [e for e in phone_errors if "403" not in e] == []  # the refused form's 403 is logged by Chromium
 
     tablet, tablet_errors = open_page(TABLET)
-    sign_in(tablet, live_server)
+    sign_in(tablet, live_server, EMAIL, "/admin/bans")
     for path, name in (("/admin/bans", "admin-bans-tablet"), ("/admin/bans/new", "admin-ban-form-tablet"),
                        ("/admin/reports?status=actioned", "admin-reports-tablet"), ("/admin/audit", "admin-audit-tablet")):
         tablet.goto(f"{live_server}{path}")
@@ -110,7 +102,7 @@ def test_an_admin_bans_a_device_and_its_next_checkout_is_refused(app, setting, l
     assert tablet_errors == []
 
     phone_admin, phone_admin_errors = open_page(PHONE, mobile=True)
-    sign_in(phone_admin, live_server)
+    sign_in(phone_admin, live_server, EMAIL, "/admin/bans")
     for path, name in (("/admin/bans", "admin-bans-phone"), ("/admin/bans/new", "admin-ban-form-phone"),
                        ("/admin/reports?status=actioned", "admin-reports-phone"), ("/admin/audit", "admin-audit-phone")):
         phone_admin.goto(f"{live_server}{path}")

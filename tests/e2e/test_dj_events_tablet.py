@@ -6,7 +6,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Event
 from app.services import accounts
-from tests.e2e.conftest import PHONE, TABLET, screenshot
+from tests.e2e.conftest import PHONE, TABLET, screenshot, sign_in
 from tests.e2e.test_accessibility import _check as check_landmarks_and_names
 
 pytestmark = pytest.mark.browser
@@ -25,14 +25,6 @@ def booth_dj(app_ctx):
     db.session.commit()
 
 
-def sign_in(page, base: str, next_path: str) -> None:
-    page.goto(f"{base}/login?next={next_path}")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}{next_path}")
-
-
 def assert_fits(page) -> None:
     """No sideways scrolling, 44 px touch targets, landmarks, one h1 and a name on every control."""
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "horizontal scroll"
@@ -42,7 +34,7 @@ def assert_fits(page) -> None:
 
 def test_dj_creates_an_event_and_a_set_on_the_tablet(booth_dj, live_server, open_page):
     page, errors = open_page(TABLET)
-    sign_in(page, live_server, "/dj/events")
+    sign_in(page, live_server, EMAIL, "/dj/events")
     expect(page.get_by_text("No events yet")).to_be_visible()
     page.get_by_role("link", name="New event").click()
     expect(page.get_by_role("heading", name="New event")).to_be_visible()
@@ -125,7 +117,7 @@ def test_dj_creates_an_event_and_a_set_on_the_tablet(booth_dj, live_server, open
 
     # The same pages on a phone: no sideways scrolling, full-size touch targets.
     phone, phone_errors = open_page(PHONE, mobile=True)
-    sign_in(phone, live_server, f"/dj/events/{event.public_id}")
+    sign_in(phone, live_server, EMAIL, f"/dj/events/{event.public_id}")
     assert_fits(phone)
     screenshot(phone, "dj-event-detail-phone")
     phone.goto(f"{live_server}/dj/events/new")

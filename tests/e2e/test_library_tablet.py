@@ -4,7 +4,7 @@ bulk-edits, deletes and undoes. The same page on a phone has no sideways scroll.
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import PHONE, TABLET, screenshot
+from tests.e2e.conftest import PHONE, TABLET, screenshot, sign_in
 from tests.library_support import FIXTURES
 
 pytestmark = pytest.mark.browser
@@ -27,19 +27,11 @@ def shot(page, name: str) -> None:
     page.evaluate("() => document.querySelectorAll('[style=\"\"]').forEach(e => e.removeAttribute('style'))")
 
 
-def sign_in(page, base: str, email: str) -> None:
-    page.goto(f"{base}/dj/library/")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill("correct-horse-battery")
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(f"{base}/dj/library/")
-
-
 @pytest.mark.timeout(120)  # the big import may take up to 60 s on a busy machine (below)
 def test_dj_imports_and_manages_the_library_on_a_tablet(live_server, rq_worker, create_user, open_page, tmp_path):
     email = create_user("dj", name="DJ Tablet")
     page, errors = open_page(TABLET)
-    sign_in(page, live_server, email)
+    sign_in(page, live_server, email, "/dj/library/")
     expect(page.get_by_role("heading", name="Your library")).to_be_visible()
     expect(page.get_by_text("Your library is empty.")).to_be_visible()
 
@@ -119,7 +111,7 @@ def test_dj_imports_and_manages_the_library_on_a_tablet(live_server, rq_worker, 
 def test_the_library_on_a_phone(live_server, create_user, open_page):
     email = create_user("dj", name="DJ Phone")
     page, errors = open_page(PHONE, mobile=True)
-    sign_in(page, live_server, email)
+    sign_in(page, live_server, email, "/dj/library/")
     page.get_by_label("File to import").set_input_files(str(FIXTURES / "excel_semicolon_cp1252.csv"))
     page.get_by_role("button", name="Import", exact=True).click()
     expect(page.locator("#import-status")).to_contain_text("“excel_semicolon_cp1252.csv” imported")
@@ -139,7 +131,7 @@ def test_a_session_that_expired_on_the_tablet_signs_in_and_comes_back(live_serve
     to sign-in and, signed in again, back to the page it was on."""
     email = create_user("dj", name="DJ Expired")
     page, errors = open_page(TABLET)
-    sign_in(page, live_server, email)
+    sign_in(page, live_server, email, "/dj/library/")
     # Every response re-sends the (refreshed) session cookie: let the page's own
     # requests (assets, the service worker) finish before the session "expires".
     page.wait_for_load_state("networkidle")

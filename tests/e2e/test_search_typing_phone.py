@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import PHONE, SCREENSHOTS, TABLET, screenshot
+from tests.e2e.conftest import PHONE, SCREENSHOTS, TABLET, screenshot, sign_in
 from tests.library_support import FIXTURES
 
 SMALL_PHONE = {"width": 360, "height": 640}
@@ -47,21 +47,13 @@ def test_typing_beter_now_post_malne_shows_better_now_first(night, live_server, 
     assert errors == []
 
 
-def sign_in(page, base: str, email: str) -> None:
-    page.goto(f"{base}/dj/library/")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill("correct-horse-battery")
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(f"{base}/dj/library/")
-
-
 @pytest.mark.browser
 @pytest.mark.parametrize("viewport,mobile", [(PHONE, True), (TABLET, False)], ids=["phone", "tablet"])
 def test_the_import_report_says_what_was_guessed_and_links_to_each_track(live_server, create_user, open_page,
                                                                          viewport, mobile):
     email = create_user("dj", name="DJ Guess")
     page, errors = open_page(viewport, mobile=mobile)
-    sign_in(page, live_server, email)
+    sign_in(page, live_server, email, "/dj/library/")
     page.get_by_label("File to import").set_input_files(str(FIXTURES / "rekordbox_no_names.xml"))
     page.get_by_role("button", name="Import", exact=True).click()
     report = page.locator("#import-status")

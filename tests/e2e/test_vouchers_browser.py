@@ -7,20 +7,11 @@ import pytest
 from playwright.sync_api import expect
 
 from app.core.devices import signed_device_cookie
-from tests.e2e.conftest import PHONE, TABLET, screenshot
+from tests.e2e.conftest import PHONE, TABLET, screenshot, sign_in
 from tests.e2e.test_dj_events_tablet import assert_fits
-from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.night(songs=["Heartless", "Hello"])]
 SMALL_PHONE = {"width": 360, "height": 640}
-
-
-def sign_in(page, base: str, email: str, next_path: str) -> None:
-    page.goto(f"{base}/login?next={next_path}")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}{next_path}")
 
 
 def request_song(page, base: str, event_path: str, title: str) -> None:

@@ -14,7 +14,6 @@ from app.services.admin.metrics import platform_metrics
 from app.services.common import tasks
 from app.services.common.text import rands
 from app.services.payments import record_transition
-from tests import factories
 
 pytestmark = pytest.mark.night(tracks=4)
 

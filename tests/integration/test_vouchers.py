@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db, redis_store
-from app.models import DJSet, Event, Payment, SongRequest, Track, Voucher, VoucherBatch, utcnow
+from app.models import DJSet, Payment, SongRequest, Track, Voucher, VoucherBatch, utcnow
 from app.services.events import qr
 from app.services.live import stream_key
 from app.services.requests import close_set, create_batch, veto_request

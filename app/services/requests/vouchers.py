@@ -17,7 +17,6 @@ used row keeps the history and a fresh row carries the code on.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
