@@ -1,6 +1,7 @@
 """The periodic schedule, run by the `cron` process (`python -m jobs.cron`, RQ's cron scheduler)."""
 from rq import cron
 
+from jobs.analytics import catch_up as analytics_catch_up
 from jobs.imports import reconcile_imports
 from jobs.maintenance import purge_expired_idempotency_keys
 from jobs.payments import reconcile_payments
@@ -10,3 +11,4 @@ cron.register(purge_expired_idempotency_keys, "default", cron="17 * * * *", name
 cron.register(reconcile_payments, "default", cron="*/5 * * * *", name="reconcile-payments")
 cron.register(close_ended_sets, "default", cron="* * * * *", name="close-ended-sets")
 cron.register(reconcile_imports, "default", cron="* * * * *", name="reconcile-imports")
+cron.register(analytics_catch_up, "default", cron="*/5 * * * *", name="analytics-catch-up")

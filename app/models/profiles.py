@@ -33,6 +33,9 @@ class DJProfile(db.Model):
     # Bumped in the same transaction as any change to the DJ's tracks; search
     # indexes held in memory compare it to know when to rebuild.
     library_version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    # The DJ's own IANA zone: analytics count days and hours in it.
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="Africa/Johannesburg",
+                                          server_default="Africa/Johannesburg")
     created_at: Mapped[datetime] = created_at_column()
 
     user: Mapped[User] = relationship(back_populates="dj_profile")

@@ -1,0 +1,194 @@
+"""The DJ's figures for a range of local days (and optionally one event), read from the rollups only.
+
+`Period` says which days: a preset (today, this week, this month, the last
+30/90/365 days) or a custom range, in the DJ's zone. `figures()` returns plain
+data (dicts, lists, ints: cents, counts, seconds), JSON-able, so the page can
+keep a copy of the last good figures (services/analytics/cache.py).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, distinct, func, select
+
+from ...extensions import db
+from ...models import AnalyticsHour, AnalyticsTipper, AnalyticsTrack, AnalyticsWait, DJProfile, Event
+from ..common.errors import DomainError, NotFound
+
+PRESETS = {"today": "Today", "week": "This week", "month": "This month", "30d": "Last 30 days",
+           "90d": "Last 90 days", "365d": "Last 365 days", "custom": "Custom"}
+MAX_DAYS = 3 * 366
+DAILY_UP_TO = 62  # longer ranges are shown by week
+TOP = 10
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+NIGHT_HOURS = tuple(range(12, 24)) + tuple(range(0, 12))  # a night reads from noon to noon
+
+
+@dataclass(frozen=True)
+class Period:
+    preset: str
+    start: date
+    end: date  # inclusive
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    @property
+    def label(self) -> str:
+        if self.start == self.end:
+            return self.start.strftime("%a %d %b %Y")
+        return f"{self.start.strftime('%d %b %Y')} – {self.end.strftime('%d %b %Y')}"
+
+
+def dj_zone(dj: DJProfile) -> ZoneInfo:
+    return ZoneInfo(dj.timezone or "Africa/Johannesburg")
+
+
+def period(preset: str, today: date, start: date | None = None, end: date | None = None) -> Period:
+    """The days a preset covers up to `today` (the DJ's local date), or a custom range (checked)."""
+    if preset == "today":
+        return Period(preset, today, today)
+    if preset == "week":
+        return Period(preset, today - timedelta(days=today.weekday()), today)
+    if preset == "month":
+        return Period(preset, today.replace(day=1), today)
+    if preset in ("30d", "90d", "365d"):
+        return Period(preset, today - timedelta(days=int(preset[:-1]) - 1), today)
+    if preset == "custom":
+        if start is None or end is None:
+            raise DomainError("RANGE_INVALID", "Pick both a first and a last day.", status=422)
+        if end < start:
+            raise DomainError("RANGE_INVALID", "The last day is before the first day.", status=422)
+        if (end - start).days + 1 > MAX_DAYS:
+            raise DomainError("RANGE_INVALID", "Pick a range of at most three years.", status=422)
+        return Period(preset, start, end)
+    raise DomainError("RANGE_INVALID", "Pick a range from the list.", status=422)
+
+
+def dj_events(dj_id: int) -> list[tuple[str, str, datetime]]:
+    """The DJ's events for the filter: (public id, name, start), newest first."""
+    return [tuple(row) for row in db.session.execute(
+        select(Event.public_id, Event.name, Event.starts_at).where(Event.dj_id == dj_id)
+        .order_by(Event.starts_at.desc()))]
+
+
+def own_event_id(dj_id: int, public_id: str) -> int:
+    event_id = db.session.scalar(select(Event.id).where(Event.public_id == public_id, Event.dj_id == dj_id))
+    if event_id is None:
+        raise NotFound("That event")
+    return event_id
+
+
+def _p90(histogram: dict[int, int]) -> int | None:
+    """Nearest-rank 90th percentile (minutes) of a histogram {minutes: count}."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    rank, seen = math.ceil(0.9 * total), 0
+    for minutes in sorted(histogram):
+        seen += histogram[minutes]
+        if seen >= rank:
+            return minutes
+    return None  # pragma: no cover
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(100.0 * part / whole, 1) if whole else None
+
+
+def figures(dj_id: int, span: Period, event_id: int | None = None) -> dict:
+    """Every figure of the analytics page for DJ `dj_id`, days `span`, optionally one event."""
+    def where(model):
+        clause = and_(model.dj_id == dj_id, model.day >= span.start, model.day <= span.end)
+        return and_(clause, model.event_id == event_id) if event_id is not None else clause
+
+    counts = [func.coalesce(func.sum(getattr(AnalyticsHour, name)), 0) for name in (
+        "requests", "accepted", "vetoed", "refunded", "request_gross_cents", "request_refund_cents", "tips",
+        "tips_refunded", "tip_gross_cents", "tip_refund_cents", "wait_count", "wait_seconds")]
+    grouped = db.session.execute(
+        select(AnalyticsHour.day, AnalyticsHour.weekday, AnalyticsHour.hour, *counts)
+        .where(where(AnalyticsHour)).group_by(AnalyticsHour.day, AnalyticsHour.weekday, AnalyticsHour.hour)).all()
+    total = [0] * 12
+    by_hour = {hour: 0 for hour in range(24)}
+    by_day: dict[date, list[int]] = {}
+    heat = [[0] * 24 for _ in range(7)]
+    for day, weekday, hour, *values in grouped:
+        values = [int(v) for v in values]
+        total = [a + b for a, b in zip(total, values)]
+        by_hour[hour] += values[0]
+        heat[weekday][hour] += values[0]
+        slot = by_day.setdefault(day, [0, 0])
+        slot[0] += values[0]
+        slot[1] += values[4] - values[5] + values[8] - values[9]
+    (requests, accepted, vetoed, refunded, req_gross, req_refund, tips, tips_refunded, tip_gross, tip_refund,
+     wait_count, wait_seconds) = total
+
+    waits = dict(db.session.execute(
+        select(AnalyticsWait.minutes, func.sum(AnalyticsWait.count)).where(where(AnalyticsWait))
+        .group_by(AnalyticsWait.minutes)).all())
+    waits = {int(k): int(v) for k, v in waits.items()}
+    genre_rows = db.session.execute(
+        select(AnalyticsTrack.genre, func.sum(AnalyticsTrack.requests).label("n")).where(where(AnalyticsTrack))
+        .group_by(AnalyticsTrack.genre).order_by(func.sum(AnalyticsTrack.requests).desc(), AnalyticsTrack.genre)
+    ).all()
+    songs = db.session.execute(
+        select(func.max(AnalyticsTrack.title), func.max(AnalyticsTrack.artist), func.sum(AnalyticsTrack.requests))
+        .where(where(AnalyticsTrack)).group_by(AnalyticsTrack.track_id)
+        .order_by(func.sum(AnalyticsTrack.requests).desc(), func.max(AnalyticsTrack.title)).limit(TOP)).all()
+    artists = db.session.execute(
+        select(AnalyticsTrack.artist, func.sum(AnalyticsTrack.requests)).where(where(AnalyticsTrack))
+        .group_by(AnalyticsTrack.artist)
+        .order_by(func.sum(AnalyticsTrack.requests).desc(), AnalyticsTrack.artist).limit(TOP)).all()
+    per_tipper = (select(AnalyticsTipper.device_id, func.sum(AnalyticsTipper.tips).label("n"))
+                  .where(where(AnalyticsTipper), AnalyticsTipper.device_id != 0)
+                  .group_by(AnalyticsTipper.device_id).subquery())
+    tippers, repeat = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(func.cast(per_tipper.c.n > 1, db.Integer)), 0))
+        .select_from(per_tipper)).one()
+
+    return {
+        "period": {"preset": span.preset, "start": span.start.isoformat(), "end": span.end.isoformat(),
+                   "label": span.label},
+        "earnings": {
+            "requests": {"count": requests, "gross": req_gross, "refunds": req_refund, "net": req_gross - req_refund},
+            "tips": {"count": tips, "gross": tip_gross, "refunds": tip_refund, "net": tip_gross - tip_refund},
+            "total": {"count": requests + tips, "gross": req_gross + tip_gross, "refunds": req_refund + tip_refund,
+                      "net": req_gross - req_refund + tip_gross - tip_refund},
+        },
+        "requests": requests, "accepted": accepted, "vetoed": vetoed, "refunded": refunded,
+        "tips_refunded": tips_refunded,
+        "acceptance_rate": _rate(accepted, accepted + vetoed),
+        "refund_rate": _rate(refunded, requests),
+        "wait": {"count": wait_count, "seconds": wait_seconds,
+                 "average_minutes": round(wait_seconds / wait_count / 60, 1) if wait_count else None,
+                 "p90_minutes": _p90(waits)},
+        "by_hour": [[hour, by_hour[hour]] for hour in NIGHT_HOURS],
+        "by_day": _by_day(by_day, span),
+        "heatmap": heat,
+        "genres": [[genre or "Unknown", int(n)] for genre, n in genre_rows],
+        "songs": [[title, artist or "Unknown artist", int(n)] for title, artist, n in songs],
+        "artists": [[artist or "Unknown artist", int(n)] for artist, n in artists],
+        "tippers": {"count": int(tippers), "repeat": int(repeat)},
+    }
+
+
+def _by_day(by_day: dict[date, list[int]], span: Period) -> dict:
+    """Requests and net cents per day of the range (every day, zeros included), or per week (from Monday)
+    when the range is longer than DAILY_UP_TO days."""
+    weekly = span.days > DAILY_UP_TO
+    rows: dict[date, list[int]] = {}
+    day = span.start
+    while day <= span.end:
+        slot = day - timedelta(days=day.weekday()) if weekly else day
+        row = rows.setdefault(slot, [0, 0])
+        found = by_day.get(day)
+        if found:
+            row[0] += found[0]
+            row[1] += found[1]
+        day += timedelta(days=1)
+    return {"unit": "week" if weekly else "day",
+            "rows": [[slot.isoformat(), n, cents] for slot, (n, cents) in rows.items()]}
