@@ -6,4 +6,4 @@ from ..auth.roles import guard_blueprint
 bp = Blueprint("dj", __name__, url_prefix="/dj")
 guard_blueprint(bp, "dj")
 
-from . import dashboard, events, library, routes, vouchers  # noqa: E402,F401
+from . import analytics, dashboard, events, library, routes, vouchers  # noqa: E402,F401
