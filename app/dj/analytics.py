@@ -1,7 +1,7 @@
 """The DJ's analytics: what the nights earned and what the crowd wanted.
 
     GET /dj/analytics                     the page (htmx: the figures fragment); ?range=&from=&to=&event=
-    GET /dj/analytics/<figure>.csv        the rows behind one figure, same query string
+    GET /dj/analytics/export.csv          ?figure=: the rows behind one figure, same query string
 
 Figures come from the rollups only (services/analytics); when they cannot be
 read, the last good copy is shown under "figures from HH:MM, live figures
@@ -78,11 +78,9 @@ def _context() -> dict:
 
 
 def _charts(f: dict) -> dict:
-    days = f["by_day"]["rows"]
-    every = max(1, len(days) // 8)
     return {
-        "hours": charts.columns([(f"{h:02d}", n) for h, n in f["by_hour"]], label_every=2),
-        "days": charts.columns([(d[5:], n) for d, n, _ in days], label_every=every),
+        "hours": charts.columns([(f"{h:02d}", n) for h, n in f["by_hour"]]),
+        "days": charts.columns([(d[5:], n) for d, n, _ in f["by_day"]["rows"]], width=800),
         "genres": charts.hbars([(g, n) for g, n in f["genres"][:12]]),
         "heatmap": charts.heatmap(f["heatmap"], WEEKDAYS),
     }
@@ -102,8 +100,9 @@ def _cell(value) -> object:
     return value
 
 
-@bp.get("/analytics/<figure>.csv")
-def analytics_csv(figure: str):
+@bp.get("/analytics/export.csv")
+def analytics_csv():
+    figure = request.args.get("figure", "earnings")
     if figure not in analytics.EXPORTS:
         abort(404)
     context = _context()

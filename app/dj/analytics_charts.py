@@ -2,6 +2,7 @@
 attributes and classes only, so the strict CSP holds: no inline style, no script)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 HEAT_LEVELS = 5
@@ -28,10 +29,15 @@ class Columns:
     empty: bool
 
 
-def columns(rows: list[tuple[str, int]], *, width: int = 600, height: int = 200, label_every: int = 1) -> Columns:
-    """Vertical bars, one per row, in a `width`×`height` viewBox (labels below, the top value above)."""
+LABEL_UNITS = 70  # room a label under a bar needs, in viewBox units (20-unit text)
+
+
+def columns(rows: list[tuple[str, int]], *, width: int = 600, height: int = 240) -> Columns:
+    """Vertical bars, one per row, in a `width`×`height` viewBox (labels below, as many as fit, the
+    top value above)."""
     top = max((value for _, value in rows), default=0)
-    plot_h, pad_top, slot = height - 44, 16, width / max(1, len(rows))
+    label_every = max(1, math.ceil(len(rows) * LABEL_UNITS / width))
+    plot_h, pad_top, slot = height - 60, 26, width / max(1, len(rows))
     bars = []
     for i, (label, value) in enumerate(rows):
         h = 0 if not top else plot_h * value / top
@@ -49,11 +55,11 @@ class HBar:
     share: float  # percent of the whole
 
 
-def hbars(rows: list[tuple[str, int]], *, width: int = 600, row_h: int = 28, label_w: int = 150) -> dict:
+def hbars(rows: list[tuple[str, int]], *, width: int = 600, row_h: int = 40, label_w: int = 200) -> dict:
     """Horizontal bars (genre mix): a row each, the bar's length against the biggest."""
     top = max((value for _, value in rows), default=0)
     total = sum(value for _, value in rows) or 1
-    plot_w = width - label_w - 60
+    plot_w = width - label_w - 90
     bars = [HBar(i * row_h, 0 if not top else round(plot_w * value / top, 2), label, value,
                  round(100 * value / total, 1)) for i, (label, value) in enumerate(rows)]
     return {"width": width, "height": max(row_h, row_h * len(rows)), "label_w": label_w, "row_h": row_h,
@@ -70,7 +76,7 @@ class Cell:
     hour: int
 
 
-def heatmap(matrix: list[list[int]], days: tuple[str, ...], *, cell: int = 22, left: int = 40, top: int = 18) -> dict:
+def heatmap(matrix: list[list[int]], days: tuple[str, ...], *, cell: int = 30, left: int = 56, top: int = 30) -> dict:
     """Weekday × hour cells, each in one of HEAT_LEVELS + 1 classes by its share of the busiest hour."""
     peak = max((max(row) for row in matrix), default=0)
     cells = []

@@ -97,9 +97,10 @@ def test_others_get_nothing_of_it(app, world, signed_in):
     html = stranger.get("/dj/analytics", query_string=CUSTOM).get_data(as_text=True)
     assert "R110" not in html and "R0" in html
     assert stranger.get("/dj/analytics", query_string={**CUSTOM, "event": world["event"]}).status_code == 404
-    assert stranger.get("/dj/analytics/earnings.csv", query_string={**CUSTOM, "event": world["event"]}).status_code == 404
+    assert stranger.get("/dj/analytics/export.csv",
+                        query_string={"figure": "earnings", **CUSTOM, "event": world["event"]}).status_code == 404
     assert signed_in("fan").get("/dj/analytics").status_code == 403
-    assert signed_in("venue").get("/dj/analytics/earnings.csv").status_code == 403
+    assert signed_in("venue").get("/dj/analytics/export.csv?figure=earnings").status_code == 403
     anonymous = app.test_client().get("/dj/analytics")
     assert anonymous.status_code in (302, 303) and "/login" in anonymous.headers["Location"]
 
@@ -110,23 +111,23 @@ def test_a_bad_range_is_refused_with_the_form(app, world):
     assert page.status_code == 422
     assert "The last day is before the first day." in page.get_data(as_text=True)
     assert client.get("/dj/analytics", query_string={"range": "forever"}).status_code == 422
-    assert client.get("/dj/analytics/nothing.csv").status_code == 404
+    assert client.get("/dj/analytics/export.csv?figure=nothing").status_code == 404
 
 
 def test_the_csv_holds_the_rows_behind_each_figure(app, world):
     client = _client(app, world["email"])
-    response = client.get("/dj/analytics/earnings.csv", query_string=CUSTOM)
+    response = client.get("/dj/analytics/export.csv", query_string={**CUSTOM, "figure": "earnings"})
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert 'filename="analytics-earnings-2026-01-31-2026-02-01.csv"' in response.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
     assert rows == [["kind", "count", "gross_rands", "refunds_rands", "net_rands"],
                     ["requests", "4", "90.00", "30.00", "60.00"], ["tips", "1", "50.00", "0.00", "50.00"],
                     ["total", "5", "140.00", "30.00", "110.00"]]
-    hours = list(csv.reader(io.StringIO(client.get("/dj/analytics/hours.csv", query_string=CUSTOM)
-                                        .get_data(as_text=True))))
+    hours = client.get("/dj/analytics/export.csv", query_string={**CUSTOM, "figure": "hours"})
+    hours = list(csv.reader(io.StringIO(hours.get_data(as_text=True))))
     assert ["22:00", "1"] in hours and ["20:00", "1"] in hours and len(hours) == 25
     for name in analytics.EXPORTS:
-        assert client.get(f"/dj/analytics/{name}.csv", query_string=CUSTOM).status_code == 200
+        assert client.get("/dj/analytics/export.csv", query_string={**CUSTOM, "figure": name}).status_code == 200
 
 
 @pytest.fixture
@@ -157,7 +158,7 @@ def test_when_the_rollups_cannot_be_read_the_last_good_figures_show_with_a_banne
     # a range never read before: no copy anywhere, still no error page
     other = client.get("/dj/analytics", query_string={"range": "custom", "from": "2025-01-01", "to": "2025-01-02"})
     assert other.status_code == 200 and "no earlier copy" in other.get_data(as_text=True)
-    assert client.get("/dj/analytics/earnings.csv", query_string=CUSTOM).status_code == 200  # from the copy
+    assert client.get("/dj/analytics/export.csv", query_string={**CUSTOM, "figure": "earnings"}).status_code == 200  # from the copy
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """DJ analytics: rollups kept from the raw rows, figures read from the rollups, the last good copy."""
+from . import hooks  # noqa: F401 - registers the flush hook that enqueues the refresh jobs
 from .cache import forget_local, last_good, remember
 from .export import EXPORTS, export_rows
 from .figures import PRESETS, Period, dj_events, dj_zone, figures, own_event_id, period

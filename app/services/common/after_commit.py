@@ -39,10 +39,10 @@ def after_commit(callback: Callable[..., Any], *args: Any, **kwargs: Any) -> Non
     session.info.setdefault(_KEY, []).append((callback, args, kwargs))
 
 
-def after_commit_collect(name: str, item: Any, callback: Callable[[list], Any]) -> None:
-    """Collect `item` under `name` in this transaction; once it commits, `callback(items)` runs once
-    with every item collected (so a batch of changes makes one job, not one each)."""
-    session = db.session()
+def after_commit_collect(name: str, item: Any, callback: Callable[[list], Any], session: Session | None = None) -> None:
+    """Collect `item` under `name` in this transaction (of `session`, by default the app's); once it
+    commits, `callback(items)` runs once with every item collected (a batch of changes makes one job)."""
+    session = session if session is not None else db.session()
     if session.get_transaction() is None:
         session.begin()
     batches = session.info.setdefault(_BATCHES, {})

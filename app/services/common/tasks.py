@@ -62,11 +62,11 @@ def _enqueue_many_after_commit(job: str, calls: list[tuple], queue_name: str, re
     queue(queue_name).enqueue_many([Queue.prepare_data(job, args, retry=retry) for args in calls])
 
 
-def enqueue_for_rows(job: str, row: Any) -> None:
+def enqueue_for_rows(job: str, row: Any, session: Any = None) -> None:
     """Enqueue `job` once when the transaction commits, with the sorted ids of every row passed in
     it (read after the flush that gave a new row its id): `enqueue_for_rows("jobs.analytics.
     refresh_requests", song_request)`. Lost like any after-commit effect if Redis is down then."""
-    after_commit_collect(job, row, lambda rows: _enqueue_rows_after_commit(job, rows))
+    after_commit_collect(job, row, lambda rows: _enqueue_rows_after_commit(job, rows), session)
 
 
 def _enqueue_rows_after_commit(job: str, rows: list) -> None:

@@ -17,13 +17,7 @@ from sqlalchemy import func, insert, select
 from ...extensions import db
 from ...models import Payment, PaymentTransition, utcnow
 from ...models.payments import PAYMENT_TRANSITIONS
-from ..common import tasks
 from ..common.locks import lock_set
-
-# Analytics counts tips and the refunds of requests and tips (services/analytics/rollup.py); a request
-# paid is told by its own move (requests/states.py).
-ANALYTICS_JOB = "jobs.analytics.refresh_payments"
-ANALYTICS_STATES = ("COMPLETED", "REFUND_PENDING", "REFUNDED", "REFUND_FAILED")
 
 # A refund is tried at most this often, then the payment waits for an admin.
 REFUND_ATTEMPTS = 8
@@ -111,9 +105,6 @@ def record_transitions(payments: Sequence[Payment], to_state: str, reason: str, 
             payment.refund_retry_at = refund_retry_at(attempts.get(payment.id, 0), failed_at=at)
         elif from_state == "REFUND_FAILED":
             payment.refund_retry_at = None
-        if to_state in ANALYTICS_STATES and (payment.purpose == "tip" or
-                                             (payment.purpose == "request" and to_state != "COMPLETED")):
-            tasks.enqueue_for_rows(ANALYTICS_JOB, payment)
         history.append({"payment_id": payment.id, "seq": seq + 1, "from_state": from_state, "to_state": to_state,
                         "reason": reason, "actor": actor, "created_at": at})
     db.session.execute(insert(PaymentTransition), history)  # rows, not objects: nothing reads them back here

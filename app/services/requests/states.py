@@ -16,10 +16,6 @@ from datetime import datetime
 
 from ...models import SongRequest, utcnow
 from ...models.requests import REQUEST_TRANSITIONS
-from ..common import tasks
-
-# Analytics counts requests by what they became (services/analytics/rollup.py).
-ANALYTICS_JOB = "jobs.analytics.refresh_requests"
 
 
 class IllegalRequestMove(Exception):
@@ -43,7 +39,6 @@ def move_request(song_request: SongRequest, to_status: str, *, reason: str | Non
                                  "is not allowed")
     now = now or utcnow()
     song_request.status = to_status
-    tasks.enqueue_for_rows(ANALYTICS_JOB, song_request)
     if to_status == "accepted":
         song_request.accepted_at = now
     elif to_status == "pending":
