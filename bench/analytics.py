@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import secrets
 import time
@@ -170,17 +171,21 @@ def main() -> None:
             "fragment (htmx), last 365 days": "/dj/analytics?range=365d",
             "CSV top songs, last 365 days": "/dj/analytics/export.csv?figure=songs&range=365d",
         }
-        figures = {}
+        figures, cpu = {}, {}
+        load_before = os.getloadavg()[0]
         for name, url in shapes.items():
             headers = {"HX-Request": "true"} if "fragment" in name else {}
             client.get(url, headers=headers)  # warm
-            times = []
+            times, cpu_times = [], []
             for _ in range(args.runs):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 response = client.get(url, headers=headers)
                 times.append((time.perf_counter() - t0) * 1000)
+                cpu_times.append((time.process_time() - c0) * 1000)
                 assert response.status_code == 200, (name, response.status_code)
+                assert b"live figures unavailable" not in response.data, name
             figures[name] = summary(times)
+            cpu[name] = summary(cpu_times)
 
         # one payment's incremental rollup: a paid request of the newest night is refunded
         from jobs.analytics import refresh_payments
@@ -188,24 +193,29 @@ def main() -> None:
         paid = list(db.session.scalars(
             select(SongRequest.payment_id).join(Payment, Payment.id == SongRequest.payment_id)
             .where(Payment.state == "COMPLETED").order_by(SongRequest.id.desc()).limit(args.runs)))
-        times = []
+        times, cpu_times = [], []
         for payment_id in paid:
             db.session.execute(Payment.__table__.update().where(Payment.__table__.c.id == payment_id)
                                .values(state="REFUNDED"))
             db.session.commit()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             refresh_payments([payment_id])
             times.append((time.perf_counter() - t0) * 1000)
-        incremental = summary(times)
+            cpu_times.append((time.process_time() - c0) * 1000)
+        incremental, cpu["incremental rollup, one payment"] = summary(times), summary(cpu_times)
+        load_after = os.getloadavg()[0]
 
     print(f"history: {sizes['events']} events, {sizes['requests']:,} requests, {sizes['tips']:,} tips "
           f"({backend}, built in {build_s:.1f} s; {track_rows:,} song rollup rows)")
-    print(f"full rebuild: {rebuild_s:.1f} s")
-    print(f"{'measure':<40}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}")
+    print(f"full rebuild: {rebuild_s:.1f} s; load average {load_before:.1f} -> {load_after:.1f} "
+          f"(wall times on a shared machine; CPU: this process only, so without PostgreSQL's own work)")
+    print(f"{'measure':<40}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'CPU p50':>9}{'CPU p95':>9}")
     for name, f in {**figures, "incremental rollup, one payment": incremental}.items():
-        print(f"{name:<40}{f['p50_ms']:>9.1f}{f['p95_ms']:>9.1f}{f['max_ms']:>9.1f}")
+        c = cpu[name]
+        print(f"{name:<40}{f['p50_ms']:>9.1f}{f['p95_ms']:>9.1f}{f['max_ms']:>9.1f}{c['p50_ms']:>9.1f}{c['p95_ms']:>9.1f}")
     print(json.dumps({"bench": "analytics", "backend": backend, **sizes, "rebuild_s": round(rebuild_s, 2),
-                      "pages": figures, "incremental": incremental}))
+                      "load": [load_before, load_after], "pages": figures, "incremental": incremental,
+                      "cpu": cpu}))
 
 
 if __name__ == "__main__":

@@ -118,3 +118,35 @@ class AnalyticsSync(db.Model):
 
     name: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+def _dj_fk() -> Mapped[int]:
+    return mapped_column(sa.ForeignKey("dj_profiles.id", ondelete="CASCADE"), primary_key=True)
+
+
+class AnalyticsTrackMonth(db.Model):
+    """A DJ's requests of one track in one local month, over every set: the sum of its
+    analytics_tracks rows, kept by the same refresh (by difference), so a long range reads a row a
+    month per track instead of a row a night."""
+
+    __tablename__ = "analytics_track_months"
+
+    dj_id: Mapped[int] = _dj_fk()
+    month: Mapped[date] = mapped_column(sa.Date, primary_key=True)  # its first day
+    track_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(sa.String(300))
+    artist: Mapped[str] = mapped_column(sa.String(300))
+    genre: Mapped[str] = mapped_column(sa.String(80))
+    requests: Mapped[int] = mapped_column(sa.Integer)
+
+
+class AnalyticsTipperMonth(db.Model):
+    """A DJ's tips from one device in one local month (the sum of its analytics_tippers rows)."""
+
+    __tablename__ = "analytics_tipper_months"
+
+    dj_id: Mapped[int] = _dj_fk()
+    month: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    device_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    tips: Mapped[int] = mapped_column(sa.Integer)
+    cents: Mapped[int] = mapped_column(sa.BigInteger)

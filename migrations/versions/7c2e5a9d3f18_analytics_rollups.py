@@ -7,6 +7,7 @@ Create Date: 2026-12-02 08:20:00
 - analytics_buckets / _hours / _waits / _tracks / _tippers: a DJ's figures per
   set and local day (services/analytics/rollup.py keeps them; `flask
   analytics-rebuild` makes them again from the raw rows).
+- analytics_track_months / _tipper_months: the same per DJ and local month, for long ranges.
 - analytics_sync: where the periodic catch-up got to.
 - dj_profiles.timezone: the DJ's zone, in which analytics count days and hours.
 """
@@ -58,6 +59,22 @@ def upgrade():
            sa.Column('genre', sa.String(length=80), nullable=False), count('requests'))
     _table('analytics_tippers', [sa.Column('device_id', sa.Integer(), nullable=False)],
            count('tips'), count('cents', sa.BigInteger))
+    for name, key, columns in (
+            ('analytics_track_months', 'track_id', [
+                sa.Column('title', sa.String(length=300), nullable=False),
+                sa.Column('artist', sa.String(length=300), nullable=False),
+                sa.Column('genre', sa.String(length=80), nullable=False), count('requests')]),
+            ('analytics_tipper_months', 'device_id', [count('tips'), count('cents', sa.BigInteger)])):
+        op.create_table(
+            name,
+            sa.Column('dj_id', sa.Integer(), nullable=False),
+            sa.Column('month', sa.Date(), nullable=False),
+            sa.Column(key, sa.Integer(), nullable=False),
+            *columns,
+            sa.ForeignKeyConstraint(['dj_id'], ['dj_profiles.id'], name=f'fk_{name}_dj_id_dj_profiles',
+                                    ondelete='CASCADE'),
+            sa.PrimaryKeyConstraint('dj_id', 'month', key, name=f'pk_{name}'),
+        )
     op.create_table(
         'analytics_sync',
         sa.Column('name', sa.String(length=40), nullable=False),
@@ -68,6 +85,8 @@ def upgrade():
 
 def downgrade():
     op.drop_table('analytics_sync')
+    op.drop_table('analytics_tipper_months')
+    op.drop_table('analytics_track_months')
     for name in ('analytics_tippers', 'analytics_tracks', 'analytics_waits', 'analytics_hours', 'analytics_buckets'):
         op.drop_index(f'ix_{name}_dj_day', table_name=name)
         op.drop_table(name)

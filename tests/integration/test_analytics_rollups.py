@@ -77,8 +77,12 @@ def test_a_rebuild_gives_the_numbers_the_jobs_kept(app_ctx):
     payment = db.session.get(Payment, db.session.query(SongRequest).filter_by(status="played").first().payment_id)
     record_transition(payment, "REFUND_PENDING", "late refund")
     db.session.commit()
+    tip = db.session.query(Payment).filter_by(purpose="tip", amount_cents=700).one()  # fan 3's only tip
+    record_transition(tip, "REFUND_PENDING", "late tip refund")
+    db.session.commit()
     run_analytics_jobs()
     incremental = analytics.rollup_counts(dj.id)
+    assert len(incremental["analytics_tipper_months"]) == 1  # February's only kept tip went with the refund
     assert incremental["analytics_hours"]
     assert analytics.rebuild(dj.id) == 1
     assert analytics.rollup_counts(dj.id) == incremental

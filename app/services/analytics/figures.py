@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, distinct, func, select
+from sqlalchemy import and_, case, func, select, union_all
 
 from ...extensions import db
-from ...models import AnalyticsHour, AnalyticsTipper, AnalyticsTrack, AnalyticsWait, DJProfile, Event
+from ...models import (AnalyticsHour, AnalyticsTipper, AnalyticsTipperMonth, AnalyticsTrack, AnalyticsTrackMonth,
+                       AnalyticsWait, DJProfile, Event)
 from ..common.errors import DomainError, NotFound
 
 PRESETS = {"today": "Today", "week": "This week", "month": "This month", "30d": "Last 30 days",
@@ -131,24 +132,16 @@ def figures(dj_id: int, span: Period, event_id: int | None = None) -> dict:
         select(AnalyticsWait.minutes, func.sum(AnalyticsWait.count)).where(where(AnalyticsWait))
         .group_by(AnalyticsWait.minutes)).all())
     waits = {int(k): int(v) for k, v in waits.items()}
-    genre_rows = db.session.execute(
-        select(AnalyticsTrack.genre, func.sum(AnalyticsTrack.requests).label("n")).where(where(AnalyticsTrack))
-        .group_by(AnalyticsTrack.genre).order_by(func.sum(AnalyticsTrack.requests).desc(), AnalyticsTrack.genre)
-    ).all()
-    songs = db.session.execute(
-        select(func.max(AnalyticsTrack.title), func.max(AnalyticsTrack.artist), func.sum(AnalyticsTrack.requests))
-        .where(where(AnalyticsTrack)).group_by(AnalyticsTrack.track_id)
-        .order_by(func.sum(AnalyticsTrack.requests).desc(), func.max(AnalyticsTrack.title)).limit(TOP)).all()
-    artists = db.session.execute(
-        select(AnalyticsTrack.artist, func.sum(AnalyticsTrack.requests)).where(where(AnalyticsTrack))
-        .group_by(AnalyticsTrack.artist)
-        .order_by(func.sum(AnalyticsTrack.requests).desc(), AnalyticsTrack.artist).limit(TOP)).all()
-    per_tipper = (select(AnalyticsTipper.device_id, func.sum(AnalyticsTipper.tips).label("n"))
-                  .where(where(AnalyticsTipper), AnalyticsTipper.device_id != 0)
-                  .group_by(AnalyticsTipper.device_id).subquery())
-    tippers, repeat = db.session.execute(
-        select(func.count(), func.coalesce(func.sum(func.cast(per_tipper.c.n > 1, db.Integer)), 0))
-        .select_from(per_tipper)).one()
+    per_track = _per_track(dj_id, span, event_id)
+    songs = sorted(per_track, key=lambda r: (-r[3], r[0]))[:TOP]
+    genres: dict[str, int] = {}
+    artists: dict[str, int] = {}
+    for _, artist, genre, n in per_track:
+        genres[genre] = genres.get(genre, 0) + n
+        artists[artist] = artists.get(artist, 0) + n
+    genre_rows = sorted(genres.items(), key=lambda r: (-r[1], r[0]))
+    artists = sorted(artists.items(), key=lambda r: (-r[1], r[0]))[:TOP]
+    tippers, repeat = _tippers(dj_id, span, event_id)
 
     return {
         "period": {"preset": span.preset, "start": span.start.isoformat(), "end": span.end.isoformat(),
@@ -169,11 +162,72 @@ def figures(dj_id: int, span: Period, event_id: int | None = None) -> dict:
         "by_hour": [[hour, by_hour[hour]] for hour in NIGHT_HOURS],
         "by_day": _by_day(by_day, span),
         "heatmap": heat,
-        "genres": [[genre or "Unknown", int(n)] for genre, n in genre_rows],
-        "songs": [[title, artist or "Unknown artist", int(n)] for title, artist, n in songs],
-        "artists": [[artist or "Unknown artist", int(n)] for artist, n in artists],
-        "tippers": {"count": int(tippers), "repeat": int(repeat)},
+        "genres": [[genre, n] for genre, n in genre_rows],
+        "songs": [[title, artist or "Unknown artist", int(n)] for title, artist, _, n in songs],
+        "artists": [[artist or "Unknown artist", n] for artist, n in artists],
+        "tippers": {"count": tippers, "repeat": repeat},
     }
+
+
+def month_split(span: Period) -> tuple[tuple[date, date] | None, list[tuple[date, date]]]:
+    """The range as whole months (first days of the first and last), if any, and the days around them."""
+    first = span.start if span.start.day == 1 else (span.start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    after = span.end + timedelta(days=1)
+    last = (after.replace(day=1) - timedelta(days=1)).replace(day=1) if after.day != 1 else span.end.replace(day=1)
+    if first > last:
+        return None, [(span.start, span.end)]
+    edges = []
+    if span.start < first:
+        edges.append((span.start, first - timedelta(days=1)))
+    last_day = (last.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    if last_day < span.end:
+        edges.append((last_day + timedelta(days=1), span.end))
+    return (first, last), edges
+
+
+def _per_track(dj_id: int, span: Period, event_id: int | None) -> list[tuple[str, str, str, int]]:
+    """(title, artist, genre, requests) of every track requested in the range: whole months from the
+    month rows, the days around them (or one event's days) from the day rows."""
+    day_rows = (select(AnalyticsTrack.track_id, AnalyticsTrack.title, AnalyticsTrack.artist, AnalyticsTrack.genre,
+                       AnalyticsTrack.requests).where(AnalyticsTrack.dj_id == dj_id))
+    if event_id is not None:
+        parts = [day_rows.where(AnalyticsTrack.event_id == event_id, AnalyticsTrack.day >= span.start,
+                                AnalyticsTrack.day <= span.end)]
+    else:
+        months, edges = month_split(span)
+        parts = [day_rows.where(AnalyticsTrack.day >= start, AnalyticsTrack.day <= end) for start, end in edges]
+        if months:
+            parts.append(select(AnalyticsTrackMonth.track_id, AnalyticsTrackMonth.title, AnalyticsTrackMonth.artist,
+                                AnalyticsTrackMonth.genre, AnalyticsTrackMonth.requests)
+                         .where(AnalyticsTrackMonth.dj_id == dj_id, AnalyticsTrackMonth.month >= months[0],
+                                AnalyticsTrackMonth.month <= months[1]))
+    rows = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    found = db.session.execute(
+        select(func.max(rows.c.title), func.max(rows.c.artist), func.max(rows.c.genre), func.sum(rows.c.requests))
+        .group_by(rows.c.track_id)).all()
+    return [(title, artist or "", genre or "Unknown", int(n)) for title, artist, genre, n in found if n]
+
+
+def _tippers(dj_id: int, span: Period, event_id: int | None) -> tuple[int, int]:
+    """How many phones tipped in the range, and how many of them more than once."""
+    day_rows = select(AnalyticsTipper.device_id, AnalyticsTipper.tips).where(AnalyticsTipper.dj_id == dj_id,
+                                                                            AnalyticsTipper.device_id != 0)
+    if event_id is not None:
+        parts = [day_rows.where(AnalyticsTipper.event_id == event_id, AnalyticsTipper.day >= span.start,
+                                AnalyticsTipper.day <= span.end)]
+    else:
+        months, edges = month_split(span)
+        parts = [day_rows.where(AnalyticsTipper.day >= start, AnalyticsTipper.day <= end) for start, end in edges]
+        if months:
+            parts.append(select(AnalyticsTipperMonth.device_id, AnalyticsTipperMonth.tips)
+                         .where(AnalyticsTipperMonth.dj_id == dj_id, AnalyticsTipperMonth.device_id != 0,
+                                AnalyticsTipperMonth.month >= months[0], AnalyticsTipperMonth.month <= months[1]))
+    rows = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    per_tipper = select(rows.c.device_id, func.sum(rows.c.tips).label("n")).group_by(rows.c.device_id).subquery()
+    tippers, repeat = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(case((per_tipper.c.n > 1, 1), else_=0)), 0))
+        .select_from(per_tipper)).one()
+    return int(tippers), int(repeat)
 
 
 def _by_day(by_day: dict[date, list[int]], span: Period) -> dict:

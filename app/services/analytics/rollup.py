@@ -32,7 +32,9 @@ from ...models import (
     AnalyticsHour,
     AnalyticsSync,
     AnalyticsTipper,
+    AnalyticsTipperMonth,
     AnalyticsTrack,
+    AnalyticsTrackMonth,
     AnalyticsWait,
     DJProfile,
     DJSet,
@@ -49,6 +51,7 @@ from ..common.errors import NotFound
 REFUND_STATES = ("REFUND_PENDING", "REFUNDED", "REFUND_FAILED")  # the money is going (or gone) back
 ACCEPTED_STATUSES = ("accepted", "playing", "played")
 ROLLUPS = (AnalyticsHour, AnalyticsWait, AnalyticsTrack, AnalyticsTipper)
+MONTHLY = (AnalyticsTrackMonth, AnalyticsTipperMonth)
 HOUR_COUNTS = ("requests", "accepted", "vetoed", "refunded", "request_gross_cents", "request_refund_cents",
                "tips", "tips_refunded", "tip_gross_cents", "tip_refund_cents", "wait_count", "wait_seconds")
 CATCH_UP = "catch-up"
@@ -184,11 +187,67 @@ def refresh_bucket(set_id: int, day: date) -> bool:
         db.session.rollback()
         return False
     _upsert_bucket(info, [day], utcnow())  # the lock: first write of the transaction
+    old_tracks = dict(db.session.execute(select(AnalyticsTrack.track_id, AnalyticsTrack.requests)
+                                         .where(AnalyticsTrack.set_id == set_id, AnalyticsTrack.day == day)).all())
+    old_tippers = {device: (tips, cents) for device, tips, cents in db.session.execute(
+        select(AnalyticsTipper.device_id, AnalyticsTipper.tips, AnalyticsTipper.cents)
+        .where(AnalyticsTipper.set_id == set_id, AnalyticsTipper.day == day))}
     for model in ROLLUPS:
         db.session.execute(delete(model).where(model.set_id == set_id, model.day == day))
-    _write(compute(info, day_window(day, info.zone)))
+    rows = compute(info, day_window(day, info.zone))
+    _write(rows)
+    _add_to_months(info.dj_id, day.replace(day=1), old_tracks, old_tippers, rows)
     db.session.commit()
     return True
+
+
+def _upsert(model, values: list[dict], keys: list[str], add: tuple[str, ...], replace: tuple[str, ...] = ()):
+    dialect = db.session.get_bind().dialect.name
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(model).values(values)
+    table = model.__table__
+    db.session.execute(statement.on_conflict_do_update(index_elements=keys, set_={
+        **{name: table.c[name] + statement.excluded[name] for name in add},
+        **{name: statement.excluded[name] for name in replace}}))
+
+
+def _add_to_months(dj_id: int, month: date, old_tracks: dict[int, int], old_tippers: dict[int, tuple[int, int]],
+                   rows: dict[type, list[dict]]) -> None:
+    """Move the DJ's month rows by what this bucket's refresh changed (new rows less old ones). In
+    key order, so two refreshes of one month lock its rows in the same order."""
+    tracks = {row["track_id"]: row for row in rows[AnalyticsTrack]}
+    track_values = []
+    for track_id in sorted(set(old_tracks) | set(tracks)):
+        row = tracks.get(track_id)
+        change = (row["requests"] if row else 0) - old_tracks.get(track_id, 0)
+        if change:
+            track_values.append({"dj_id": dj_id, "month": month, "track_id": track_id, "requests": change,
+                                 "title": row["title"] if row else "", "artist": row["artist"] if row else "",
+                                 "genre": row["genre"] if row else ""})
+    tippers = {row["device_id"]: row for row in rows[AnalyticsTipper]}
+    tipper_values = []
+    for device_id in sorted(set(old_tippers) | set(tippers)):
+        row = tippers.get(device_id)
+        old_tips, old_cents = old_tippers.get(device_id, (0, 0))
+        tips, cents = (row["tips"] - old_tips, row["cents"] - old_cents) if row else (-old_tips, -old_cents)
+        if tips or cents:
+            tipper_values.append({"dj_id": dj_id, "month": month, "device_id": device_id, "tips": tips,
+                                  "cents": cents})
+    # a row that is only taken from keeps its labels (a track gone from the bucket may stay in the month)
+    labelled = [v for v in track_values if v["track_id"] in tracks]
+    unlabelled = [v for v in track_values if v["track_id"] not in tracks]
+    if labelled:
+        _upsert(AnalyticsTrackMonth, labelled, ["dj_id", "month", "track_id"], ("requests",),
+                ("title", "artist", "genre"))
+    if unlabelled:
+        _upsert(AnalyticsTrackMonth, unlabelled, ["dj_id", "month", "track_id"], ("requests",))
+    if tipper_values:
+        _upsert(AnalyticsTipperMonth, tipper_values, ["dj_id", "month", "device_id"], ("tips", "cents"))
+    if unlabelled or any(v["requests"] < 0 for v in labelled):
+        db.session.execute(delete(AnalyticsTrackMonth).where(
+            AnalyticsTrackMonth.dj_id == dj_id, AnalyticsTrackMonth.month == month, AnalyticsTrackMonth.requests <= 0))
+    if any(v["tips"] < 0 for v in tipper_values):
+        db.session.execute(delete(AnalyticsTipperMonth).where(
+            AnalyticsTipperMonth.dj_id == dj_id, AnalyticsTipperMonth.month == month, AnalyticsTipperMonth.tips <= 0))
 
 
 def refresh_requests(request_ids: Iterable[int]) -> int:
@@ -227,9 +286,12 @@ def rebuild(dj_id: int | None = None) -> int:
     """Drop every rollup (of one DJ, or all) and compute them again from the raw rows, a set at a
     time, each set in its own transaction; returns how many sets were computed."""
     sets = select(DJSet.id).join(Event, Event.id == DJSet.event_id)
+    djs = select(DJProfile.id)
     if dj_id is not None:
         sets = sets.where(Event.dj_id == dj_id)
+        djs = djs.where(DJProfile.id == dj_id)
     set_ids = list(db.session.scalars(sets.order_by(DJSet.id)))
+    dj_ids = list(db.session.scalars(djs.order_by(DJProfile.id)))
     for set_id in set_ids:
         info = set_info(set_id)
         rows = compute(info)
@@ -239,7 +301,33 @@ def rebuild(dj_id: int | None = None) -> int:
         _upsert_bucket(info, days, utcnow())
         _write(rows)
         db.session.commit()
+    for one in dj_ids:
+        rebuild_months(one)
     return len(set_ids)
+
+
+def rebuild_months(dj_id: int) -> None:
+    """The DJ's month rows again, as the sums of their day rows; commits."""
+    tracks: dict[tuple[date, int], dict] = {}
+    for day, track_id, title, artist, genre, requests in db.session.execute(
+            select(AnalyticsTrack.day, AnalyticsTrack.track_id, AnalyticsTrack.title, AnalyticsTrack.artist,
+                   AnalyticsTrack.genre, AnalyticsTrack.requests).where(AnalyticsTrack.dj_id == dj_id)
+            .order_by(AnalyticsTrack.day, AnalyticsTrack.set_id)):
+        row = tracks.setdefault((day.replace(day=1), track_id), {
+            "dj_id": dj_id, "month": day.replace(day=1), "track_id": track_id, "requests": 0})
+        row.update(title=title, artist=artist, genre=genre, requests=row["requests"] + requests)  # the latest labels
+    tippers: dict[tuple[date, int], dict] = {}
+    for day, device_id, tips, cents in db.session.execute(
+            select(AnalyticsTipper.day, AnalyticsTipper.device_id, AnalyticsTipper.tips, AnalyticsTipper.cents)
+            .where(AnalyticsTipper.dj_id == dj_id)):
+        row = tippers.setdefault((day.replace(day=1), device_id), {
+            "dj_id": dj_id, "month": day.replace(day=1), "device_id": device_id, "tips": 0, "cents": 0})
+        row["tips"] += tips
+        row["cents"] += cents
+    for model in MONTHLY:
+        db.session.execute(delete(model).where(model.dj_id == dj_id))
+    _write({AnalyticsTrackMonth: list(tracks.values()), AnalyticsTipperMonth: list(tippers.values())})
+    db.session.commit()
 
 
 def rebuild_for(dj_public_id: str | None) -> int:
@@ -280,7 +368,7 @@ def catch_up(now: datetime | None = None) -> int:
 def rollup_counts(dj_id: int | None = None) -> dict[str, list[tuple]]:
     """Every rollup row (of one DJ, or all), sorted: what the rebuild test compares."""
     out = {}
-    for model in ROLLUPS:
+    for model in (*ROLLUPS, *MONTHLY):
         table = model.__table__
         statement = select(*[c for c in table.columns]).order_by(*table.primary_key.columns)
         if dj_id is not None:
