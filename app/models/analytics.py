@@ -43,7 +43,8 @@ class AnalyticsHour(db.Model):
     """Counts and cents of one set in one local hour of one local day."""
 
     __tablename__ = "analytics_hours"
-    __table_args__ = (sa.Index("ix_analytics_hours_dj_day", "dj_id", "day"),)
+    __table_args__ = (sa.Index("ix_analytics_hours_dj_day", "dj_id", "day"),
+                      sa.Index("ix_analytics_hours_event_day", "event_id", "day"))
 
     set_id: Mapped[int] = _set_fk()
     day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
@@ -69,7 +70,8 @@ class AnalyticsWait(db.Model):
     """How many played requests of a set and day waited `minutes` (rounded up) from payment to playing."""
 
     __tablename__ = "analytics_waits"
-    __table_args__ = (sa.Index("ix_analytics_waits_dj_day", "dj_id", "day"),)
+    __table_args__ = (sa.Index("ix_analytics_waits_dj_day", "dj_id", "day"),
+                      sa.Index("ix_analytics_waits_event_day", "event_id", "day"))
 
     set_id: Mapped[int] = _set_fk()
     day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
@@ -83,7 +85,8 @@ class AnalyticsTrack(db.Model):
     """Requests of one track in a set on a day, with the track's title, artist and genre as they were."""
 
     __tablename__ = "analytics_tracks"
-    __table_args__ = (sa.Index("ix_analytics_tracks_dj_day", "dj_id", "day"),)
+    __table_args__ = (sa.Index("ix_analytics_tracks_dj_day", "dj_id", "day"),
+                      sa.Index("ix_analytics_tracks_event_day", "event_id", "day"))
 
     set_id: Mapped[int] = _set_fk()
     day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
@@ -100,7 +103,8 @@ class AnalyticsTipper(db.Model):
     """Tips of one device in a set on a day: only ever counted, never shown (0: a device since deleted)."""
 
     __tablename__ = "analytics_tippers"
-    __table_args__ = (sa.Index("ix_analytics_tippers_dj_day", "dj_id", "day"),)
+    __table_args__ = (sa.Index("ix_analytics_tippers_dj_day", "dj_id", "day"),
+                      sa.Index("ix_analytics_tippers_event_day", "event_id", "day"))
 
     set_id: Mapped[int] = _set_fk()
     day: Mapped[date] = mapped_column(sa.Date, primary_key=True)

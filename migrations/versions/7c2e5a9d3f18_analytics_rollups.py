@@ -39,6 +39,8 @@ def _table(name, key_columns, *columns):
         sa.PrimaryKeyConstraint(*keys, name=f'pk_{name}'),
     )
     op.create_index(f'ix_{name}_dj_day', name, ['dj_id', 'day'])
+    if name != 'analytics_buckets':
+        op.create_index(f'ix_{name}_event_day', name, ['event_id', 'day'])
 
 
 def upgrade():
@@ -89,6 +91,8 @@ def downgrade():
     op.drop_table('analytics_track_months')
     for name in ('analytics_tippers', 'analytics_tracks', 'analytics_waits', 'analytics_hours', 'analytics_buckets'):
         op.drop_index(f'ix_{name}_dj_day', table_name=name)
+        if name != 'analytics_buckets':
+            op.drop_index(f'ix_{name}_event_day', table_name=name)
         op.drop_table(name)
     # SQLite drops the column in place (3.35+): a batch copy of dj_profiles would trip the
     # foreign keys of every table that points to it once there are rows.

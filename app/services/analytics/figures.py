@@ -103,9 +103,9 @@ def _rate(part: int, whole: int) -> float | None:
 
 def figures(dj_id: int, span: Period, event_id: int | None = None) -> dict:
     """Every figure of the analytics page for DJ `dj_id`, days `span`, optionally one event."""
-    def where(model):
-        clause = and_(model.dj_id == dj_id, model.day >= span.start, model.day <= span.end)
-        return and_(clause, model.event_id == event_id) if event_id is not None else clause
+    def where(model):  # one event (its ownership checked by own_event_id): its own index
+        owner = model.dj_id == dj_id if event_id is None else model.event_id == event_id
+        return and_(owner, model.day >= span.start, model.day <= span.end)
 
     counts = [func.coalesce(func.sum(getattr(AnalyticsHour, name)), 0) for name in (
         "requests", "accepted", "vetoed", "refunded", "request_gross_cents", "request_refund_cents", "tips",
@@ -188,14 +188,15 @@ def month_split(span: Period) -> tuple[tuple[date, date] | None, list[tuple[date
 def _per_track(dj_id: int, span: Period, event_id: int | None) -> list[tuple[str, str, str, int]]:
     """(title, artist, genre, requests) of every track requested in the range: whole months from the
     month rows, the days around them (or one event's days) from the day rows."""
-    day_rows = (select(AnalyticsTrack.track_id, AnalyticsTrack.title, AnalyticsTrack.artist, AnalyticsTrack.genre,
-                       AnalyticsTrack.requests).where(AnalyticsTrack.dj_id == dj_id))
+    day_rows = select(AnalyticsTrack.track_id, AnalyticsTrack.title, AnalyticsTrack.artist, AnalyticsTrack.genre,
+                      AnalyticsTrack.requests)
     if event_id is not None:
         parts = [day_rows.where(AnalyticsTrack.event_id == event_id, AnalyticsTrack.day >= span.start,
                                 AnalyticsTrack.day <= span.end)]
     else:
         months, edges = month_split(span)
-        parts = [day_rows.where(AnalyticsTrack.day >= start, AnalyticsTrack.day <= end) for start, end in edges]
+        parts = [day_rows.where(AnalyticsTrack.dj_id == dj_id, AnalyticsTrack.day >= start, AnalyticsTrack.day <= end)
+                 for start, end in edges]
         if months:
             parts.append(select(AnalyticsTrackMonth.track_id, AnalyticsTrackMonth.title, AnalyticsTrackMonth.artist,
                                 AnalyticsTrackMonth.genre, AnalyticsTrackMonth.requests)
@@ -210,14 +211,14 @@ def _per_track(dj_id: int, span: Period, event_id: int | None) -> list[tuple[str
 
 def _tippers(dj_id: int, span: Period, event_id: int | None) -> tuple[int, int]:
     """How many phones tipped in the range, and how many of them more than once."""
-    day_rows = select(AnalyticsTipper.device_id, AnalyticsTipper.tips).where(AnalyticsTipper.dj_id == dj_id,
-                                                                            AnalyticsTipper.device_id != 0)
+    day_rows = select(AnalyticsTipper.device_id, AnalyticsTipper.tips).where(AnalyticsTipper.device_id != 0)
     if event_id is not None:
         parts = [day_rows.where(AnalyticsTipper.event_id == event_id, AnalyticsTipper.day >= span.start,
                                 AnalyticsTipper.day <= span.end)]
     else:
         months, edges = month_split(span)
-        parts = [day_rows.where(AnalyticsTipper.day >= start, AnalyticsTipper.day <= end) for start, end in edges]
+        parts = [day_rows.where(AnalyticsTipper.dj_id == dj_id, AnalyticsTipper.day >= start,
+                                AnalyticsTipper.day <= end) for start, end in edges]
         if months:
             parts.append(select(AnalyticsTipperMonth.device_id, AnalyticsTipperMonth.tips)
                          .where(AnalyticsTipperMonth.dj_id == dj_id, AnalyticsTipperMonth.device_id != 0,
