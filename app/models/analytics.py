@@ -37,6 +37,9 @@ class AnalyticsBucket(db.Model):
     dj_id: Mapped[int] = mapped_column(sa.Integer)
     event_id: Mapped[int] = mapped_column(sa.Integer)
     refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # +1 on every refresh: with the count and the latest refreshed_at, what says a kept copy of a
+    # range's figures is still current (services/analytics/read.py)
+    version: Mapped[int] = mapped_column(sa.Integer, default=1, server_default="1")
 
 
 class AnalyticsHour(db.Model):

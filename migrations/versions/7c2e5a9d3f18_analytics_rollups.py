@@ -47,7 +47,8 @@ def upgrade():
     with op.batch_alter_table('dj_profiles') as batch:
         batch.add_column(sa.Column('timezone', sa.String(length=64), nullable=False,
                                    server_default='Africa/Johannesburg'))
-    _table('analytics_buckets', [], sa.Column('refreshed_at', sa.DateTime(timezone=True), nullable=False))
+    _table('analytics_buckets', [], sa.Column('refreshed_at', sa.DateTime(timezone=True), nullable=False),
+           sa.Column('version', sa.Integer(), server_default='1', nullable=False))
     count = lambda name, kind=sa.Integer: sa.Column(name, kind(), nullable=False)  # noqa: E731
     _table('analytics_hours', [sa.Column('hour', sa.SmallInteger(), nullable=False)],
            count('weekday', sa.SmallInteger), count('requests'), count('accepted'), count('vetoed'),

@@ -16,7 +16,7 @@ from app.config import TestConfig
 from app.extensions import db
 from app.services import analytics
 from tests import factories
-from tests.analytics_support import Item, add_item, history_world
+from tests.analytics_support import Item, add_item, history_world, run_analytics_jobs
 from tests.conftest import sign_in
 from tests.process_support import own_redis_server
 
@@ -130,19 +130,27 @@ def test_the_csv_holds_the_rows_behind_each_figure(app, world):
         assert client.get("/dj/analytics/export.csv", query_string={**CUSTOM, "figure": name}).status_code == 200
 
 
+TABLES = ("analytics_buckets", "analytics_hours")
+
+
 @pytest.fixture
 def rollups_unreadable(app):
-    """The rollup table the page reads first is gone (renamed), for real, until the test ends."""
+    """The rollup tables the page reads first are gone (renamed), for real, until the test ends."""
     def move(src, dst):
         with app.app_context():
             db.session.execute(text(f"ALTER TABLE {src} RENAME TO {dst}"))
             db.session.commit()
-    yield lambda: move("analytics_hours", "analytics_hours_away")
+
+    def break_them():
+        for name in TABLES:
+            move(name, f"{name}_away")
+    yield break_them
     with app.app_context():
         db.session.rollback()
         names = db.inspect(db.engine).get_table_names()
-    if "analytics_hours_away" in names:
-        move("analytics_hours_away", "analytics_hours")
+    for name in TABLES:
+        if f"{name}_away" in names:
+            move(f"{name}_away", name)
 
 
 def test_when_the_rollups_cannot_be_read_the_last_good_figures_show_with_a_banner(app, world, rollups_unreadable):
@@ -187,3 +195,19 @@ def test_with_redis_down_the_page_still_answers(app, world, app_without_redis, r
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "live figures unavailable" in html and "R110" in html
+
+
+def test_a_kept_copy_is_used_only_while_the_rollups_of_its_range_are_unchanged(app, world):
+    client = _client(app, world["email"])
+    assert "R110" in client.get("/dj/analytics", query_string=CUSTOM).get_data(as_text=True)
+    with app.app_context():  # a late request of the night, through its job
+        from app.models import DJSet, Event, Track
+        event = db.session.query(Event).filter_by(public_id=world["event"]).one()
+        dj_set = db.session.query(DJSet).filter_by(event_id=event.id).one()
+        tracks = db.session.query(Track).filter_by(dj_id=event.dj_id).order_by(Track.id).all()
+        add_item(dj_set, tracks, [factories.device()], Item("request", datetime(2026, 2, 1, 2, 0, tzinfo=SP), 1000,
+                                                            track=5))
+        db.session.commit()
+        run_analytics_jobs()
+    html = client.get("/dj/analytics", query_string=CUSTOM).get_data(as_text=True)
+    assert "R120" in html and "R110" not in html

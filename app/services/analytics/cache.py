@@ -1,4 +1,5 @@
-"""The last good figures, for when the live ones cannot be read (degraded mode).
+"""Kept copies of a DJ's figures: the current ones (still exact: read at the rollups' version) and
+the last good ones, for when the live ones cannot be read (degraded mode).
 
 Every successful read of a DJ's figures is kept, per (DJ, range, event), in
 Redis (`bmm:analytics:last:<dj>:<key>`, 30 days) and in this process (the
@@ -43,8 +44,8 @@ def _pause_redis(error: Exception) -> None:
     _log.warning("analytics cache: Redis unavailable (%s); leaving it alone for %ss", error, REDIS_PAUSE_SECONDS)
 
 
-def remember(dj_id: int, key: str, figures: dict, at: datetime) -> None:
-    entry = {"at": at.astimezone(timezone.utc).isoformat(), "figures": figures}
+def remember(dj_id: int, key: str, figures: dict, at: datetime, version: str = "") -> None:
+    entry = {"at": at.astimezone(timezone.utc).isoformat(), "version": version, "figures": figures}
     with _lock:
         _local[_key(dj_id, key)] = entry
         _local.move_to_end(_key(dj_id, key))
@@ -55,6 +56,28 @@ def remember(dj_id: int, key: str, figures: dict, at: datetime) -> None:
             redis_store.client.set(_key(dj_id, key), json.dumps(entry), ex=TTL_SECONDS)
         except redis.RedisError as error:
             _pause_redis(error)
+
+
+def current(dj_id: int, key: str, version: str) -> dict | None:
+    """The kept copy of these figures if it was read at this rollup `version` (so it is still exact):
+    this process's, else Redis's."""
+    with _lock:
+        entry = _local.get(_key(dj_id, key))
+    if entry and entry.get("version") == version:
+        return entry["figures"]
+    if _redis_usable():
+        try:
+            raw = redis_store.client.get(_key(dj_id, key))
+        except redis.RedisError as error:
+            _pause_redis(error)
+            return None
+        if raw:
+            entry = json.loads(raw)
+            if entry.get("version") == version:
+                with _lock:
+                    _local[_key(dj_id, key)] = entry
+                return entry["figures"]
+    return None
 
 
 def last_good(dj_id: int, key: str) -> tuple[dict, datetime] | None:

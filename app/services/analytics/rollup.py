@@ -165,13 +165,14 @@ def compute(info: SetInfo, window: tuple[datetime, datetime] | None = None) -> d
 
 def _upsert_bucket(info: SetInfo, days: Iterable[date], at: datetime) -> None:
     values = [{"set_id": info.set_id, "day": day, "dj_id": info.dj_id, "event_id": info.event_id,
-               "refreshed_at": at} for day in sorted(set(days))]
+               "refreshed_at": at, "version": 1} for day in sorted(set(days))]
     if not values:
         return
     dialect = db.session.get_bind().dialect.name
     statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(AnalyticsBucket).values(values)
     db.session.execute(statement.on_conflict_do_update(
-        index_elements=["set_id", "day"], set_={"refreshed_at": statement.excluded.refreshed_at}))
+        index_elements=["set_id", "day"], set_={"refreshed_at": statement.excluded.refreshed_at,
+                                                 "version": AnalyticsBucket.__table__.c.version + 1}))
 
 
 def _write(rows: dict[type, list[dict]]) -> None:
