@@ -188,21 +188,35 @@ def refresh_bucket(set_id: int, day: date) -> bool:
         db.session.rollback()
         return False
     _upsert_bucket(info, [day], utcnow())  # the lock: first write of the transaction
-    old_tracks = dict(db.session.execute(select(AnalyticsTrack.track_id, AnalyticsTrack.requests)
-                                         .where(AnalyticsTrack.set_id == set_id, AnalyticsTrack.day == day)).all())
-    old_tippers = {device: (tips, cents) for device, tips, cents in db.session.execute(
-        select(AnalyticsTipper.device_id, AnalyticsTipper.tips, AnalyticsTipper.cents)
-        .where(AnalyticsTipper.set_id == set_id, AnalyticsTipper.day == day))}
-    for model in ROLLUPS:
-        db.session.execute(delete(model).where(model.set_id == set_id, model.day == day))
     rows = compute(info, day_window(day, info.zone))
-    _write(rows)
+    old_rows = {model: _replace_rows(model, set_id, day, rows[model]) for model in ROLLUPS}
+    old_tracks = {row["track_id"]: row["requests"] for row in old_rows[AnalyticsTrack]}
+    old_tippers = {row["device_id"]: (row["tips"], row["cents"]) for row in old_rows[AnalyticsTipper]}
     _add_to_months(info.dj_id, day.replace(day=1), old_tracks, old_tippers, rows)
     db.session.commit()
     return True
 
 
-def _upsert(model, values: list[dict], keys: list[str], add: tuple[str, ...], replace: tuple[str, ...] = ()):
+def _replace_rows(model, set_id: int, day: date, fresh: list[dict]) -> list[dict]:
+    """Make the bucket's rows of `model` these: only the rows that changed are written (a refund moves
+    one hour's row, not the night's). Returns the rows there were."""
+    table = model.__table__
+    keys = [column.name for column in table.primary_key.columns]
+    old = [dict(row) for row in db.session.execute(
+        select(table).where(table.c.set_id == set_id, table.c.day == day)).mappings()]
+    before = {tuple(row[k] for k in keys): row for row in old}
+    after = {tuple(row[k] for k in keys): row for row in fresh}
+    gone = [key[2] for key in before if key not in after]
+    if gone:
+        db.session.execute(delete(table).where(table.c.set_id == set_id, table.c.day == day,
+                                               table.c[keys[2]].in_(gone)))
+    changed = [row for key, row in sorted(after.items()) if before.get(key) != row]
+    if changed:
+        _upsert(model, changed, keys, replace=tuple(c.name for c in table.columns if c.name not in keys))
+    return old
+
+
+def _upsert(model, values: list[dict], keys: list[str], add: tuple[str, ...] = (), replace: tuple[str, ...] = ()):
     dialect = db.session.get_bind().dialect.name
     statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(model).values(values)
     table = model.__table__
