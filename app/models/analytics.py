@@ -73,7 +73,7 @@ class AnalyticsWait(db.Model):
     """How many played requests of a set and day waited `minutes` (rounded up) from payment to playing."""
 
     __tablename__ = "analytics_waits"
-    __table_args__ = (sa.Index("ix_analytics_waits_dj_day", "dj_id", "day"),
+    __table_args__ = (sa.Index("ix_analytics_waits_dj_day", "dj_id", "day", "minutes", "count"),  # covering
                       sa.Index("ix_analytics_waits_event_day", "event_id", "day"))
 
     set_id: Mapped[int] = _set_fk()
@@ -88,7 +88,7 @@ class AnalyticsTrack(db.Model):
     """Requests of one track in a set on a day, with the track's title, artist and genre as they were."""
 
     __tablename__ = "analytics_tracks"
-    __table_args__ = (sa.Index("ix_analytics_tracks_dj_day", "dj_id", "day"),
+    __table_args__ = (sa.Index("ix_analytics_tracks_dj_day", "dj_id", "day", "track_id", "requests"),  # covering
                       sa.Index("ix_analytics_tracks_event_day", "event_id", "day"))
 
     set_id: Mapped[int] = _set_fk()
@@ -106,7 +106,7 @@ class AnalyticsTipper(db.Model):
     """Tips of one device in a set on a day: only ever counted, never shown (0: a device since deleted)."""
 
     __tablename__ = "analytics_tippers"
-    __table_args__ = (sa.Index("ix_analytics_tippers_dj_day", "dj_id", "day"),
+    __table_args__ = (sa.Index("ix_analytics_tippers_dj_day", "dj_id", "day", "device_id", "tips"),  # covering
                       sa.Index("ix_analytics_tippers_event_day", "event_id", "day"))
 
     set_id: Mapped[int] = _set_fk()
@@ -137,6 +137,7 @@ class AnalyticsTrackMonth(db.Model):
     month per track instead of a row a night."""
 
     __tablename__ = "analytics_track_months"
+    __table_args__ = (sa.Index("ix_analytics_track_months_counts", "dj_id", "month", "track_id", "requests"),)
 
     dj_id: Mapped[int] = _dj_fk()
     month: Mapped[date] = mapped_column(sa.Date, primary_key=True)  # its first day
@@ -151,6 +152,7 @@ class AnalyticsTipperMonth(db.Model):
     """A DJ's tips from one device in one local month (the sum of its analytics_tippers rows)."""
 
     __tablename__ = "analytics_tipper_months"
+    __table_args__ = (sa.Index("ix_analytics_tipper_months_counts", "dj_id", "month", "device_id", "tips"),)
 
     dj_id: Mapped[int] = _dj_fk()
     month: Mapped[date] = mapped_column(sa.Date, primary_key=True)

@@ -31,6 +31,11 @@ def _keys(*extra):
     ]
 
 
+# The figures of a long range read the counts from these indexes alone (no row lookups).
+COVERING = {'analytics_tracks': ['track_id', 'requests'], 'analytics_tippers': ['device_id', 'tips'],
+            'analytics_waits': ['minutes', 'count']}
+
+
 def _table(name, key_columns, *columns):
     keys = ['set_id', 'day', *[c.name for c in key_columns]]
     op.create_table(
@@ -38,7 +43,7 @@ def _table(name, key_columns, *columns):
         sa.ForeignKeyConstraint(['set_id'], ['dj_sets.id'], name=f'fk_{name}_set_id_dj_sets', ondelete='CASCADE'),
         sa.PrimaryKeyConstraint(*keys, name=f'pk_{name}'),
     )
-    op.create_index(f'ix_{name}_dj_day', name, ['dj_id', 'day'])
+    op.create_index(f'ix_{name}_dj_day', name, ['dj_id', 'day', *COVERING.get(name, [])])
     if name != 'analytics_buckets':
         op.create_index(f'ix_{name}_event_day', name, ['event_id', 'day'])
 
@@ -78,6 +83,8 @@ def upgrade():
                                     ondelete='CASCADE'),
             sa.PrimaryKeyConstraint('dj_id', 'month', key, name=f'pk_{name}'),
         )
+        counted = 'requests' if key == 'track_id' else 'tips'
+        op.create_index(f'ix_{name}_counts', name, ['dj_id', 'month', key, counted])
     op.create_table(
         'analytics_sync',
         sa.Column('name', sa.String(length=40), nullable=False),
@@ -88,7 +95,9 @@ def upgrade():
 
 def downgrade():
     op.drop_table('analytics_sync')
+    op.drop_index('ix_analytics_tipper_months_counts', table_name='analytics_tipper_months')
     op.drop_table('analytics_tipper_months')
+    op.drop_index('ix_analytics_track_months_counts', table_name='analytics_track_months')
     op.drop_table('analytics_track_months')
     for name in ('analytics_tippers', 'analytics_tracks', 'analytics_waits', 'analytics_hours', 'analytics_buckets'):
         op.drop_index(f'ix_{name}_dj_day', table_name=name)
