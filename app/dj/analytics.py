@@ -15,7 +15,6 @@ import io
 from flask import Response, abort, request
 from flask_login import current_user
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
-from sqlalchemy.exc import SQLAlchemyError
 
 from ..core.htmx import page_or_fragment
 from ..models import utcnow
@@ -58,23 +57,18 @@ def _context() -> dict:
     except DomainError as error:
         errors["range"] = error.message
         span = analytics.period("30d", today)
-    event_id = None
-    try:
-        events = analytics.dj_events(dj.id)
-        if query["event"]:
-            event_id = analytics.own_event_id(dj.id, query["event"])  # another DJ's event: 404
-    except SQLAlchemyError:
-        events = []
+    events = analytics.dj_events(dj.id)
+    event_id = analytics.own_event_id(dj.id, query["event"]) if query["event"] else None  # another DJ's: 404
     reading = analytics.read_figures(dj.id, span, event_id)
-    return {"dj": dj, "zone": zone.key, "zone_info": zone, "query": query, "errors": errors, "span": span, "events": events,
-            "event": query["event"] if event_id else "", "reading": reading, "figures": reading.figures,
+    return {"dj": dj, "zone": zone.key, "zone_info": zone, "query": query, "errors": errors, "span": span,
+            "events": events, "event": query["event"] if event_id else "", "reading": reading, "figures": reading.figures,
             "presets": analytics.PRESETS, "weekdays": WEEKDAYS, "exports": analytics.EXPORTS,
             "stale_at": reading.at.astimezone(zone).strftime("%H:%M") if reading.at and not reading.live else None,
             "stale_day": reading.at.astimezone(zone).strftime("%d %b") if reading.at and not reading.live else None,
             "charts": _charts(reading.figures) if reading.figures else None,
             "export_query": {k: v for k, v in (("range", span.preset), ("from", span.start.isoformat()),
-                                               ("to", span.end.isoformat()), ("event", query["event"] if event_id else ""))
-                             if v}}
+                                               ("to", span.end.isoformat()),
+                                               ("event", query["event"] if event_id else "")) if v}}
 
 
 def _charts(f: dict) -> dict:

@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, select, union_all
+from sqlalchemy.exc import SQLAlchemyError
 
 from ...extensions import db
 from ...models import (AnalyticsHour, AnalyticsTipper, AnalyticsTipperMonth, AnalyticsTrack, AnalyticsTrackMonth,
@@ -71,14 +72,26 @@ def period(preset: str, today: date, start: date | None = None, end: date | None
 
 
 def dj_events(dj_id: int) -> list[tuple[str, str, datetime]]:
-    """The DJ's events for the filter: (public id, name, start), newest first."""
-    return [tuple(row) for row in db.session.execute(
-        select(Event.public_id, Event.name, Event.starts_at).where(Event.dj_id == dj_id)
-        .order_by(Event.starts_at.desc()))]
+    """The DJ's events for the filter: (public id, name, start), newest first; none when the database
+    cannot say (the page then shows its last good figures without the filter's names)."""
+    try:
+        return [tuple(row) for row in db.session.execute(
+            select(Event.public_id, Event.name, Event.starts_at).where(Event.dj_id == dj_id)
+            .order_by(Event.starts_at.desc()))]
+    except SQLAlchemyError:
+        db.session.rollback()
+        return []
 
 
 def own_event_id(dj_id: int, public_id: str) -> int:
-    event_id = db.session.scalar(select(Event.id).where(Event.public_id == public_id, Event.dj_id == dj_id))
+    """The id of the DJ's event with this public id: NotFound for anyone else's (or none); a 503
+    refusal when the database cannot say whose it is."""
+    try:
+        event_id = db.session.scalar(select(Event.id).where(Event.public_id == public_id, Event.dj_id == dj_id))
+    except SQLAlchemyError as error:
+        db.session.rollback()
+        raise DomainError("FIGURES_UNAVAILABLE", "The figures cannot be read right now; try again in a minute.",
+                          status=503, retry_after=60) from error
     if event_id is None:
         raise NotFound("That event")
     return event_id
