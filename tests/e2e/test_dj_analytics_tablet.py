@@ -99,6 +99,14 @@ def test_dj_reads_analytics_on_a_tablet(live_server, history, open_page, tmp_pat
     assert rows[1][0] == "requests" and rows[1][1] == "3"  # Quiet Tuesday's three requests
     assert download.value.suggested_filename.startswith("analytics-earnings-")
 
+    # the DJ's own days
+    page.get_by_label("Event").select_option("")
+    page.get_by_role("textbox", name="From (custom)").fill("2026-01-05")
+    page.get_by_role("textbox", name="To (custom)").fill("2026-01-20")
+    page.get_by_role("button", name="Show these days").click()
+    expect(page.locator(".an-period")).to_contain_text("05 Jan 2026 – 20 Jan 2026")
+    expect(page.get_by_label("Range")).to_have_value("custom")
+
     # the data table behind a chart opens
     page.locator(".an-data > summary").first.click()
     expect(page.get_by_role("rowheader", name="21:00")).to_be_visible()
