@@ -57,6 +57,7 @@ class SongRequest(db.Model):
             postgresql_where=sa.text("status = 'playing'"),
         ),
         sa.Index("ix_song_requests_set_status", "set_id", "status"),
+        sa.Index("ix_song_requests_updated_at", "updated_at"),  # the analytics catch-up's changed requests
         sa.CheckConstraint(
             "payment_id IS NOT NULL OR voucher_id IS NOT NULL", name="paid_by_payment_or_voucher"
         ),

@@ -10,6 +10,7 @@ Create Date: 2026-12-02 08:20:00
 - analytics_track_months / _tipper_months: the same per DJ and local month, for long ranges.
 - analytics_sync: where the periodic catch-up got to.
 - dj_profiles.timezone: the DJ's zone, in which analytics count days and hours.
+- ix_song_requests_updated_at: the catch-up's read of the requests changed since its last run.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -49,6 +50,7 @@ def _table(name, key_columns, *columns):
 
 
 def upgrade():
+    op.create_index('ix_song_requests_updated_at', 'song_requests', ['updated_at'])
     with op.batch_alter_table('dj_profiles') as batch:
         batch.add_column(sa.Column('timezone', sa.String(length=64), nullable=False,
                                    server_default='Africa/Johannesburg'))
@@ -107,3 +109,4 @@ def downgrade():
     # SQLite drops the column in place (3.35+): a batch copy of dj_profiles would trip the
     # foreign keys of every table that points to it once there are rows.
     op.execute('ALTER TABLE dj_profiles DROP COLUMN timezone')
+    op.drop_index('ix_song_requests_updated_at', table_name='song_requests')

@@ -22,7 +22,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -367,12 +367,15 @@ def catch_up(now: datetime | None = None) -> int:
         db.session.commit()
         return -1
     since = sync.synced_at - CATCH_UP_OVERLAP
+    # Three index reads: requests changed (ix_song_requests_updated_at), and the requests and tips of
+    # payments that moved in a state analytics counts (ix_payments_state_updated).
+    moved = select(Payment.id).where(Payment.state.in_(("COMPLETED", *REFUND_STATES)), Payment.updated_at >= since)
     changed = set(db.session.execute(
-        select(SongRequest.set_id, SongRequest.created_at).outerjoin(Payment, Payment.id == SongRequest.payment_id)
-        .where(or_(SongRequest.updated_at >= since, Payment.updated_at >= since))).all())
+        select(SongRequest.set_id, SongRequest.created_at).where(SongRequest.updated_at >= since)).all())
     changed |= set(db.session.execute(
-        select(Tip.set_id, Tip.created_at).join(Payment, Payment.id == Tip.payment_id)
-        .where(or_(Tip.created_at >= since, Payment.updated_at >= since))).all())
+        select(SongRequest.set_id, SongRequest.created_at).where(SongRequest.payment_id.in_(moved))).all())
+    changed |= set(db.session.execute(
+        select(Tip.set_id, Tip.created_at).where(Tip.payment_id.in_(moved))).all())
     refreshed = _refresh_moments(changed)
     sync = db.session.get(AnalyticsSync, CATCH_UP)
     sync.synced_at = now
