@@ -1,7 +1,7 @@
 """analytics rollups; dj_profiles.timezone
 
 Revision ID: 7c2e5a9d3f18
-Revises: a3d5f7c9e1b4
+Revises: 5e8a1c3f9b27
 Create Date: 2026-12-02 08:20:00
 
 - analytics_buckets / _hours / _waits / _tracks / _tippers: a DJ's figures per
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 
 revision = '7c2e5a9d3f18'
-down_revision = 'a3d5f7c9e1b4'
+down_revision = "5e8a1c3f9b27"
 branch_labels = None
 depends_on = None
 
