@@ -2,6 +2,7 @@
 from rq import cron
 
 from jobs.admin import refresh_platform_metrics
+from jobs.analytics import catch_up as analytics_catch_up
 from jobs.imports import reconcile_imports
 from jobs.maintenance import purge_expired_idempotency_keys
 from jobs.payments import reconcile_payments
@@ -14,3 +15,4 @@ cron.register(close_ended_sets, "default", cron="* * * * *", name="close-ended-s
 cron.register(reconcile_imports, "default", cron="* * * * *", name="reconcile-imports")
 cron.register(scan_for_fraud, "default", cron="*/2 * * * *", name="scan-for-fraud")
 cron.register(refresh_platform_metrics, "default", cron="* * * * *", name="refresh-platform-metrics")
+cron.register(analytics_catch_up, "default", cron="*/5 * * * *", name="analytics-catch-up")

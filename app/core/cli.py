@@ -1,10 +1,11 @@
-"""Flask CLI commands: `flask --app wsgi seed-demo`, `create-admin`, `sandbox-keys`, `jobs …`."""
+"""Flask CLI commands: `flask --app wsgi seed-demo`, `create-admin`, `sandbox-keys`, `analytics-rebuild`, `jobs …`."""
 from __future__ import annotations
 
 import click
 from flask import Flask, current_app
 
 from ..extensions import db
+from ..services import analytics
 from ..services.accounts import MIN_PASSWORD_LENGTH, create_user
 from ..services.common import tasks
 from ..services.common.errors import DomainError
@@ -25,6 +26,16 @@ def register(app: Flask) -> None:
         else:
             click.echo("Demo data already present; nothing changed.")
         click.echo("Demo logins (password %s): %s" % (DEMO_PASSWORD, ", ".join(DEMO_LOGINS.values())))
+
+    @app.cli.command("analytics-rebuild")
+    @click.option("--dj", "dj_public_id", default=None, help="Only this DJ (a DJ profile's public id).")
+    def analytics_rebuild_command(dj_public_id: str | None) -> None:
+        """Compute every analytics rollup again from the raw rows (one DJ's, or everyone's)."""
+        try:
+            sets = analytics.rebuild_for(dj_public_id)
+        except DomainError as error:
+            raise click.ClickException(error.message) from error
+        click.echo(f"Rebuilt the analytics of {sets} set(s).")
 
     @app.cli.command("sandbox-keys")
     def sandbox_keys_command() -> None:

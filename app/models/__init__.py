@@ -1,4 +1,6 @@
 """Every model, importable from one place (Alembic reads the metadata here)."""
+from .analytics import (AnalyticsBucket, AnalyticsHour, AnalyticsSync, AnalyticsTipper, AnalyticsTipperMonth,
+                        AnalyticsTrack, AnalyticsTrackMonth, AnalyticsWait)
 from .base import CURRENCY, utcnow  # noqa: F401
 from .bookings import AvailabilityException, AvailabilityRule, Booking, BookingSlot
 from .events import DJSet, Event
@@ -14,6 +16,8 @@ from .users import GuestDevice, User, UserSession
 from .vouchers import Voucher, VoucherBatch
 
 __all__ = [
+    "AnalyticsBucket", "AnalyticsHour", "AnalyticsSync", "AnalyticsTipper", "AnalyticsTipperMonth", "AnalyticsTrack",
+    "AnalyticsTrackMonth", "AnalyticsWait",
     "AuditLog", "AvailabilityException", "AvailabilityRule", "Ban", "BlockedKeyword", "Booking",
     "BookingSlot", "DJ_GENRES", "DJProfile", "DJSet", "Dispute", "Event", "FraudAlert", "GuestDevice",
     "IdempotencyKey", "LibraryImport", "Notification", "Payment", "PaymentTransition", "PushSubscription",

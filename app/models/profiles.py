@@ -49,6 +49,9 @@ class DJProfile(db.Model):
     photo: Mapped[str | None] = mapped_column(sa.String(80))
     # When an admin verified the DJ (/admin/djs); NULL: the DJ's events are not listed publicly.
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The DJ's own IANA zone: analytics count days and hours in it.
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="Africa/Johannesburg",
+                                          server_default="Africa/Johannesburg")
     created_at: Mapped[datetime] = created_at_column()
 
     user: Mapped[User] = relationship(back_populates="dj_profile")

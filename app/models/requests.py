@@ -60,6 +60,7 @@ class SongRequest(db.Model):
         # The admin's review queue: the held shout-outs only, oldest first.
         sa.Index("ix_song_requests_shoutout_held", "created_at", sqlite_where=sa.text("shoutout_status = 'held'"),
                  postgresql_where=sa.text("shoutout_status = 'held'")),
+        sa.Index("ix_song_requests_updated_at", "updated_at"),  # the analytics catch-up's changed requests
         sa.CheckConstraint(
             "payment_id IS NOT NULL OR voucher_id IS NOT NULL", name="paid_by_payment_or_voucher"
         ),

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from ...extensions import db
 
 _KEY = "bmm_after_commit"
+_BATCHES = "bmm_after_commit_batches"
 _log = logging.getLogger(__name__)
 
 
@@ -38,8 +39,22 @@ def after_commit(callback: Callable[..., Any], *args: Any, **kwargs: Any) -> Non
     session.info.setdefault(_KEY, []).append((callback, args, kwargs))
 
 
+def after_commit_collect(name: str, item: Any, callback: Callable[[list], Any], session: Session | None = None) -> None:
+    """Collect `item` under `name` in this transaction (of `session`, by default the app's); once it
+    commits, `callback(items)` runs once with every item collected (a batch of changes makes one job)."""
+    session = session if session is not None else db.session()
+    if session.get_transaction() is None:
+        session.begin()
+    batches = session.info.setdefault(_BATCHES, {})
+    if name not in batches:
+        batches[name] = []
+        session.info.setdefault(_KEY, []).append((callback, (batches[name],), {}))
+    batches[name].append(item)
+
+
 @event.listens_for(Session, "after_commit")
 def _run_callbacks(session: Session) -> None:
+    session.info.pop(_BATCHES, None)
     callbacks = session.info.pop(_KEY, [])
     for callback, args, kwargs in callbacks:
         try:
@@ -52,3 +67,4 @@ def _run_callbacks(session: Session) -> None:
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_callbacks(session: Session, previous_transaction) -> None:
     session.info.pop(_KEY, None)
+    session.info.pop(_BATCHES, None)

@@ -20,9 +20,10 @@ from rq.defaults import DEFAULT_CRON_SCHEDULER_TTL
 from rq.job import Job, JobStatus
 from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
 from rq.utils import utcparse
+from sqlalchemy import inspect as sa_inspect
 
 from ...extensions import redis_store
-from .after_commit import after_commit
+from .after_commit import after_commit, after_commit_collect
 
 QUEUES = ("default",)
 # An idle worker beats every few seconds (jobs/worker.py), a scheduler every
@@ -59,6 +60,20 @@ def enqueue_many(job: str, calls: list[tuple], queue_name: str = "default", retr
 
 def _enqueue_many_after_commit(job: str, calls: list[tuple], queue_name: str, retry: Retry | None) -> None:
     queue(queue_name).enqueue_many([Queue.prepare_data(job, args, retry=retry) for args in calls])
+
+
+def enqueue_for_rows(job: str, row: Any, session: Any = None) -> None:
+    """Enqueue `job` once when the transaction commits, with the sorted ids of every row passed in
+    it (read after the flush that gave a new row its id): `enqueue_for_rows("jobs.analytics.
+    refresh_requests", song_request)`. Lost like any after-commit effect if Redis is down then."""
+    after_commit_collect(job, row, lambda rows: _enqueue_rows_after_commit(job, rows), session)
+
+
+def _enqueue_rows_after_commit(job: str, rows: list) -> None:
+    identities = (sa_inspect(row).identity for row in rows)
+    ids = sorted({identity[0] for identity in identities if identity})
+    if ids:
+        queue().enqueue(job, ids)
 
 
 def enqueue_now(job: str, *args: Any, queue_name: str = "default", **options: Any) -> None:

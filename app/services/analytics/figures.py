@@ -1,0 +1,263 @@
+"""The DJ's figures for a range of local days (and optionally one event), read from the rollups only.
+
+`Period` says which days: a preset (today, this week, this month, the last
+30/90/365 days) or a custom range, in the DJ's zone. `figures()` returns plain
+data (dicts, lists, ints: cents, counts, seconds), JSON-able, so the page can
+keep a copy of the last good figures (services/analytics/cache.py).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, select, union_all
+from sqlalchemy.exc import SQLAlchemyError
+
+from ...extensions import db
+from ...models import (AnalyticsHour, AnalyticsTipper, AnalyticsTipperMonth, AnalyticsTrack, AnalyticsTrackMonth,
+                       AnalyticsWait, DJProfile, Event, Track)
+from ..common.errors import DomainError, NotFound
+
+PRESETS = {"today": "Today", "week": "This week", "month": "This month", "30d": "Last 30 days",
+           "90d": "Last 90 days", "365d": "Last 365 days", "custom": "Custom"}
+MAX_DAYS = 3 * 366
+DAILY_UP_TO = 62  # longer ranges are shown by week
+TOP = 10
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+NIGHT_HOURS = tuple(range(12, 24)) + tuple(range(0, 12))  # a night reads from noon to noon
+
+
+@dataclass(frozen=True)
+class Period:
+    preset: str
+    start: date
+    end: date  # inclusive
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    @property
+    def label(self) -> str:
+        if self.start == self.end:
+            return self.start.strftime("%a %d %b %Y")
+        return f"{self.start.strftime('%d %b %Y')} – {self.end.strftime('%d %b %Y')}"
+
+
+def dj_zone(dj: DJProfile) -> ZoneInfo:
+    return ZoneInfo(dj.timezone or "Africa/Johannesburg")
+
+
+def period(preset: str, today: date, start: date | None = None, end: date | None = None) -> Period:
+    """The days a preset covers up to `today` (the DJ's local date), or a custom range (checked)."""
+    if preset == "today":
+        return Period(preset, today, today)
+    if preset == "week":
+        return Period(preset, today - timedelta(days=today.weekday()), today)
+    if preset == "month":
+        return Period(preset, today.replace(day=1), today)
+    if preset in ("30d", "90d", "365d"):
+        return Period(preset, today - timedelta(days=int(preset[:-1]) - 1), today)
+    if preset == "custom":
+        if start is None or end is None:
+            raise DomainError("RANGE_INVALID", "Pick both a first and a last day.", status=422)
+        if end < start:
+            raise DomainError("RANGE_INVALID", "The last day is before the first day.", status=422)
+        if (end - start).days + 1 > MAX_DAYS:
+            raise DomainError("RANGE_INVALID", "Pick a range of at most three years.", status=422)
+        return Period(preset, start, end)
+    raise DomainError("RANGE_INVALID", "Pick a range from the list.", status=422)
+
+
+def dj_events(dj_id: int) -> list[tuple[str, str, datetime]]:
+    """The DJ's events for the filter: (public id, name, start), newest first; none when the database
+    cannot say (the page then shows its last good figures without the filter's names)."""
+    try:
+        return [tuple(row) for row in db.session.execute(
+            select(Event.public_id, Event.name, Event.starts_at).where(Event.dj_id == dj_id)
+            .order_by(Event.starts_at.desc()))]
+    except SQLAlchemyError:
+        db.session.rollback()
+        return []
+
+
+def own_event_id(dj_id: int, public_id: str) -> int:
+    """The id of the DJ's event with this public id: NotFound for anyone else's (or none); a 503
+    refusal when the database cannot say whose it is."""
+    try:
+        event_id = db.session.scalar(select(Event.id).where(Event.public_id == public_id, Event.dj_id == dj_id))
+    except SQLAlchemyError as error:
+        db.session.rollback()
+        raise DomainError("FIGURES_UNAVAILABLE", "The figures cannot be read right now; try again in a minute.",
+                          status=503, retry_after=60) from error
+    if event_id is None:
+        raise NotFound("That event")
+    return event_id
+
+
+def _p90(histogram: dict[int, int]) -> int | None:
+    """Nearest-rank 90th percentile (minutes) of a histogram {minutes: count}."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    rank, seen = math.ceil(0.9 * total), 0
+    for minutes in sorted(histogram):
+        seen += histogram[minutes]
+        if seen >= rank:
+            return minutes
+    return None  # pragma: no cover
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(100.0 * part / whole, 1) if whole else None
+
+
+def figures(dj_id: int, span: Period, event_id: int | None = None) -> dict:
+    """Every figure of the analytics page for DJ `dj_id`, days `span`, optionally one event."""
+    def where(model):  # one event (its ownership checked by own_event_id): its own index
+        owner = model.dj_id == dj_id if event_id is None else model.event_id == event_id
+        return and_(owner, model.day >= span.start, model.day <= span.end)
+
+    counts = [func.coalesce(func.sum(getattr(AnalyticsHour, name)), 0) for name in (
+        "requests", "accepted", "vetoed", "refunded", "request_gross_cents", "request_refund_cents", "tips",
+        "tips_refunded", "tip_gross_cents", "tip_refund_cents", "wait_count", "wait_seconds")]
+    grouped = db.session.execute(
+        select(AnalyticsHour.day, AnalyticsHour.weekday, AnalyticsHour.hour, *counts)
+        .where(where(AnalyticsHour)).group_by(AnalyticsHour.day, AnalyticsHour.weekday, AnalyticsHour.hour)).all()
+    total = [0] * 12
+    by_hour = {hour: 0 for hour in range(24)}
+    by_day: dict[date, list[int]] = {}
+    heat = [[0] * 24 for _ in range(7)]
+    for day, weekday, hour, *values in grouped:
+        values = [int(v) for v in values]
+        total = [a + b for a, b in zip(total, values)]
+        by_hour[hour] += values[0]
+        heat[weekday][hour] += values[0]
+        slot = by_day.setdefault(day, [0, 0])
+        slot[0] += values[0]
+        slot[1] += values[4] - values[5] + values[8] - values[9]
+    (requests, accepted, vetoed, refunded, req_gross, req_refund, tips, tips_refunded, tip_gross, tip_refund,
+     wait_count, wait_seconds) = total
+
+    waits = dict(db.session.execute(
+        select(AnalyticsWait.minutes, func.sum(AnalyticsWait.count)).where(where(AnalyticsWait))
+        .group_by(AnalyticsWait.minutes)).all())
+    waits = {int(k): int(v) for k, v in waits.items()}
+    per_track = _per_track(dj_id, span, event_id)
+    songs = sorted(per_track, key=lambda r: (-r[3], r[0]))[:TOP]
+    genres: dict[str, int] = {}
+    artists: dict[str, int] = {}
+    for _, artist, genre, n in per_track:
+        genres[genre] = genres.get(genre, 0) + n
+        artists[artist] = artists.get(artist, 0) + n
+    genre_rows = sorted(genres.items(), key=lambda r: (-r[1], r[0]))
+    artists = sorted(artists.items(), key=lambda r: (-r[1], r[0]))[:TOP]
+    tippers, repeat = _tippers(dj_id, span, event_id)
+
+    return {
+        "period": {"preset": span.preset, "start": span.start.isoformat(), "end": span.end.isoformat(),
+                   "label": span.label},
+        "earnings": {
+            "requests": {"count": requests, "gross": req_gross, "refunds": req_refund, "net": req_gross - req_refund},
+            "tips": {"count": tips, "gross": tip_gross, "refunds": tip_refund, "net": tip_gross - tip_refund},
+            "total": {"count": requests + tips, "gross": req_gross + tip_gross, "refunds": req_refund + tip_refund,
+                      "net": req_gross - req_refund + tip_gross - tip_refund},
+        },
+        "requests": requests, "accepted": accepted, "vetoed": vetoed, "refunded": refunded,
+        "tips_refunded": tips_refunded,
+        "acceptance_rate": _rate(accepted, accepted + vetoed),
+        "refund_rate": _rate(refunded, requests),
+        "wait": {"count": wait_count, "seconds": wait_seconds,
+                 "average_minutes": round(wait_seconds / wait_count / 60, 1) if wait_count else None,
+                 "p90_minutes": _p90(waits)},
+        "by_hour": [[hour, by_hour[hour]] for hour in NIGHT_HOURS],
+        "by_day": _by_day(by_day, span),
+        "heatmap": heat,
+        "genres": [[genre, n] for genre, n in genre_rows],
+        "songs": [[title, artist or "Unknown artist", int(n)] for title, artist, _, n in songs],
+        "artists": [[artist or "Unknown artist", n] for artist, n in artists],
+        "tippers": {"count": tippers, "repeat": repeat},
+    }
+
+
+def month_split(span: Period) -> tuple[tuple[date, date] | None, list[tuple[date, date]]]:
+    """The range as whole months (first days of the first and last), if any, and the days around them."""
+    first = span.start if span.start.day == 1 else (span.start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    after = span.end + timedelta(days=1)
+    last = (after.replace(day=1) - timedelta(days=1)).replace(day=1) if after.day != 1 else span.end.replace(day=1)
+    if first > last:
+        return None, [(span.start, span.end)]
+    edges = []
+    if span.start < first:
+        edges.append((span.start, first - timedelta(days=1)))
+    last_day = (last.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    if last_day < span.end:
+        edges.append((last_day + timedelta(days=1), span.end))
+    return (first, last), edges
+
+
+def _per_track(dj_id: int, span: Period, event_id: int | None) -> list[tuple[str, str, str, int]]:
+    """(title, artist, genre, requests) of every track requested in the range: whole months from the
+    month rows, the days around them (or one event's days) from the day rows, each read from an index
+    that holds the counts (no row lookups); the names are the library's, as it has them now."""
+    day_rows = select(AnalyticsTrack.track_id, AnalyticsTrack.requests)
+    if event_id is not None:
+        parts = [day_rows.where(AnalyticsTrack.event_id == event_id, AnalyticsTrack.day >= span.start,
+                                AnalyticsTrack.day <= span.end)]
+    else:
+        months, edges = month_split(span)
+        parts = [day_rows.where(AnalyticsTrack.dj_id == dj_id, AnalyticsTrack.day >= start, AnalyticsTrack.day <= end)
+                 for start, end in edges]
+        if months:
+            parts.append(select(AnalyticsTrackMonth.track_id, AnalyticsTrackMonth.requests)
+                         .where(AnalyticsTrackMonth.dj_id == dj_id, AnalyticsTrackMonth.month >= months[0],
+                                AnalyticsTrackMonth.month <= months[1]))
+    rows = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    counts = (select(rows.c.track_id, func.sum(rows.c.requests).label("n")).group_by(rows.c.track_id)
+              .subquery())
+    found = db.session.execute(
+        select(Track.title, Track.artist, Track.genre, counts.c.n).join(Track, Track.id == counts.c.track_id)
+        .where(counts.c.n > 0)).all()
+    return [(title, artist or "", genre or "Unknown", int(n)) for title, artist, genre, n in found]
+
+
+def _tippers(dj_id: int, span: Period, event_id: int | None) -> tuple[int, int]:
+    """How many phones tipped in the range, and how many of them more than once."""
+    day_rows = select(AnalyticsTipper.device_id, AnalyticsTipper.tips).where(AnalyticsTipper.device_id != 0)
+    if event_id is not None:
+        parts = [day_rows.where(AnalyticsTipper.event_id == event_id, AnalyticsTipper.day >= span.start,
+                                AnalyticsTipper.day <= span.end)]
+    else:
+        months, edges = month_split(span)
+        parts = [day_rows.where(AnalyticsTipper.dj_id == dj_id, AnalyticsTipper.day >= start,
+                                AnalyticsTipper.day <= end) for start, end in edges]
+        if months:
+            parts.append(select(AnalyticsTipperMonth.device_id, AnalyticsTipperMonth.tips)
+                         .where(AnalyticsTipperMonth.dj_id == dj_id, AnalyticsTipperMonth.device_id != 0,
+                                AnalyticsTipperMonth.month >= months[0], AnalyticsTipperMonth.month <= months[1]))
+    rows = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    per_tipper = select(rows.c.device_id, func.sum(rows.c.tips).label("n")).group_by(rows.c.device_id).subquery()
+    tippers, repeat = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(case((per_tipper.c.n > 1, 1), else_=0)), 0))
+        .select_from(per_tipper)).one()
+    return int(tippers), int(repeat)
+
+
+def _by_day(by_day: dict[date, list[int]], span: Period) -> dict:
+    """Requests and net cents per day of the range (every day, zeros included), or per week (from Monday)
+    when the range is longer than DAILY_UP_TO days."""
+    weekly = span.days > DAILY_UP_TO
+    rows: dict[date, list[int]] = {}
+    day = span.start
+    while day <= span.end:
+        slot = day - timedelta(days=day.weekday()) if weekly else day
+        row = rows.setdefault(slot, [0, 0])
+        found = by_day.get(day)
+        if found:
+            row[0] += found[0]
+            row[1] += found[1]
+        day += timedelta(days=1)
+    return {"unit": "week" if weekly else "day",
+            "rows": [[slot.isoformat(), n, cents] for slot, (n, cents) in rows.items()]}

@@ -1,0 +1,35 @@
+"""Telling the rollups what changed: once a transaction that created or moved a song request, or
+moved a tip's or a request's payment (paid tip, refunds), commits, one job per kind refreshes the
+buckets those rows count in (jobs/analytics.py; tasks.enqueue_for_rows batches a transaction's rows).
+
+A SQLAlchemy `before_flush` hook sees every such change whichever service makes it (the request and
+payment state machines, fulfilments, the demo seed), so no capability has to know analytics exists.
+Changes made by a bulk UPDATE bypass it; the periodic catch-up (rollup.catch_up) finds those, and
+anything a lost job (Redis down at the commit) left stale.
+"""
+from __future__ import annotations
+
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Session
+
+from ...models import Payment, SongRequest
+from ..common import tasks
+
+REQUESTS_JOB = "jobs.analytics.refresh_requests"
+PAYMENTS_JOB = "jobs.analytics.refresh_payments"
+# A request's own creation tells its payment's COMPLETED; a tip is told by its payment.
+PAYMENT_STATES = ("COMPLETED", "REFUND_PENDING", "REFUNDED", "REFUND_FAILED")
+
+
+def _changed(row, attribute: str) -> bool:
+    return inspect(row).attrs[attribute].history.has_changes()
+
+
+@event.listens_for(Session, "before_flush")
+def _note_changes(session: Session, flush_context, instances) -> None:
+    for row in (*session.new, *session.dirty):
+        if isinstance(row, SongRequest) and (row in session.new or _changed(row, "status")):
+            tasks.enqueue_for_rows(REQUESTS_JOB, row, session)
+        elif (isinstance(row, Payment) and row.state in PAYMENT_STATES and _changed(row, "state")
+              and (row.purpose == "tip" or (row.purpose == "request" and row.state != "COMPLETED"))):
+            tasks.enqueue_for_rows(PAYMENTS_JOB, row, session)

@@ -1,0 +1,399 @@
+"""Keeping the analytics rollups (models/analytics.py) current.
+
+A bucket is one (set, local day): everything paid in that set on that day of
+the DJ's zone. `refresh_bucket` recomputes one bucket whole from the raw rows
+(requests with their payments and tracks, tips with their payments) and
+replaces its rollup rows, so running it twice, late or out of order gives the
+same rows. It is what the job after every request or payment change runs
+(`refresh_request`, `refresh_payment`), what the periodic catch-up runs for
+whatever changed since it last looked, and what `rebuild` runs for every
+bucket there is: one computation, so a rebuild and the incremental rows agree.
+
+A refresh first upserts the bucket's row in `analytics_buckets` (the
+transaction's first write): on PostgreSQL that row lock, on SQLite the write
+lock, makes two refreshes of one bucket run one after the other.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Iterable
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ...extensions import db
+from ...models import (
+    AnalyticsBucket,
+    AnalyticsHour,
+    AnalyticsSync,
+    AnalyticsTipper,
+    AnalyticsTipperMonth,
+    AnalyticsTrack,
+    AnalyticsTrackMonth,
+    AnalyticsWait,
+    DJProfile,
+    DJSet,
+    Event,
+    Payment,
+    SongRequest,
+    Tip,
+    Track,
+    utcnow,
+)
+from ...models.analytics import WAIT_MINUTES_CAP
+from ..common.errors import NotFound
+
+REFUND_STATES = ("REFUND_PENDING", "REFUNDED", "REFUND_FAILED")  # the money is going (or gone) back
+ACCEPTED_STATUSES = ("accepted", "playing", "played")
+ROLLUPS = (AnalyticsHour, AnalyticsWait, AnalyticsTrack, AnalyticsTipper)
+MONTHLY = (AnalyticsTrackMonth, AnalyticsTipperMonth)
+HOUR_COUNTS = ("requests", "accepted", "vetoed", "refunded", "request_gross_cents", "request_refund_cents",
+               "tips", "tips_refunded", "tip_gross_cents", "tip_refund_cents", "wait_count", "wait_seconds")
+CATCH_UP = "catch-up"
+CATCH_UP_OVERLAP = timedelta(minutes=2)  # a transaction that committed late is still seen
+
+
+@dataclass(frozen=True)
+class SetInfo:
+    set_id: int
+    event_id: int
+    dj_id: int
+    zone: ZoneInfo
+
+
+def set_info(set_id: int) -> SetInfo | None:
+    row = db.session.execute(
+        select(DJSet.id, Event.id, Event.dj_id, DJProfile.timezone)
+        .join(Event, Event.id == DJSet.event_id).join(DJProfile, DJProfile.id == Event.dj_id)
+        .where(DJSet.id == set_id)).first()
+    return SetInfo(row[0], row[1], row[2], ZoneInfo(row[3])) if row else None
+
+
+def day_window(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The UTC moments where local `day` starts and the next one starts."""
+    start = datetime.combine(day, time(0), zone)
+    end = datetime.combine(day + timedelta(days=1), time(0), zone)
+    return start.astimezone(ZoneInfo("UTC")), end.astimezone(ZoneInfo("UTC"))
+
+
+def local_day(moment: datetime, zone: ZoneInfo) -> date:
+    return moment.astimezone(zone).date()
+
+
+def wait_minutes(paid_at: datetime, playing_at: datetime) -> tuple[int, int]:
+    """(seconds, minutes bucket) from payment to the song starting: minutes rounded up, capped."""
+    seconds = max(0, int((playing_at - paid_at).total_seconds()))
+    return seconds, min(WAIT_MINUTES_CAP, math.ceil(seconds / 60))
+
+
+# -- computing a set's rows from the raw rows ----------------------------------------------------
+
+def compute(info: SetInfo, window: tuple[datetime, datetime] | None = None) -> dict[type, list[dict]]:
+    """The rollup rows of set `info` (only what was paid inside `window`, if given), by table."""
+    zone = info.zone
+    key = {"set_id": info.set_id, "dj_id": info.dj_id, "event_id": info.event_id}
+    hours: dict[tuple[date, int], dict] = {}
+    waits: dict[tuple[date, int], int] = defaultdict(int)
+    tracks: dict[tuple[date, int], dict] = {}
+    tippers: dict[tuple[date, int], list[int]] = {}
+
+    def hour_row(moment: datetime) -> dict:
+        local = moment.astimezone(zone)
+        slot = (local.date(), local.hour)
+        if slot not in hours:
+            hours[slot] = {**key, "day": slot[0], "hour": slot[1], "weekday": local.weekday(),
+                           **{name: 0 for name in HOUR_COUNTS}}
+        return hours[slot]
+
+    requests = (select(SongRequest.created_at, SongRequest.status, SongRequest.playing_at, SongRequest.track_id,
+                       Payment.amount_cents, Payment.state, Track.title, Track.artist, Track.genre)
+                .join(Track, Track.id == SongRequest.track_id)
+                .outerjoin(Payment, Payment.id == SongRequest.payment_id)
+                .where(SongRequest.set_id == info.set_id))
+    tips = (select(Tip.created_at, Tip.device_id, Payment.amount_cents, Payment.state)
+            .join(Payment, Payment.id == Tip.payment_id).where(Tip.set_id == info.set_id))
+    if window is not None:
+        requests = requests.where(SongRequest.created_at >= window[0], SongRequest.created_at < window[1])
+        tips = tips.where(Tip.created_at >= window[0], Tip.created_at < window[1])
+
+    for created, status, playing_at, track_id, cents, state, title, artist, genre in db.session.execute(requests):
+        row = hour_row(created)
+        row["requests"] += 1
+        row["accepted"] += status in ACCEPTED_STATUSES
+        row["vetoed"] += status == "vetoed"
+        if cents is not None:
+            row["request_gross_cents"] += cents
+            if state in REFUND_STATES:
+                row["refunded"] += 1
+                row["request_refund_cents"] += cents
+        day = row["day"]
+        if playing_at is not None:
+            seconds, minutes = wait_minutes(created, playing_at)
+            row["wait_count"] += 1
+            row["wait_seconds"] += seconds
+            waits[(day, minutes)] += 1
+        track = tracks.setdefault((day, track_id), {**key, "day": day, "track_id": track_id, "title": title,
+                                                    "artist": artist or "", "genre": genre or "", "requests": 0})
+        track["requests"] += 1
+
+    for created, device_id, cents, state in db.session.execute(tips):
+        row = hour_row(created)
+        row["tips"] += 1
+        row["tip_gross_cents"] += cents
+        if state in REFUND_STATES:
+            row["tips_refunded"] += 1
+            row["tip_refund_cents"] += cents
+        else:
+            tipper = tippers.setdefault((row["day"], device_id or 0), [0, 0])
+            tipper[0] += 1
+            tipper[1] += cents
+
+    return {
+        AnalyticsHour: list(hours.values()),
+        AnalyticsWait: [{**key, "day": day, "minutes": minutes, "count": count}
+                        for (day, minutes), count in waits.items()],
+        AnalyticsTrack: list(tracks.values()),
+        AnalyticsTipper: [{**key, "day": day, "device_id": device, "tips": n, "cents": cents}
+                          for (day, device), (n, cents) in tippers.items()],
+    }
+
+
+def _upsert_bucket(info: SetInfo, days: Iterable[date], at: datetime) -> None:
+    values = [{"set_id": info.set_id, "day": day, "dj_id": info.dj_id, "event_id": info.event_id,
+               "refreshed_at": at, "version": 1} for day in sorted(set(days))]
+    if not values:
+        return
+    dialect = db.session.get_bind().dialect.name
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(AnalyticsBucket).values(values)
+    db.session.execute(statement.on_conflict_do_update(
+        index_elements=["set_id", "day"], set_={"refreshed_at": statement.excluded.refreshed_at,
+                                                 "version": AnalyticsBucket.__table__.c.version + 1}))
+
+
+def _write(rows: dict[type, list[dict]]) -> None:
+    for model, values in rows.items():
+        if values:
+            db.session.execute(insert(model), values)
+
+
+def refresh_bucket(set_id: int, day: date) -> bool:
+    """Recompute the rollups of set `set_id` on local `day` from the raw rows, and commit."""
+    info = set_info(set_id)
+    if info is None:  # the set is gone, and its rollups with it (ON DELETE CASCADE)
+        db.session.rollback()
+        return False
+    _upsert_bucket(info, [day], utcnow())  # the lock: first write of the transaction
+    rows = compute(info, day_window(day, info.zone))
+    old_rows = {model: _replace_rows(model, set_id, day, rows[model]) for model in ROLLUPS}
+    old_tracks = {row["track_id"]: row["requests"] for row in old_rows[AnalyticsTrack]}
+    old_tippers = {row["device_id"]: (row["tips"], row["cents"]) for row in old_rows[AnalyticsTipper]}
+    _add_to_months(info.dj_id, day.replace(day=1), old_tracks, old_tippers, rows)
+    db.session.commit()
+    return True
+
+
+def _replace_rows(model, set_id: int, day: date, fresh: list[dict]) -> list[dict]:
+    """Make the bucket's rows of `model` these: only the rows that changed are written (a refund moves
+    one hour's row, not the night's). Returns the rows there were."""
+    table = model.__table__
+    keys = [column.name for column in table.primary_key.columns]
+    old = [dict(row) for row in db.session.execute(
+        select(table).where(table.c.set_id == set_id, table.c.day == day)).mappings()]
+    before = {tuple(row[k] for k in keys): row for row in old}
+    after = {tuple(row[k] for k in keys): row for row in fresh}
+    gone = [key[2] for key in before if key not in after]
+    if gone:
+        db.session.execute(delete(table).where(table.c.set_id == set_id, table.c.day == day,
+                                               table.c[keys[2]].in_(gone)))
+    changed = [row for key, row in sorted(after.items()) if before.get(key) != row]
+    if changed:
+        _upsert(model, changed, keys, replace=tuple(c.name for c in table.columns if c.name not in keys))
+    return old
+
+
+def _upsert(model, values: list[dict], keys: list[str], add: tuple[str, ...] = (), replace: tuple[str, ...] = ()):
+    dialect = db.session.get_bind().dialect.name
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(model).values(values)
+    table = model.__table__
+    db.session.execute(statement.on_conflict_do_update(index_elements=keys, set_={
+        **{name: table.c[name] + statement.excluded[name] for name in add},
+        **{name: statement.excluded[name] for name in replace}}))
+
+
+def _add_to_months(dj_id: int, month: date, old_tracks: dict[int, int], old_tippers: dict[int, tuple[int, int]],
+                   rows: dict[type, list[dict]]) -> None:
+    """Move the DJ's month rows by what this bucket's refresh changed (new rows less old ones). In
+    key order, so two refreshes of one month lock its rows in the same order."""
+    tracks = {row["track_id"]: row for row in rows[AnalyticsTrack]}
+    track_values = []
+    for track_id in sorted(set(old_tracks) | set(tracks)):
+        row = tracks.get(track_id)
+        change = (row["requests"] if row else 0) - old_tracks.get(track_id, 0)
+        if change:
+            track_values.append({"dj_id": dj_id, "month": month, "track_id": track_id, "requests": change,
+                                 "title": row["title"] if row else "", "artist": row["artist"] if row else "",
+                                 "genre": row["genre"] if row else ""})
+    tippers = {row["device_id"]: row for row in rows[AnalyticsTipper]}
+    tipper_values = []
+    for device_id in sorted(set(old_tippers) | set(tippers)):
+        row = tippers.get(device_id)
+        old_tips, old_cents = old_tippers.get(device_id, (0, 0))
+        tips, cents = (row["tips"] - old_tips, row["cents"] - old_cents) if row else (-old_tips, -old_cents)
+        if tips or cents:
+            tipper_values.append({"dj_id": dj_id, "month": month, "device_id": device_id, "tips": tips,
+                                  "cents": cents})
+    # a row that is only taken from keeps its labels (a track gone from the bucket may stay in the month)
+    labelled = [v for v in track_values if v["track_id"] in tracks]
+    unlabelled = [v for v in track_values if v["track_id"] not in tracks]
+    if labelled:
+        _upsert(AnalyticsTrackMonth, labelled, ["dj_id", "month", "track_id"], ("requests",),
+                ("title", "artist", "genre"))
+    if unlabelled:
+        _upsert(AnalyticsTrackMonth, unlabelled, ["dj_id", "month", "track_id"], ("requests",))
+    if tipper_values:
+        _upsert(AnalyticsTipperMonth, tipper_values, ["dj_id", "month", "device_id"], ("tips", "cents"))
+    if unlabelled or any(v["requests"] < 0 for v in labelled):
+        db.session.execute(delete(AnalyticsTrackMonth).where(
+            AnalyticsTrackMonth.dj_id == dj_id, AnalyticsTrackMonth.month == month, AnalyticsTrackMonth.requests <= 0))
+    if any(v["tips"] < 0 for v in tipper_values):
+        db.session.execute(delete(AnalyticsTipperMonth).where(
+            AnalyticsTipperMonth.dj_id == dj_id, AnalyticsTipperMonth.month == month, AnalyticsTipperMonth.tips <= 0))
+
+
+def refresh_requests(request_ids: Iterable[int]) -> int:
+    """After requests were created or moved: their (set, day) buckets again. Returns how many."""
+    rows = db.session.execute(select(SongRequest.set_id, SongRequest.created_at)
+                              .where(SongRequest.id.in_(list(request_ids)))).all()
+    return _refresh_moments(rows)
+
+
+def refresh_payments(payment_ids: Iterable[int]) -> int:
+    """After requests' or tips' payments moved (refunds, a tip paid): the buckets of what they paid for."""
+    ids = list(payment_ids)
+    rows = db.session.execute(select(SongRequest.set_id, SongRequest.created_at)
+                              .where(SongRequest.payment_id.in_(ids))).all()
+    rows += db.session.execute(select(Tip.set_id, Tip.created_at).where(Tip.payment_id.in_(ids))).all()
+    return _refresh_moments(rows)
+
+
+def _refresh_moments(rows: Iterable[tuple[int, datetime]]) -> int:
+    infos: dict[int, SetInfo | None] = {}
+    buckets = set()
+    for set_id, created in rows:
+        if set_id not in infos:
+            infos[set_id] = set_info(set_id)
+        if infos[set_id] is not None:
+            buckets.add((set_id, local_day(created, infos[set_id].zone)))
+    db.session.rollback()  # end the read before the first bucket's lock
+    for set_id, day in sorted(buckets):
+        refresh_bucket(set_id, day)
+    return len(buckets)
+
+
+# -- rebuild and catch-up ------------------------------------------------------------------------
+
+def rebuild(dj_id: int | None = None) -> int:
+    """Drop every rollup (of one DJ, or all) and compute them again from the raw rows, a set at a
+    time, each set in its own transaction; returns how many sets were computed."""
+    sets = select(DJSet.id).join(Event, Event.id == DJSet.event_id)
+    djs = select(DJProfile.id)
+    if dj_id is not None:
+        sets = sets.where(Event.dj_id == dj_id)
+        djs = djs.where(DJProfile.id == dj_id)
+    set_ids = list(db.session.scalars(sets.order_by(DJSet.id)))
+    dj_ids = list(db.session.scalars(djs.order_by(DJProfile.id)))
+    for set_id in set_ids:
+        info = set_info(set_id)
+        rows = compute(info)
+        days = {row["day"] for row in rows[AnalyticsHour]}
+        for model in (*ROLLUPS, AnalyticsBucket):
+            db.session.execute(delete(model).where(model.set_id == set_id))
+        _upsert_bucket(info, days, utcnow())
+        _write(rows)
+        db.session.commit()
+    for one in dj_ids:
+        rebuild_months(one)
+    return len(set_ids)
+
+
+def rebuild_months(dj_id: int) -> None:
+    """The DJ's month rows again, as the sums of their day rows; commits."""
+    tracks: dict[tuple[date, int], dict] = {}
+    for day, track_id, title, artist, genre, requests in db.session.execute(
+            select(AnalyticsTrack.day, AnalyticsTrack.track_id, AnalyticsTrack.title, AnalyticsTrack.artist,
+                   AnalyticsTrack.genre, AnalyticsTrack.requests).where(AnalyticsTrack.dj_id == dj_id)
+            .order_by(AnalyticsTrack.day, AnalyticsTrack.set_id)):
+        row = tracks.setdefault((day.replace(day=1), track_id), {
+            "dj_id": dj_id, "month": day.replace(day=1), "track_id": track_id, "requests": 0})
+        row.update(title=title, artist=artist, genre=genre, requests=row["requests"] + requests)  # the latest labels
+    tippers: dict[tuple[date, int], dict] = {}
+    for day, device_id, tips, cents in db.session.execute(
+            select(AnalyticsTipper.day, AnalyticsTipper.device_id, AnalyticsTipper.tips, AnalyticsTipper.cents)
+            .where(AnalyticsTipper.dj_id == dj_id)):
+        row = tippers.setdefault((day.replace(day=1), device_id), {
+            "dj_id": dj_id, "month": day.replace(day=1), "device_id": device_id, "tips": 0, "cents": 0})
+        row["tips"] += tips
+        row["cents"] += cents
+    for model in MONTHLY:
+        db.session.execute(delete(model).where(model.dj_id == dj_id))
+    _write({AnalyticsTrackMonth: list(tracks.values()), AnalyticsTipperMonth: list(tippers.values())})
+    db.session.commit()
+
+
+def rebuild_for(dj_public_id: str | None) -> int:
+    """`rebuild` for the DJ with this public id (NotFound if none), or for everyone."""
+    if dj_public_id is None:
+        return rebuild()
+    dj_id = db.session.scalar(select(DJProfile.id).where(DJProfile.public_id == dj_public_id))
+    if dj_id is None:
+        raise NotFound("That DJ")
+    return rebuild(dj_id)
+
+
+def catch_up(now: datetime | None = None) -> int:
+    """Refresh every bucket whose raw rows changed since the last catch-up (less an overlap):
+    what a lost job (Redis down after the commit) left stale. The first run ever rebuilds all.
+    Returns how many buckets were refreshed."""
+    now = now or utcnow()
+    sync = db.session.get(AnalyticsSync, CATCH_UP)
+    if sync is None:
+        rebuild()
+        db.session.add(AnalyticsSync(name=CATCH_UP, synced_at=now))
+        db.session.commit()
+        return -1
+    since = sync.synced_at - CATCH_UP_OVERLAP
+    # Three index reads: requests changed (ix_song_requests_updated_at), and the requests and tips of
+    # payments that moved in a state analytics counts (ix_payments_state_updated).
+    moved = select(Payment.id).where(Payment.state.in_(("COMPLETED", *REFUND_STATES)), Payment.updated_at >= since)
+    changed = set(db.session.execute(
+        select(SongRequest.set_id, SongRequest.created_at).where(SongRequest.updated_at >= since)).all())
+    changed |= set(db.session.execute(
+        select(SongRequest.set_id, SongRequest.created_at).where(SongRequest.payment_id.in_(moved))).all())
+    changed |= set(db.session.execute(
+        select(Tip.set_id, Tip.created_at).where(Tip.payment_id.in_(moved))).all())
+    refreshed = _refresh_moments(changed)
+    sync = db.session.get(AnalyticsSync, CATCH_UP)
+    sync.synced_at = now
+    db.session.commit()
+    return refreshed
+
+
+def rollup_counts(dj_id: int | None = None) -> dict[str, list[tuple]]:
+    """Every rollup row (of one DJ, or all), sorted: what the rebuild test compares."""
+    out = {}
+    for model in (*ROLLUPS, *MONTHLY):
+        table = model.__table__
+        statement = select(*[c for c in table.columns]).order_by(*table.primary_key.columns)
+        if dj_id is not None:
+            statement = statement.where(table.c.dj_id == dj_id)
+        out[model.__tablename__] = [tuple(row) for row in db.session.execute(statement)]
+    return out
+
+
+__all__ = ["catch_up", "compute", "day_window", "local_day", "rebuild", "rebuild_for", "refresh_bucket", "refresh_payments",
+           "refresh_requests", "rollup_counts", "set_info"]

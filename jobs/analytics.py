@@ -1,0 +1,24 @@
+"""Analytics jobs: keep the rollups current (services/analytics/rollup.py)."""
+from __future__ import annotations
+
+from app.services import analytics
+
+from .context import with_app_context
+
+
+@with_app_context
+def refresh_requests(request_ids: list[int]) -> int:
+    """After a transaction created or moved these requests: their (set, day) buckets from the raw rows."""
+    return analytics.refresh_requests(request_ids)
+
+
+@with_app_context
+def refresh_payments(payment_ids: list[int]) -> int:
+    """After a transaction moved these payments (a tip paid, refunds): the buckets of what they paid for."""
+    return analytics.refresh_payments(payment_ids)
+
+
+@with_app_context
+def catch_up() -> int:
+    """Every 5 minutes: buckets whose raw rows changed since the last run (a job that was lost)."""
+    return analytics.catch_up()
