@@ -14,6 +14,7 @@ run bench: export PAYMENT_PROVIDER ?= sandbox
 run: system-run $(STAMP)
 	@mkdir -p instance
 	$(BIN)/flask db upgrade
+	$(BIN)/flask vapid-keys > /dev/null  # the Web Push keys: instance/vapid.json, made on first run
 	$(BIN)/flask seed-demo
 	@echo
 	@echo "  BeatMatchMe is starting on http://127.0.0.1:5000"

@@ -9,10 +9,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = BASE_DIR / "instance"
@@ -52,6 +56,28 @@ def _dev_secret_key() -> str:
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def new_vapid_keys() -> dict[str, str]:
+    """A fresh VAPID key pair for Web Push: the private key as base64url of its
+    32 raw bytes, the public key as base64url of the uncompressed P-256 point
+    (what the browser's PushManager takes as applicationServerKey)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    raw = key.private_numbers().private_value.to_bytes(32, "big")
+    point = key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    b64 = lambda data: base64.urlsafe_b64encode(data).rstrip(b"=").decode()  # noqa: E731
+    return {"VAPID_PRIVATE_KEY": b64(raw), "VAPID_PUBLIC_KEY": b64(point)}
+
+
+def _dev_vapid_keys() -> dict[str, str]:
+    """A VAPID key pair kept in instance/vapid.json (made on first start), so
+    that browsers' push subscriptions survive restarts."""
+    INSTANCE_DIR.mkdir(exist_ok=True)
+    path = INSTANCE_DIR / "vapid.json"
+    if not path.exists():
+        path.write_text(json.dumps(new_vapid_keys()))
+        path.chmod(0o600)
+    return json.loads(path.read_text())
 
 
 class BaseConfig:
@@ -107,6 +133,14 @@ class BaseConfig:
         self.FRAUD_VELOCITY_DAYS = _env_int("FRAUD_VELOCITY_DAYS", 14)
         # Our own backoff for refunds (1st retry after this, doubling, capped at an hour).
         self.REFUND_RETRY_SECONDS = _env_float("REFUND_RETRY_SECONDS", 10.0)
+        # Web Push (services/live/push.py): the VAPID key pair and the contact
+        # the push services see. Development makes a pair in instance/; tests
+        # and production read them from here; without them no push is sent.
+        self.VAPID_PRIVATE_KEY = env.get("VAPID_PRIVATE_KEY", "")
+        self.VAPID_PUBLIC_KEY = env.get("VAPID_PUBLIC_KEY", "")
+        self.VAPID_SUBJECT = env.get("VAPID_SUBJECT", "mailto:push@beatmatchme.invalid")
+        # First backoff after a failed push (doubling, 5 retries, capped at an hour).
+        self.PUSH_RETRY_SECONDS = _env_float("PUSH_RETRY_SECONDS", 10.0)
         # An admin's refund above this (in cents) waits for a second admin's approval.
         self.ADMIN_REFUND_APPROVAL_CENTS = _env_int("ADMIN_REFUND_APPROVAL_CENTS", 50_000)
         self.SENTRY_DSN = env.get("SENTRY_DSN", "")
@@ -268,6 +302,9 @@ class DevelopmentConfig(BaseConfig):
         super().__init__()
         if not self.SECRET_KEY:
             self.SECRET_KEY = _dev_secret_key()
+        if not (self.VAPID_PRIVATE_KEY and self.VAPID_PUBLIC_KEY):
+            keys = _dev_vapid_keys()
+            self.VAPID_PRIVATE_KEY, self.VAPID_PUBLIC_KEY = keys["VAPID_PRIVATE_KEY"], keys["VAPID_PUBLIC_KEY"]
 
 
 class TestConfig(BaseConfig):
@@ -309,6 +346,9 @@ class ProductionConfig(BaseConfig):
             raise ConfigError("The payment sandbox cannot run in production: set PAYMENT_PROVIDER=yoco")
         if not os.environ.get("DATABASE_URL"):
             raise ConfigError("DATABASE_URL must be set in production")
+        if not (self.VAPID_PRIVATE_KEY and self.VAPID_PUBLIC_KEY and os.environ.get("VAPID_SUBJECT")):
+            raise ConfigError("VAPID_PRIVATE_KEY, VAPID_PUBLIC_KEY and VAPID_SUBJECT must be set in production "
+                              "(`flask vapid-keys` makes a pair)")
         super().validate()
 
 

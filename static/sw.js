@@ -182,3 +182,33 @@ async function trim(cache) {
   const keys = await cache.keys();
   await Promise.all(keys.slice(0, Math.max(0, keys.length - MAX_PAGES)).map((k) => cache.delete(k)));
 }
+
+/* ---- Web Push (static/js/push.js subscribes; services/live/push.py sends) ----
+ * push:              the payload is JSON {title, body, tag, url}; one
+ *                    notification per request (its tag), a newer one replaces it.
+ * notificationclick: focus an open tab of this site on that page, or open it.
+ */
+self.addEventListener('push', (event) => {
+  let data = {};
+  try { data = event.data ? event.data.json() : {}; } catch (err) { data = { body: event.data.text() }; }
+  const title = data.title || 'BeatMatchMe';
+  event.waitUntil(self.registration.showNotification(title, {
+    body: data.body || '',
+    tag: data.tag || 'bmm',
+    renotify: Boolean(data.tag),
+    icon: '/static/icons/icon-192.png',
+    badge: '/static/icons/icon-192.png',
+    data: { url: data.url || '/me' },
+  }));
+});
+
+self.addEventListener('notificationclick', (event) => {
+  event.notification.close();
+  const target = new URL((event.notification.data && event.notification.data.url) || '/me', self.location.origin);
+  if (target.origin !== self.location.origin) return;
+  event.waitUntil(self.clients.matchAll({ type: 'window', includeUncontrolled: true }).then((tabs) => {
+    const same = tabs.find((tab) => new URL(tab.url).pathname === target.pathname);
+    if (same) return same.navigate(target.href).then((tab) => (tab || same).focus()).catch(() => same.focus());
+    return self.clients.openWindow(target.href);
+  }));
+});

@@ -1,9 +1,10 @@
-"""Flask CLI commands: `flask --app wsgi seed-demo`, `create-admin`, `sandbox-keys`, `analytics-rebuild`, `jobs …`."""
+"""Flask CLI commands: `flask --app wsgi seed-demo`, `create-admin`, `sandbox-keys`, `vapid-keys`, `analytics-rebuild`, `jobs …`."""
 from __future__ import annotations
 
 import click
 from flask import Flask, current_app
 
+from ..config import new_vapid_keys
 from ..extensions import db
 from ..services import analytics
 from ..services.accounts import MIN_PASSWORD_LENGTH, create_user
@@ -46,6 +47,20 @@ def register(app: Flask) -> None:
         click.echo(f"YOCO_API_BASE={current_app.config['YOCO_API_BASE']}")
         click.echo(f"YOCO_SECRET_KEY={current_app.config['YOCO_SECRET_KEY']}")
         click.echo(f"YOCO_WEBHOOK_SECRET={current_app.config['YOCO_WEBHOOK_SECRET']}")
+
+    @app.cli.command("vapid-keys")
+    @click.option("--new", "new", is_flag=True, help="Print a fresh pair (for production's environment).")
+    def vapid_keys_command(new: bool) -> None:
+        """The Web Push (VAPID) keys in use (development makes them in instance/vapid.json
+        on first start), or with --new a fresh pair to put in production's environment."""
+        keys = new_vapid_keys() if new else {name: current_app.config[name]
+                                             for name in ("VAPID_PRIVATE_KEY", "VAPID_PUBLIC_KEY")}
+        if not keys["VAPID_PUBLIC_KEY"]:
+            raise click.ClickException("No VAPID keys configured: run `flask vapid-keys --new` and set them.")
+        for name, value in keys.items():
+            click.echo(f"{name}={value}")
+        if not new:
+            click.echo(f"VAPID_SUBJECT={current_app.config['VAPID_SUBJECT']}")
 
     @app.cli.command("create-admin")
     @click.option("--email", required=True)

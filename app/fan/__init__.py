@@ -7,4 +7,4 @@ bp = Blueprint("fan", __name__)
 # Every fan page makes sure the browser carries a signed device cookie.
 bp.before_request(lambda: device_token() and None)
 
-from . import live, me, requests, routes, tips  # noqa: E402,F401
+from . import live, me, push, requests, routes, tips  # noqa: E402,F401

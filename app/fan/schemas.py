@@ -2,6 +2,9 @@
 they are dropped or corrected, with a note saying so."""
 from __future__ import annotations
 
+import base64
+import binascii
+
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from werkzeug.datastructures import MultiDict
 
@@ -152,3 +155,41 @@ class HistoryArgs(Schema):
         unknown = EXCLUDE
 
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+
+
+def _b64url_bytes(length: int, first: int | None = None):
+    def check(value: str) -> None:
+        try:
+            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        except (ValueError, binascii.Error):
+            raise ValidationError("Not base64url.")
+        if len(raw) != length or (first is not None and raw[0] != first):
+            raise ValidationError("Not a key of the right kind.")
+    return check
+
+
+class PushKeys(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    # The browser's P-256 public key (uncompressed point) and its 16-byte auth secret.
+    p256dh = fields.String(required=True, validate=[validate.Length(max=200), _b64url_bytes(65, first=4)])
+    auth = fields.String(required=True, validate=[validate.Length(max=100), _b64url_bytes(16)])
+
+
+class PushSubscriptionBody(Schema):
+    """PushSubscription.toJSON() as the browser gives it."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    endpoint = fields.Url(required=True, schemes={"https", "http"}, require_tld=False,
+                          validate=validate.Length(max=500))
+    keys = fields.Nested(PushKeys, required=True)
+
+
+class PushEndpointBody(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    endpoint = fields.String(required=True, validate=validate.Length(min=1, max=500))

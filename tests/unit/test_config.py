@@ -2,7 +2,7 @@
 import pytest
 
 from app import create_app
-from app.config import ConfigError, DevelopmentConfig, ProductionConfig, TestConfig, config_from_env
+from app.config import ConfigError, DevelopmentConfig, ProductionConfig, TestConfig, config_from_env, new_vapid_keys
 
 STRONG_KEY = "k" * 20 + "Zq8-vT3_pL0xWm7n2RsY4u"
 
@@ -15,6 +15,9 @@ def prod_env(monkeypatch):
     monkeypatch.setenv("PAYMENT_PROVIDER", "yoco")
     monkeypatch.setenv("YOCO_SECRET_KEY", "sk_live_abc")
     monkeypatch.setenv("YOCO_WEBHOOK_SECRET", "whsec_c2VjcmV0")
+    for name, value in new_vapid_keys().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("VAPID_SUBJECT", "mailto:ops@example.com")
     return monkeypatch
 
 
@@ -48,6 +51,23 @@ def test_production_needs_a_database_url(prod_env):
     prod_env.delenv("DATABASE_URL")
     with pytest.raises(ConfigError, match="DATABASE_URL"):
         create_app(ProductionConfig)
+
+
+@pytest.mark.parametrize("name", ["VAPID_PRIVATE_KEY", "VAPID_PUBLIC_KEY", "VAPID_SUBJECT"])
+def test_production_needs_the_web_push_keys(prod_env, name):
+    prod_env.delenv(name)
+    with pytest.raises(ConfigError, match=name):
+        create_app(ProductionConfig)
+
+
+def test_development_keeps_its_vapid_keys_in_instance(monkeypatch, tmp_path):
+    monkeypatch.setattr("app.config.INSTANCE_DIR", tmp_path)
+    monkeypatch.delenv("VAPID_PRIVATE_KEY", raising=False)
+    monkeypatch.delenv("VAPID_PUBLIC_KEY", raising=False)
+    first, again = DevelopmentConfig(), DevelopmentConfig()
+    assert (tmp_path / "vapid.json").exists()
+    assert first.VAPID_PUBLIC_KEY == again.VAPID_PUBLIC_KEY and len(first.VAPID_PUBLIC_KEY) == 87
+    assert first.VAPID_PRIVATE_KEY == again.VAPID_PRIVATE_KEY
 
 
 def test_unknown_payment_provider_is_refused_everywhere(monkeypatch):

@@ -32,3 +32,8 @@ def test_playing_vetoed_and_refunded_are_each_announced():
     assert vetoed == [("vetoed", "The DJ couldn't play “Despacito”. Your R20 is being refunded.")]
     assert told(Seen("vetoed", 0, False), Seen("vetoed", 0, True)) == ["refunded"]
     assert told(Seen("pending", 2, False), Seen("expired", 0, True)) == ["refunded"]
+
+
+def test_a_set_that_ended_before_the_song_played_says_so_with_the_refund():
+    notes = changes(TITLE, PRICE, Seen("expired", 0, False), Seen("expired", 0, True))
+    assert notes == [("refunded", "The set ended before “Despacito” played. Your R20 has been refunded.")]

@@ -71,7 +71,11 @@ def changes(title: str, amount_cents: int, before: Seen | None, now: Seen) -> li
     if now.status == "vetoed" and before.status != "vetoed":
         notes.append(("vetoed", f"The DJ couldn't play {song}. Your {rands(amount_cents)} is being refunded."))
     if now.refunded and not before.refunded:
-        notes.append(("refunded", f"Your {rands(amount_cents)} for {song} has been refunded."))
+        if now.status == "expired":
+            notes.append(("refunded", f"The set ended before {song} played. Your {rands(amount_cents)} "
+                                      "has been refunded."))
+        else:
+            notes.append(("refunded", f"Your {rands(amount_cents)} for {song} has been refunded."))
     if now.position == 1 and before.position != 1:
         notes.append(("position", f"{song} is next up: #1 in the queue."))
     elif now.position and before.position and abs(now.position - before.position) > MOVE_THRESHOLD:
@@ -80,10 +84,11 @@ def changes(title: str, amount_cents: int, before: Seen | None, now: Seen) -> li
     return notes
 
 
-def due_toasts(device_id: int, items: list[tuple[str, str, int, Seen]]) -> list[Toast]:
+def due_toasts(device_id: int, items: list[tuple[str, str, int, Seen]], channel: str = "notify") -> list[Toast]:
     """Record what this device now sees and return what it has not been told.
 
     `items`: (request public id, title, amount in cents, Seen) per request.
+    `channel`: "notify" for the page, "push" for Web Push (each keeps its own record).
     """
     if not items:
         return []
@@ -92,7 +97,7 @@ def due_toasts(device_id: int, items: list[tuple[str, str, int, Seen]]) -> list[
         args += [public_id, seen.encode()]
     try:
         script = redis_store.client.register_script(_SWAP)
-        old = script(keys=[f"bmm:notify:{device_id}"], args=args)
+        old = script(keys=[f"bmm:{channel}:{device_id}"], args=args)
     except redis.RedisError:
         current_app.logger.warning("notification state unavailable for device %s", device_id)
         return []

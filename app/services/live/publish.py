@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import redis
 from flask import current_app
@@ -95,5 +95,17 @@ def publish_now(event_public_id: str, kind: str, data: dict | None = None,
         return None
 
 
+# Called with the event's public id on every publish_after_commit (push.py
+# registers its scan here: publish.py is imported by the modules it needs).
+_HOOKS: list[Callable[[str], None]] = []
+
+
+def on_publish(hook: Callable[[str], None]) -> None:
+    if hook not in _HOOKS:
+        _HOOKS.append(hook)
+
+
 def publish_after_commit(event_public_id: str, kind: str, **data) -> None:
     after_commit(publish_now, event_public_id, kind, data)
+    for hook in _HOOKS:
+        hook(event_public_id)
