@@ -82,6 +82,7 @@
     if (!isNaN(seq)) { lastSeq = seq; lastEpoch = epoch; }
     window.BMM.swapOob(text.slice(newline + 1));
     markViewer();
+    syncRequests();
     document.dispatchEvent(new CustomEvent('bmm:live-update', { detail: { seq: seq } }));
   }
 
@@ -106,8 +107,27 @@
     });
   }
 
+  // Requests paused, closed or the set ended (#set-status data-accepting="0"):
+  // the results' Request buttons stay, disabled; open again: enabled. No reload.
+  function syncRequests() {
+    var status = document.getElementById('set-status');
+    if (!status) return;
+    var open = status.getAttribute('data-accepting') === '1';
+    document.querySelectorAll('a.request-link').forEach(function (link) {
+      if (open) {
+        link.setAttribute('href', link.getAttribute('data-href'));
+        link.removeAttribute('aria-disabled');
+        link.removeAttribute('role');
+      } else {
+        link.removeAttribute('href');
+        link.setAttribute('aria-disabled', 'true');
+        link.setAttribute('role', 'link');
+      }
+    });
+  }
+
   // Responses to the fan's own taps (a vote) arrive through htmx.
-  document.addEventListener('htmx:load', markViewer);
+  document.addEventListener('htmx:load', function () { markViewer(); syncRequests(); });
 
   // -- the socket ------------------------------------------------------
   function clearTimers() {
