@@ -162,6 +162,7 @@
         refused = false;
         stopPolling();
         setState('live');
+        flushVotes(); // the line is back: send what waited
       }
       apply(String(event.data), first);
       first = false;
@@ -237,6 +238,106 @@
     pollTimer = null;
   }
 
+  // -- votes tapped offline: the outbox ----------------------------------
+  // A vote tapped offline (or whose send failed) is kept on the phone in
+  // IndexedDB ("bmm-fan", store "votes"), one entry per request: the state
+  // the fan wants (a vote and its undo offline cancel out) and a fresh
+  // Idempotency-Key per tap. It is sent when the connection returns: on
+  // `online`, on page load, when the socket is back, and by the service worker's Background Sync
+  // ("bmm-votes") where the browser has it. Whoever sends takes the entries
+  // out in one transaction, so each is sent once; the server's vote is a
+  // state ("voted" or not), so even a repeat could not count twice.
+  var csrf = (JSON.parse(document.body.getAttribute('hx-headers') || '{}'))['X-CSRFToken'];
+  var outboxPromise = null;
+  function outbox(mode, work) {
+    if (!outboxPromise) {
+      outboxPromise = new Promise(function (resolve) {
+        var req;
+        try { req = indexedDB.open('bmm-fan', 1); } catch (e) { resolve(null); return; }
+        req.onupgradeneeded = function () { req.result.createObjectStore('votes', { keyPath: 'request' }); };
+        req.onsuccess = function () { resolve(req.result); };
+        req.onerror = function () { resolve(null); };
+      });
+    }
+    return outboxPromise.then(function (db) {
+      if (!db) return null;
+      return new Promise(function (resolve) {
+        var tx = db.transaction('votes', mode);
+        var result = work(tx.objectStore('votes'));
+        tx.oncomplete = function () { resolve(result && result.result); };
+        tx.onerror = tx.onabort = function () { resolve(null); };
+      });
+    });
+  }
+
+  function tapKey() {
+    return window.crypto && crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(36).slice(2);
+  }
+
+  function queueVote(form) {
+    var item = form.closest('.queue-item');
+    var wanted = form.elements.vote.value;
+    var entry = { request: item.getAttribute('data-request'), url: form.getAttribute('hx-post'),
+                  vote: wanted, key: tapKey(), csrf: csrf };
+    outbox('readwrite', function (store) { return store.put(entry); }).then(function () {
+      if (navigator.serviceWorker && 'SyncManager' in window) {
+        navigator.serviceWorker.ready.then(function (reg) { return reg.sync.register('bmm-votes'); })
+          .catch(function () { /* replay on load and on online does it */ });
+      }
+    });
+    // Show it as done, marked as waiting to be sent.
+    var button = form.querySelector('.vote-button');
+    var count = form.querySelector('.vote-count');
+    button.setAttribute('aria-pressed', wanted === '1' ? 'true' : 'false');
+    count.textContent = String(Math.max(0, parseInt(count.textContent, 10) + (wanted === '1' ? 1 : -1)));
+    form.elements.vote.value = wanted === '1' ? '0' : '1';
+    item.setAttribute('data-queued', '');
+    window.BMM.toast('No connection: your vote is saved on this phone and sent when the connection returns.');
+  }
+
+  function flushVotes() {
+    if (!navigator.onLine) return;
+    outbox('readwrite', function (store) {
+      var all = store.getAll();
+      store.clear();
+      return all;
+    }).then(function (entries) {
+      (entries || []).forEach(function (entry) {
+        fetch(entry.url, {
+          method: 'POST', credentials: 'same-origin', body: 'vote=' + entry.vote,
+          headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'X-CSRFToken': entry.csrf,
+                     'HX-Request': 'true', 'Idempotency-Key': entry.key }
+        }).then(function (response) {
+          if (response.status >= 500 || response.status === 429 || response.status === 408) throw new Error('later');
+          var said = response.headers.get('X-Refusal');
+          if (!response.ok && response.status !== 409) {
+            window.BMM.toast(said ? decodeURIComponent(said) : 'A vote saved offline could not be counted.');
+          }
+          return response.text();
+        }).then(function (html) {
+          document.querySelectorAll('.queue-item[data-queued]').forEach(function (el) {
+            if (el.getAttribute('data-request') === entry.request) el.removeAttribute('data-queued');
+          });
+          if (html) { window.BMM.swapOob(html); markViewer(); }
+        }).catch(function () {
+          // Not sent: back in the outbox, unless a newer tap for that request is already there.
+          outbox('readwrite', function (store) { return store.add(entry); });
+        });
+      });
+    });
+  }
+
+  document.addEventListener('htmx:beforeRequest', function (event) {
+    var form = event.detail && event.detail.elt;
+    if (navigator.onLine || !form || !form.matches || !form.matches('.vote-form')) return;
+    event.preventDefault();
+    queueVote(form);
+  });
+  document.addEventListener('htmx:sendError', function (event) {
+    var form = event.detail && event.detail.elt;
+    if (form && form.matches && form.matches('.vote-form')) queueVote(form);
+  });
+
   // -- the network and the tab -----------------------------------------
   window.addEventListener('offline', function () {
     setState('offline');
@@ -244,8 +345,10 @@
   });
   window.addEventListener('online', function () {
     failures = 0;
+    flushVotes();
     connect();
   });
+  flushVotes();
 
   function resync() {
     if (ws && ws.readyState === WebSocket.OPEN) {
