@@ -83,6 +83,7 @@
     window.BMM.swapOob(text.slice(newline + 1));
     markViewer();
     syncRequests();
+    syncBar();
     document.dispatchEvent(new CustomEvent('bmm:live-update', { detail: { seq: seq } }));
   }
 
@@ -126,8 +127,25 @@
     });
   }
 
+  // The phone's first screen (#now-bar, fixed at the bottom): now playing,
+  // this fan's next request with its position and wait, the connection.
+  function syncBar() {
+    var bar = document.getElementById('now-bar');
+    if (!bar) return;
+    var title = document.querySelector('#now-playing .np-title');
+    bar.querySelector('.now-bar-title').textContent = title ? title.textContent.trim() : '';
+    var mine = document.querySelector('.queue-item--mine');
+    var link = bar.querySelector('.now-bar-mine');
+    link.hidden = !mine;
+    if (mine) {
+      var wait = mine.querySelector('.queue-wait .muted');
+      link.textContent = 'Yours #' + mine.getAttribute('data-position') + (wait ? ' · ' + wait.textContent.trim() : '');
+    }
+    bar.hidden = false;
+  }
+
   // Responses to the fan's own taps (a vote) arrive through htmx.
-  document.addEventListener('htmx:load', function () { markViewer(); syncRequests(); });
+  document.addEventListener('htmx:load', function () { markViewer(); syncRequests(); syncBar(); });
 
   // -- the socket ------------------------------------------------------
   function clearTimers() {
