@@ -133,7 +133,7 @@
     var bar = document.getElementById('now-bar');
     if (!bar) return;
     var title = document.querySelector('#now-playing .np-title');
-    bar.querySelector('.now-bar-title').textContent = title ? title.textContent.trim() : '';
+    if (title) bar.querySelector('.now-bar-title').textContent = title.textContent.trim();
     var mine = document.querySelector('.queue-item--mine');
     var link = bar.querySelector('.now-bar-mine');
     link.hidden = !mine;
@@ -141,7 +141,6 @@
       var wait = mine.querySelector('.queue-wait .muted');
       link.textContent = 'Yours #' + mine.getAttribute('data-position') + (wait ? ' · ' + wait.textContent.trim() : '');
     }
-    bar.hidden = false;
   }
 
   // Responses to the fan's own taps (a vote) arrive through htmx.

@@ -137,3 +137,29 @@ def test_pausing_resuming_and_ending_the_set_change_the_open_page(night, live_se
     expect(page.locator("a.request-link").first).to_have_attribute("aria-disabled", "true")
     screenshot(page, "fan-set-ended-phone")
     assert errors == [], errors
+
+
+def test_a_tip_tapped_offline_opens_its_checkout_once_back_online_and_never_charges_offline(
+        night, app, live_server, open_page):
+    from app.models import Payment
+
+    def tips() -> list:
+        db.session.expire_all()
+        return db.session.scalars(select(Payment).where(Payment.purpose == "tip")).all()
+
+    page, errors = open_page(PHONE, mobile=True)
+    page.goto(f"{live_server}/e/{night.event.public_id}")
+    expect(page.locator(".conn-status")).to_have_text("Live")
+    before = len(tips())
+    page.context.set_offline(True)
+    expect(page.locator(".conn-status")).to_have_text("Offline")
+    page.get_by_role("button", name="Send R20 tip").click()
+    expect(page.locator(".toast", has_text="your tip waits on this phone")).to_have_count(1)
+    assert len(tips()) == before
+
+    page.context.set_offline(False)
+    page.wait_for_url(lambda url: "/tip/" in url, timeout=15000)  # the hand-off to the provider's page
+    made = tips()
+    assert len(made) == before + 1 and made[-1].state == "PENDING" and made[-1].amount_cents == 2000
+    page.wait_for_load_state()
+    assert len(tips()) == before + 1  # once: the intent left the phone before it was sent
