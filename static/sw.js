@@ -90,10 +90,8 @@ self.addEventListener('message', (event) => {
   );
 });
 
-// The page that registered the worker was loaded before the worker existed,
-// so no fetch below saw it: store it now (the QR code's first visit then
-// reloads offline). The browser's HTTP cache still holds what it just
-// loaded; that first load carried no cookie, hence `credentials: 'omit'`.
+// The page that registered the worker (no fetch below saw it), from the HTTP
+// cache: its first load carried no cookie, hence credentials 'omit'.
 async function keepRegisteringPage(href) {
   let url;
   try { url = new URL(href, self.location.origin); } catch (err) { return; }
@@ -110,24 +108,20 @@ async function keepRegisteringPage(href) {
   if (isStorable(response)) await cache.put(key, await stamped(response));
 }
 
-// A stored page remembers when it was saved (X-BMM-Saved-At, ms).
 async function stamped(response) {
   const headers = new Headers(response.headers);
   headers.set('X-BMM-Saved-At', String(Date.now()));
   return new Response(await response.blob(), { status: response.status, statusText: response.statusText, headers });
 }
 
-// Served offline, a stored page says so: <html data-saved-at="ms">; app.js
-// shows "saved at HH:MM, live updates resume when online".
+// Served offline: <html data-saved-at="ms"> (app.js says so).
 async function asSavedCopy(response) {
   const saved = response.headers.get('X-BMM-Saved-At') || '';
   const html = (await response.text()).replace('<html ', `<html data-saved-at="${saved.replace(/\D/g, '')}" `);
   return new Response(html, { status: 200, headers: { 'Content-Type': 'text/html; charset=utf-8' } });
 }
 
-// Background Sync: votes tapped offline (static/js/live.js keeps them in
-// IndexedDB "bmm-fan"/"votes") are sent when the connection returns, even
-// with the page closed. Taken out in one transaction: each is sent once.
+// Background Sync: the votes live.js keeps in IndexedDB, taken out at once.
 self.addEventListener('sync', (event) => {
   if (event.tag === 'bmm-votes') event.waitUntil(sendQueuedVotes());
 });
@@ -153,7 +147,6 @@ function sendQueuedVotes() {
       });
       if (response.status >= 500 || response.status === 429) throw new Error('later');
     } catch (err) {
-      // Back in the outbox (unless a newer tap is there); the sync is retried.
       db.transaction('votes', 'readwrite').objectStore('votes').add(entry);
       throw err;
     }

@@ -108,8 +108,7 @@
     });
   }
 
-  // Requests paused, closed or the set ended (#set-status data-accepting="0"):
-  // the results' Request buttons stay, disabled; open again: enabled. No reload.
+  // Paused or ended (#set-status data-accepting="0"): Request buttons disabled, not gone.
   function syncRequests() {
     var status = document.getElementById('set-status');
     if (!status) return;
@@ -127,8 +126,7 @@
     });
   }
 
-  // The phone's first screen (#now-bar, fixed at the bottom): now playing,
-  // this fan's next request with its position and wait, the connection.
+  // #now-bar (a phone's first screen): now playing, this fan's next request.
   function syncBar() {
     var bar = document.getElementById('now-bar');
     if (!bar) return;
@@ -255,15 +253,7 @@
     pollTimer = null;
   }
 
-  // -- votes tapped offline: the outbox ----------------------------------
-  // A vote tapped offline (or whose send failed) is kept on the phone in
-  // IndexedDB ("bmm-fan", store "votes"), one entry per request: the state
-  // the fan wants (a vote and its undo offline cancel out) and a fresh
-  // Idempotency-Key per tap. It is sent when the connection returns: on
-  // `online`, on page load, when the socket is back, and by the service worker's Background Sync
-  // ("bmm-votes") where the browser has it. Whoever sends takes the entries
-  // out in one transaction, so each is sent once; the server's vote is a
-  // state ("voted" or not), so even a repeat could not count twice.
+  // -- votes tapped offline: the outbox (docs/live.md, "The client") ------
   var csrf = (JSON.parse(document.body.getAttribute('hx-headers') || '{}'))['X-CSRFToken'];
   var outboxPromise = null;
   function outbox(mode, work) {
@@ -302,7 +292,6 @@
           .catch(function () { /* replay on load and on online does it */ });
       }
     });
-    // Show it as done, marked as waiting to be sent.
     var button = form.querySelector('.vote-button');
     var count = form.querySelector('.vote-count');
     button.setAttribute('aria-pressed', wanted === '1' ? 'true' : 'false');
@@ -337,7 +326,7 @@
           });
           if (html) { window.BMM.swapOob(html); markViewer(); }
         }).catch(function () {
-          // Not sent: back in the outbox, unless a newer tap for that request is already there.
+          // Not sent: back, unless a newer tap for it is there.
           outbox('readwrite', function (store) { return store.add(entry); });
         });
       });

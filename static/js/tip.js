@@ -45,9 +45,7 @@
     label(form);
   });
 
-  // Offline: the tip waits on this phone (its idempotency key included) and
-  // its checkout opens once the connection is back; nothing is charged
-  // until the fan pays on the provider's page. Sent once: taken out first.
+  // Offline: the tip (with its idempotency key) waits here; its checkout opens once online.
   var KEY = "bmm-tip-intent";
   document.addEventListener("submit", function (event) {
     var form = event.target.closest && event.target.closest("[data-tip-form]");

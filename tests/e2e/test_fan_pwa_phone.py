@@ -130,7 +130,20 @@ def test_pausing_resuming_and_ending_the_set_change_the_open_page(night, live_se
     page.go_back()
     expect(page.locator(".conn-status")).to_have_text("Live")
 
+    # This phone has a request waiting when the DJ ends the set.
+    from app.core.devices import _serializer
+    from app.services.live import publish_after_commit
+    from tests.factories import device, paid_request
+
+    cookie = next(c for c in page.context.cookies() if c["name"] == "bmm_device")
+    mine = paid_request(night.set, night.tracks[2], device(_serializer().loads(cookie["value"])))
+    publish_after_commit(night.event.public_id, "request_created", request=mine.public_id)
+    db.session.commit()
+    expect(page.locator("#my-requests")).to_contain_text(night.tracks[2].title)
+
     end_set_now(night.dj.id, night.set.public_id)
+    expect(page.locator("#my-requests .badge--refunded")).to_be_visible()
+    expect(page.locator(".toast", has_text="The set ended before")).to_contain_text("is being refunded")
     expect(page.locator("#event-badge")).to_have_text("Ended")
     expect(page.locator(".notice--ended")).to_contain_text("This event has ended")
     expect(page.locator("#queue")).to_contain_text("The set has ended")

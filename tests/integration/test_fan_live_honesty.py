@@ -75,3 +75,12 @@ def test_an_old_request_link_and_a_foreign_checkout_page_lead_back_to_the_event(
     # An event that does not exist stays a plain 404; so does the API.
     response = client.get("/e/no-such-event/requests/x")
     assert response.status_code == 404 and "not there any more" not in response.get_data(as_text=True)
+
+
+def test_a_request_the_set_ended_before_it_played_is_announced_once():
+    from app.services.live.notify import Seen, changes
+
+    waiting, expired = Seen("pending", 3, False), Seen("expired", 0, False)
+    assert changes("bad guy", 2000, waiting, expired) == [
+        ("expired", "The set ended before “bad guy” played. Your R20 is being refunded.")]
+    assert changes("bad guy", 2000, expired, expired) == []
