@@ -2,17 +2,21 @@
  * BeatMatchMe service worker. Served at /sw.js with scope "/".
  *
  * - install:  precache the offline page (SHELL below).
- * - message:  {type: 'precache', urls}: each page (static/js/app.js) sends
- *             the versioned /static/ URLs it uses; they are stored from the
- *             browser's HTTP cache (sent immutable), so nothing is
- *             downloaded twice and a fan's phone never stores the DJ's
- *             scripts. It answers {type: 'precached'} when they are stored.
+ * - message:  {type: 'precache', urls, page}: each page (static/js/app.js)
+ *             sends the versioned /static/ URLs it uses and its own URL;
+ *             they are stored from the browser's HTTP cache (sent
+ *             immutable), so nothing is downloaded twice and a fan's phone
+ *             never stores the DJ's scripts; an event page is kept too, so
+ *             the QR code's first visit reloads offline. It answers
+ *             {type: 'precached'} when they are stored.
+ * - sync:     'bmm-votes' (Background Sync): sends the votes tapped offline.
  * - fetch:    GET only. /static/ is cache-first; page navigations are
  *             network-first, and successful event pages (/e/...) and the
  *             DJ's dashboard (/dj/, /dj/sets/<id>/live) are kept so the last
  *             seen copy still opens offline (dj-actions.js then lays its last
  *             live view and its waiting actions over it). If the network
- *             fails we serve that copy, or else /offline. DJ actions are
+ *             fails we serve that copy marked <html data-saved-at="ms">
+ *             (app.js says it is a saved copy), or else /offline. DJ actions are
  *             POSTs: never touched here; static/js/dj-actions.js queues them.
  * - activate: delete caches from older versions, take control of open tabs.
  *
@@ -21,7 +25,7 @@
  */
 'use strict';
 
-const VERSION = 'v4';
+const VERSION = 'v5';
 const PREFIX = 'bmm-';
 const SHELL_CACHE = `${PREFIX}shell-${VERSION}`;
 const PAGES_CACHE = `${PREFIX}pages-${VERSION}`;
@@ -80,10 +84,74 @@ self.addEventListener('message', (event) => {
       const response = await fetch(url.href);
       if (response.ok && response.type === 'basic') await cache.put(url.href, response);
     })))
+      .then(() => keepRegisteringPage(data.page))
       .then(() => event.source && event.source.postMessage({ type: 'precached' }))
       .catch(() => {})
   );
 });
+
+// The page that registered the worker (no fetch below saw it), from the HTTP
+// cache: its first load carried no cookie, hence credentials 'omit'.
+async function keepRegisteringPage(href) {
+  let url;
+  try { url = new URL(href, self.location.origin); } catch (err) { return; }
+  if (url.origin !== self.location.origin || !isKeptPage(url.pathname)) return;
+  const key = url.origin + url.pathname;
+  const cache = await caches.open(PAGES_CACHE);
+  if (await cache.match(key, { ignoreVary: true })) return;
+  let response;
+  try {
+    response = await fetch(url.href, { cache: 'only-if-cached', mode: 'same-origin', credentials: 'omit' });
+  } catch (err) {
+    response = await fetch(url.href, { cache: 'force-cache' });
+  }
+  if (isStorable(response)) await cache.put(key, await stamped(response));
+}
+
+async function stamped(response) {
+  const headers = new Headers(response.headers);
+  headers.set('X-BMM-Saved-At', String(Date.now()));
+  return new Response(await response.blob(), { status: response.status, statusText: response.statusText, headers });
+}
+
+// Served offline: <html data-saved-at="ms"> (app.js says so).
+async function asSavedCopy(response) {
+  const saved = response.headers.get('X-BMM-Saved-At') || '';
+  const html = (await response.text()).replace('<html ', `<html data-saved-at="${saved.replace(/\D/g, '')}" `);
+  return new Response(html, { status: 200, headers: { 'Content-Type': 'text/html; charset=utf-8' } });
+}
+
+// Background Sync: the votes live.js keeps in IndexedDB, taken out at once.
+self.addEventListener('sync', (event) => {
+  if (event.tag === 'bmm-votes') event.waitUntil(sendQueuedVotes());
+});
+
+function sendQueuedVotes() {
+  return new Promise((resolve) => {
+    const open = indexedDB.open('bmm-fan', 1);
+    open.onupgradeneeded = () => open.result.createObjectStore('votes', { keyPath: 'request' });
+    open.onerror = () => resolve([]);
+    open.onsuccess = () => {
+      const tx = open.result.transaction('votes', 'readwrite');
+      const all = tx.objectStore('votes').getAll();
+      tx.objectStore('votes').clear();
+      tx.oncomplete = () => resolve([open.result, all.result || []]);
+      tx.onerror = tx.onabort = () => resolve([]);
+    };
+  }).then(([db, entries]) => Promise.all((entries || []).map(async (entry) => {
+    try {
+      const response = await fetch(entry.url, {
+        method: 'POST', credentials: 'same-origin', body: `vote=${entry.vote}`,
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'X-CSRFToken': entry.csrf,
+                   'HX-Request': 'true', 'Idempotency-Key': entry.key },
+      });
+      if (response.status >= 500 || response.status === 429) throw new Error('later');
+    } catch (err) {
+      db.transaction('votes', 'readwrite').objectStore('votes').add(entry);
+      throw err;
+    }
+  })));
+}
 
 self.addEventListener('activate', (event) => {
   event.waitUntil(
@@ -146,7 +214,7 @@ async function networkFirstPage(event, url) {
       const copy = response.clone();
       event.waitUntil(
         caches.open(PAGES_CACHE)
-          .then((cache) => cache.put(key, copy).then(() => trim(cache)))
+          .then(async (cache) => cache.put(key, await stamped(copy)).then(() => trim(cache)))
           .catch(() => {})
       );
     }
@@ -155,7 +223,7 @@ async function networkFirstPage(event, url) {
     const cached = isKeptPage(url.pathname)
       ? await caches.match(key, { cacheName: PAGES_CACHE, ignoreVary: true })
       : undefined;
-    return cached ||
+    return (cached && isEventPage(url.pathname) ? await asSavedCopy(cached) : cached) ||
       (await caches.match(OFFLINE_URL, { cacheName: SHELL_CACHE })) ||
       Response.error();
   }

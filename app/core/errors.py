@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 
 from urllib.parse import quote
@@ -12,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..extensions import db, limiter
 from .htmx import is_htmx, toast_html
+from ..services import events as event_service
 from ..services.common.errors import DomainError
 
 TITLES = {
@@ -25,6 +27,22 @@ TITLES = {
     500: "Something went wrong",
     503: "Temporarily unavailable",
 }
+
+
+# A page inside an event (/e/<event>/...): a link that is gone gets a way back to the event.
+EVENT_LINK = re.compile(r"^/e/([^/]+)/.")
+
+
+def link_gone_page():
+    """An expired or foreign link inside an event that exists: a friendly page back to it, or None."""
+    match = EVENT_LINK.match(request.path)
+    if match is None or wants_json() or is_htmx():
+        return None
+    try:
+        event = event_service.get_public_event(match.group(1))
+    except DomainError:
+        return None
+    return render_template("errors/link_gone.html", event=event), 404
 
 
 # Refusals of htmx taps shown as a toast rather than swapped into the target.
@@ -89,6 +107,8 @@ def register(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(error: DomainError):
         db.session.rollback()
+        if error.status == 404 and (gone := link_gone_page()) is not None:
+            return gone
         return render_error(error.status, error.message, code=error.code, retry_after=error.retry_after)
 
     @app.errorhandler(HTTPException)
@@ -99,6 +119,8 @@ def register(app: Flask) -> None:
         if error.code == 429:
             retry = getattr(error, "retry_after", None) or _limit_retry_after()
             return render_error(429, "Too many requests. Please wait a moment and try again.", retry_after=retry)
+        if error.code == 404 and (gone := link_gone_page()) is not None:
+            return gone
         return render_error(error.code or 500, error.description or TITLES.get(error.code or 500, "Error"))
 
     @app.errorhandler(Exception)

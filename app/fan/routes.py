@@ -63,7 +63,8 @@ def event_page(public_id: str):
         suggestions = {"artists": index.top_artists[:6], "recent": recent_searches(device_token(), event.dj_id)}
     context = dict(event=event, params=params, result=result, notes=notes, genres=index.genres,
                    page_url=page_url, base_price=base_price, suggestions=suggestions,
-                   accepting=bool(dj_set and dj_set.accepting_requests))
+                   accepting=bool(dj_set and dj_set.accepting_requests),
+                   requestable=dj_set is not None)
     if is_htmx():
         return render_template("fan/_results.html", oob=True, **context)
 

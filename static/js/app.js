@@ -3,7 +3,8 @@
  * CSP-safe: no inline code, no eval. Loaded with <script src defer>.
  *
  * 1. Registers the service worker (/sw.js) and tells it which versioned
- *    static files this page uses, so it keeps exactly those for offline.
+ *    static files this page uses and its own URL, so it keeps exactly those
+ *    for offline. A saved copy it serves offline says when it is from.
  * 2. Keeps every .conn-status pill in sync with navigator.onLine, except on
  *    pages with a live socket ([data-live]), where static/js/live.js does.
  * 3. Closes .flash messages when their button.flash-close is clicked, and
@@ -40,7 +41,7 @@
       return navigator.serviceWorker.ready;
     }).then(function (registration) {
       if (registration.active) {
-        registration.active.postMessage({ type: 'precache', urls: pageAssets() });
+        registration.active.postMessage({ type: 'precache', urls: pageAssets(), page: location.href });
       }
     }).catch(function () {
       // Unsupported context, private mode, ...: the site works without it.
@@ -53,6 +54,26 @@
     } else {
       window.addEventListener('load', registerServiceWorker, { once: true });
     }
+  }
+
+  // 1b. A saved copy served offline by the worker (<html data-saved-at="ms">):
+  // say when it is from, and that live updates resume when online; the first
+  // live message after that (live.js) makes the page current and removes it.
+  var savedAt = parseInt(document.documentElement.getAttribute('data-saved-at'), 10);
+  if (savedAt) {
+    var when = new Date(savedAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hour12: false });
+    var note = document.createElement('p');
+    note.className = 'saved-copy';
+    note.setAttribute('role', 'status');
+    note.textContent = 'Saved copy from ' + when + '. You are offline: live updates resume when you are back online.';
+    var main = document.getElementById('main');
+    if (main) main.insertBefore(note, main.firstChild);
+    var badge = document.getElementById('event-badge');
+    if (badge) badge.textContent = 'As of ' + when;
+    document.addEventListener('bmm:live-update', function () {
+      note.remove();
+      document.documentElement.removeAttribute('data-saved-at');
+    }, { once: true });
   }
 
   // 2. Connection status pills: <span class="conn-status" data-state="...">.
@@ -130,6 +151,8 @@
     toast(said ? decodeURIComponent(said) : (FAILURES[xhr.status] || 'Something went wrong on our side. Please try again.'));
   });
   document.addEventListener('htmx:sendError', function (event) {
+    var elt = event.detail && event.detail.elt;
+    if (elt && elt.matches && elt.matches('.vote-form')) return; // live.js keeps it for later
     if (userTriggered(event.detail)) toast('No connection. Try again when you are back online.');
   });
 

@@ -82,6 +82,8 @@
     if (!isNaN(seq)) { lastSeq = seq; lastEpoch = epoch; }
     window.BMM.swapOob(text.slice(newline + 1));
     markViewer();
+    syncRequests();
+    syncBar();
     document.dispatchEvent(new CustomEvent('bmm:live-update', { detail: { seq: seq } }));
   }
 
@@ -106,8 +108,41 @@
     });
   }
 
+  // Paused or ended (#set-status data-accepting="0"): Request buttons disabled, not gone.
+  function syncRequests() {
+    var status = document.getElementById('set-status');
+    if (!status) return;
+    var open = status.getAttribute('data-accepting') === '1';
+    document.querySelectorAll('a.request-link').forEach(function (link) {
+      if (open) {
+        link.setAttribute('href', link.getAttribute('data-href'));
+        link.removeAttribute('aria-disabled');
+        link.removeAttribute('role');
+      } else {
+        link.removeAttribute('href');
+        link.setAttribute('aria-disabled', 'true');
+        link.setAttribute('role', 'link');
+      }
+    });
+  }
+
+  // #now-bar (a phone's first screen): now playing, this fan's next request.
+  function syncBar() {
+    var bar = document.getElementById('now-bar');
+    if (!bar) return;
+    var title = document.querySelector('#now-playing .np-title');
+    if (title) bar.querySelector('.now-bar-title').textContent = title.textContent.trim();
+    var mine = document.querySelector('.queue-item--mine');
+    var link = bar.querySelector('.now-bar-mine');
+    link.hidden = !mine;
+    if (mine) {
+      var wait = mine.querySelector('.queue-wait .muted');
+      link.textContent = 'Yours #' + mine.getAttribute('data-position') + (wait ? ' · ' + wait.textContent.trim() : '');
+    }
+  }
+
   // Responses to the fan's own taps (a vote) arrive through htmx.
-  document.addEventListener('htmx:load', markViewer);
+  document.addEventListener('htmx:load', function () { markViewer(); syncRequests(); syncBar(); });
 
   // -- the socket ------------------------------------------------------
   function clearTimers() {
@@ -142,6 +177,7 @@
         refused = false;
         stopPolling();
         setState('live');
+        flushVotes(); // the line is back: send what waited
       }
       apply(String(event.data), first);
       first = false;
@@ -217,6 +253,97 @@
     pollTimer = null;
   }
 
+  // -- votes tapped offline: the outbox (docs/live.md, "The client") ------
+  var csrf = (JSON.parse(document.body.getAttribute('hx-headers') || '{}'))['X-CSRFToken'];
+  var outboxPromise = null;
+  function outbox(mode, work) {
+    if (!outboxPromise) {
+      outboxPromise = new Promise(function (resolve) {
+        var req;
+        try { req = indexedDB.open('bmm-fan', 1); } catch (e) { resolve(null); return; }
+        req.onupgradeneeded = function () { req.result.createObjectStore('votes', { keyPath: 'request' }); };
+        req.onsuccess = function () { resolve(req.result); };
+        req.onerror = function () { resolve(null); };
+      });
+    }
+    return outboxPromise.then(function (db) {
+      if (!db) return null;
+      return new Promise(function (resolve) {
+        var tx = db.transaction('votes', mode);
+        var result = work(tx.objectStore('votes'));
+        tx.oncomplete = function () { resolve(result && result.result); };
+        tx.onerror = tx.onabort = function () { resolve(null); };
+      });
+    });
+  }
+
+  function tapKey() {
+    return window.crypto && crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(36).slice(2);
+  }
+
+  function queueVote(form) {
+    var item = form.closest('.queue-item');
+    var wanted = form.elements.vote.value;
+    var entry = { request: item.getAttribute('data-request'), url: form.getAttribute('hx-post'),
+                  vote: wanted, key: tapKey(), csrf: csrf };
+    outbox('readwrite', function (store) { return store.put(entry); }).then(function () {
+      if (navigator.serviceWorker && 'SyncManager' in window) {
+        navigator.serviceWorker.ready.then(function (reg) { return reg.sync.register('bmm-votes'); })
+          .catch(function () { /* replay on load and on online does it */ });
+      }
+    });
+    var button = form.querySelector('.vote-button');
+    var count = form.querySelector('.vote-count');
+    button.setAttribute('aria-pressed', wanted === '1' ? 'true' : 'false');
+    count.textContent = String(Math.max(0, parseInt(count.textContent, 10) + (wanted === '1' ? 1 : -1)));
+    form.elements.vote.value = wanted === '1' ? '0' : '1';
+    item.setAttribute('data-queued', '');
+    window.BMM.toast('No connection: your vote is saved on this phone and sent when the connection returns.');
+  }
+
+  function flushVotes() {
+    if (!navigator.onLine) return;
+    outbox('readwrite', function (store) {
+      var all = store.getAll();
+      store.clear();
+      return all;
+    }).then(function (entries) {
+      (entries || []).forEach(function (entry) {
+        fetch(entry.url, {
+          method: 'POST', credentials: 'same-origin', body: 'vote=' + entry.vote,
+          headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'X-CSRFToken': entry.csrf,
+                     'HX-Request': 'true', 'Idempotency-Key': entry.key }
+        }).then(function (response) {
+          if (response.status >= 500 || response.status === 429 || response.status === 408) throw new Error('later');
+          var said = response.headers.get('X-Refusal');
+          if (!response.ok && response.status !== 409) {
+            window.BMM.toast(said ? decodeURIComponent(said) : 'A vote saved offline could not be counted.');
+          }
+          return response.text();
+        }).then(function (html) {
+          document.querySelectorAll('.queue-item[data-queued]').forEach(function (el) {
+            if (el.getAttribute('data-request') === entry.request) el.removeAttribute('data-queued');
+          });
+          if (html) { window.BMM.swapOob(html); markViewer(); }
+        }).catch(function () {
+          // Not sent: back, unless a newer tap for it is there.
+          outbox('readwrite', function (store) { return store.add(entry); });
+        });
+      });
+    });
+  }
+
+  document.addEventListener('htmx:beforeRequest', function (event) {
+    var form = event.detail && event.detail.elt;
+    if (navigator.onLine || !form || !form.matches || !form.matches('.vote-form')) return;
+    event.preventDefault();
+    queueVote(form);
+  });
+  document.addEventListener('htmx:sendError', function (event) {
+    var form = event.detail && event.detail.elt;
+    if (form && form.matches && form.matches('.vote-form')) queueVote(form);
+  });
+
   // -- the network and the tab -----------------------------------------
   window.addEventListener('offline', function () {
     setState('offline');
@@ -224,8 +351,10 @@
   });
   window.addEventListener('online', function () {
     failures = 0;
+    flushVotes();
     connect();
   });
+  flushVotes();
 
   function resync() {
     if (ws && ws.readyState === WebSocket.OPEN) {

@@ -45,8 +45,42 @@
     label(form);
   });
 
+  // Offline: the tip (with its idempotency key) waits here; its checkout opens once online.
+  var KEY = "bmm-tip-intent";
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest && event.target.closest("[data-tip-form]");
+    if (!form || navigator.onLine) return;
+    event.preventDefault();
+    var fields = [];
+    new FormData(form).forEach(function (value, name) { fields.push([name, value]); });
+    localStorage.setItem(KEY, JSON.stringify({ action: form.action, fields: fields, at: Date.now() }));
+    if (window.BMM) BMM.toast("No connection: your tip waits on this phone. Checkout opens when you are back online; nothing is charged before you pay there.");
+  });
+
+  function sendWaitingTip() {
+    var intent = JSON.parse(localStorage.getItem(KEY) || "null");
+    if (!intent || !navigator.onLine) return;
+    localStorage.removeItem(KEY);
+    if (Date.now() - intent.at > 30 * 60 * 1000) return; // stale: the fan can tip again
+    var form = document.createElement("form");
+    form.method = "post";
+    form.action = intent.action;
+    form.hidden = true;
+    intent.fields.forEach(function (pair) {
+      var input = document.createElement("input");
+      input.type = "hidden";
+      input.name = pair[0];
+      input.value = pair[1];
+      form.appendChild(input);
+    });
+    document.body.appendChild(form);
+    form.submit();
+  }
+  window.addEventListener("online", sendWaitingTip);
+
   function init() {
     document.querySelectorAll("[data-tip-form]").forEach(label);
+    sendWaitingTip();
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();

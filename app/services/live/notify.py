@@ -70,6 +70,8 @@ def changes(title: str, amount_cents: int, before: Seen | None, now: Seen) -> li
         notes.append(("playing", f"{song} is playing now. Enjoy!"))
     if now.status == "vetoed" and before.status != "vetoed":
         notes.append(("vetoed", f"The DJ couldn't play {song}. Your {rands(amount_cents)} is being refunded."))
+    if now.status == "expired" and before.status != "expired" and not now.refunded:
+        notes.append(("expired", f"The set ended before {song} played. Your {rands(amount_cents)} is being refunded."))
     if now.refunded and not before.refunded:
         if now.status == "expired":
             notes.append(("refunded", f"The set ended before {song} played. Your {rands(amount_cents)} "
