@@ -98,12 +98,13 @@ def build(dj_id: int, report_id: str) -> str:
     if state["state"] == "ready" and paths["pdf"].exists():
         return "ready"  # a retried job
     try:
+        began = time.monotonic()
         state = _set_state(paths, state, state="layout")
         document = _document(paths["html"].read_text())
         state = _set_state(paths, state, state="writing", pages=len(document.pages))
         _write(paths["pdf"], document.write_pdf())
         paths["html"].unlink(missing_ok=True)
-        _set_state(paths, state, state="ready")
+        _set_state(paths, state, state="ready", seconds=round(time.monotonic() - began, 3))
         return "ready"
     except Exception as error:  # noqa: BLE001 - any failure is shown on the page, then raised for RQ
         _log.exception("analytics: report %s could not be built", report_id)
