@@ -13,7 +13,7 @@ from pypdf import PdfReader
 
 from tests.analytics_support import run_analytics_jobs
 from tests.conftest import csrf_token_from
-from tests.integration.test_dj_analytics import CUSTOM, _client, world  # noqa: F401 - the fixture
+from tests.integration.test_dj_analytics import CUSTOM, _client, app_without_redis, world  # noqa: F401 - fixtures
 
 LONG = {"range": "custom", "from": "2025-06-01", "to": "2026-02-28"}  # > REPORT_JOB_DAYS
 SECTIONS = ["Earnings", "Requests by hour of the night", "Requests by ", "Peak hours", "Genre mix", "Top songs"]
@@ -99,3 +99,15 @@ def test_a_report_that_cannot_be_made_says_so(app, world):
     failed = client.get(status_url, headers=HX).get_data(as_text=True)
     assert "could not be made" in failed and "every 1s" not in failed
     assert client.get(f"{status_url}/download").status_code == 404
+
+
+def test_with_redis_down_a_long_report_is_refused_politely(app, world, app_without_redis):
+    other, server = app_without_redis
+    client = _client(other, world["email"])
+    token = csrf_token_from(client.get("/dj/analytics", query_string=LONG).get_data(as_text=True))
+    server.stop()
+    started = client.post("/dj/analytics/reports", data={**LONG, "csrf_token": token}, headers=HX)
+    assert started.status_code == 503 and started.headers.get("Retry-After")
+    assert "PDF report cannot be started" in started.get_data(as_text=True)
+    # the short range's report needs no Redis
+    assert client.get("/dj/analytics/report.pdf", query_string=CUSTOM).data.startswith(b"%PDF-")

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import weasyprint
 from flask import current_app
+from redis.exceptions import RedisError
 
 from ..common import tasks
+from ..common.errors import DomainError
 
 # Ranges longer than this many days are built by a job (a year of figures lays
 # out in ~1 s on this 2-core box; the page should never wait on that).
@@ -85,7 +87,13 @@ def start(dj_id: int, html: str, filename: str) -> str:
     _write(paths["html"], html.encode())
     _set_state(paths, {"state": "queued", "filename": filename, "pages": None, "error": None,
                        "created": time.time()})
-    tasks.queue().enqueue("jobs.analytics.build_report", dj_id, report_id, job_timeout=300)
+    try:
+        tasks.queue().enqueue("jobs.analytics.build_report", dj_id, report_id, job_timeout=300)
+    except RedisError as error:  # no queue: say so now rather than poll a report nobody will make
+        for path in paths.values():
+            path.unlink(missing_ok=True)
+        raise DomainError("REPORT_UNAVAILABLE", "The PDF report cannot be started right now; try again in a "
+                          "minute (the CSV files work).", status=503, retry_after=60) from error
     return report_id
 
 
