@@ -191,6 +191,8 @@ class BaseConfig:
         self.CONFIRM_RESEND_LIMIT = env.get("CONFIRM_RESEND_LIMIT", "5 per hour")  # per address
         # Uploaded photos, cleaned and content-addressed (services/common/images.py).
         self.UPLOAD_DIR = env.get("UPLOAD_DIR") or str(INSTANCE_DIR / "uploads")
+        # PDF reports of the DJ analytics (services/analytics/report.py); shared by web and worker.
+        self.ANALYTICS_REPORT_DIR = env.get("ANALYTICS_REPORT_DIR") or str(INSTANCE_DIR / "reports")
 
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
         self.PERMANENT_SESSION_LIFETIME = timedelta(hours=self.SESSION_HOURS)

@@ -15,6 +15,7 @@ it). Measured in-process against a throw-away SQLite file (or BENCH_DATABASE_URL
   one of the night's requests): p95 target ≤ 20 ms.
 
     python bench/analytics.py [--events 400] [--requests 200000] [--tips 50000] [--runs 30]
+    python bench/analytics.py --profile 365d    # cProfile of cold figure reads of one preset, then stop
 """
 from __future__ import annotations
 
@@ -133,6 +134,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--tips", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--profile", default="", help="a preset (e.g. 365d): profile its cold reads and stop")
     args = parser.parse_args()
     with bench_app() as app, app.app_context():
         from sqlalchemy import func, select, text
@@ -160,6 +162,9 @@ def main() -> None:
         newest = db.session.scalar(select(Event.public_id).where(Event.dj_id == dj_id, Event.name.like("Bench%"))
                                    .order_by(Event.starts_at.desc()))
         db.session.rollback()
+        if args.profile:
+            _profile(app, dj_id, args.profile, args.runs)
+            return
 
         client = app.test_client()
         assert client.post("/login", data={"email": "dj@example.com", "password": "beatmatch-demo"}).status_code == 303
@@ -235,6 +240,49 @@ def main() -> None:
     print(json.dumps({"bench": "analytics", "backend": backend, **sizes, "rebuild_s": round(rebuild_s, 2), "catch_up_ms": round(catch_up_ms, 1),
                       "load": [load_before, load_after], "pages": figures, "incremental": incremental,
                       "cpu": cpu}))
+
+
+def _profile(app, dj_id: int, preset: str, runs: int) -> None:
+    """Cold reads of one preset's figures under cProfile, and each SQL statement's time."""
+    import cProfile
+    import pstats
+
+    from sqlalchemy import event
+
+    from app.extensions import db
+    from app.models import DJProfile, utcnow
+    from app.services import analytics
+
+    dj = db.session.get(DJProfile, dj_id)
+    span = analytics.period(preset, utcnow().astimezone(analytics.dj_zone(dj)).date())
+    statements: dict[str, list[float]] = {}
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        context._bench_t0 = time.perf_counter()
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        statements.setdefault(" ".join(statement.split())[:150], []).append(
+            (time.perf_counter() - context._bench_t0) * 1000)
+
+    analytics.figures(dj_id, span)  # warm
+    db.session.rollback()
+    event.listen(db.engine, "before_cursor_execute", before)
+    event.listen(db.engine, "after_cursor_execute", after)
+    profiler = cProfile.Profile()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        profiler.enable()
+        analytics.figures(dj_id, span)
+        profiler.disable()
+        times.append((time.perf_counter() - t0) * 1000)
+        db.session.rollback()
+    event.remove(db.engine, "before_cursor_execute", before)
+    event.remove(db.engine, "after_cursor_execute", after)
+    print(f"figures({preset}) cold, {runs} runs: {summary(times)}")
+    for statement, ms in sorted(statements.items(), key=lambda kv: -sum(kv[1])):
+        print(f"  {sum(ms) / len(ms):7.1f} ms x{len(ms):<3} {statement}")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
 
 
 if __name__ == "__main__":

@@ -22,3 +22,9 @@ def refresh_payments(payment_ids: list[int]) -> int:
 def catch_up() -> int:
     """Every 5 minutes: buckets whose raw rows changed since the last run (a job that was lost)."""
     return analytics.catch_up()
+
+
+@with_app_context
+def build_report(dj_id: int, report_id: str) -> str:
+    """A long range's PDF report: lay out the HTML the web process rendered, write the PDF."""
+    return analytics.report.build(dj_id, report_id)

@@ -114,7 +114,7 @@ def database_url(tmp_path_factory) -> str:
 def test_env(redis_url, database_url, tmp_path_factory):
     """Environment for create_app(TestConfig), set for the whole session."""
     keys = ("DATABASE_URL", "REDIS_URL", "APP_ENV", "SECRET_KEY", "SANDBOX_TIME_SCALE", "REFUND_RETRY_SECONDS",
-            "MAIL_DIR", "UPLOAD_DIR")
+            "MAIL_DIR", "UPLOAD_DIR", "ANALYTICS_REPORT_DIR")
     saved = {k: os.environ.get(k) for k in keys}
     # One secret for the session, so worker processes derive the same sandbox
     # keys and webhook secret as the app under test.
@@ -122,7 +122,8 @@ def test_env(redis_url, database_url, tmp_path_factory):
                       SECRET_KEY=secrets.token_urlsafe(32), SANDBOX_TIME_SCALE="0.001",
                       REFUND_RETRY_SECONDS="0.05",
                       # The stored mail (read by tests) and uploads, shared with the worker processes.
-                      MAIL_DIR=str(tmp_path_factory.mktemp("mail")), UPLOAD_DIR=str(tmp_path_factory.mktemp("uploads")))
+                      MAIL_DIR=str(tmp_path_factory.mktemp("mail")), UPLOAD_DIR=str(tmp_path_factory.mktemp("uploads")),
+                      ANALYTICS_REPORT_DIR=str(tmp_path_factory.mktemp("reports")))
     yield
     for key, value in saved.items():
         if value is None:

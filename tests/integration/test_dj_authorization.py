@@ -84,6 +84,15 @@ def _batch_id(dj) -> str:
 
 
 # parameter name -> the public id of such an object owned by DJ one (made if needed)
+def _report_id(dj) -> str:
+    """A finished PDF report of DJ one's (made and built here, as the request and the job would)."""
+    from app.services.analytics import report
+
+    report_id = report.start(dj.id, "<h1>Figures</h1>", "analytics.pdf")
+    assert report.build(dj.id, report_id) == "ready"
+    return report_id
+
+
 OWNED_BY_NAME = {
     "event_id": _event_id,
     "set_id": _set_id,
@@ -91,6 +100,7 @@ OWNED_BY_NAME = {
     "request_id": _request_id,
     "import_id": _import_id,
     "batch_id": _batch_id,
+    "report_id": _report_id,
 }
 
 
