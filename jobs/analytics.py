@@ -2,20 +2,24 @@
 from __future__ import annotations
 
 from app.services import analytics
+from app.services.analytics.hooks import PAYMENTS_JOB, REQUESTS_JOB
+from app.services.common import tasks
 
 from .context import with_app_context
 
 
 @with_app_context
-def refresh_requests(request_ids: list[int]) -> int:
-    """After a transaction created or moved these requests: their (set, day) buckets from the raw rows."""
-    return analytics.refresh_requests(request_ids)
+def refresh_requests(request_ids: list[int] | None = None) -> int:
+    """After transactions created or moved requests: their (set, day) buckets from the raw rows
+    (the ids given, or every id waiting for this coalesced job)."""
+    return analytics.refresh_requests(request_ids if request_ids is not None else tasks.take_coalesced(REQUESTS_JOB))
 
 
 @with_app_context
-def refresh_payments(payment_ids: list[int]) -> int:
-    """After a transaction moved these payments (a tip paid, refunds): the buckets of what they paid for."""
-    return analytics.refresh_payments(payment_ids)
+def refresh_payments(payment_ids: list[int] | None = None) -> int:
+    """After transactions moved payments (a tip paid, refunds): the buckets of what they paid for
+    (the ids given, or every id waiting for this coalesced job)."""
+    return analytics.refresh_payments(payment_ids if payment_ids is not None else tasks.take_coalesced(PAYMENTS_JOB))
 
 
 @with_app_context

@@ -111,3 +111,23 @@ def test_the_rebuild_command(app_ctx, runner):
     span = analytics.period("custom", date(2026, 2, 1), date(2026, 1, 31), date(2026, 2, 1))
     assert analytics.figures(dj.id, span)["earnings"]["total"]["gross"] == 24200
     assert runner.invoke(args=["analytics-rebuild", "--dj", "nobody"]).exit_code != 0
+
+
+def test_a_burst_of_commits_makes_one_waiting_job_per_kind_and_it_takes_every_change(app_ctx):
+    """Analytics is low-priority work: a burst of payments must not put one job per commit
+    ahead of the payment jobs in the queue. The ids wait in Redis; one job takes them all."""
+    tasks.queue().empty()
+    dj, event, dj_set, tracks, fans = history_world()
+    for item in HISTORY:  # one commit per item
+        add_item(dj_set, tracks, fans, item)
+        db.session.commit()
+    waiting = [job.func_name for job in tasks.queue().get_jobs() if job.func_name.startswith("jobs.analytics.")]
+    assert sorted(waiting) == ["jobs.analytics.refresh_payments", "jobs.analytics.refresh_requests"]
+    run_analytics_jobs()
+    span = analytics.period("custom", date(2026, 2, 1), date(2026, 1, 31), date(2026, 2, 1))
+    expected = naive(HISTORY, SP, span.start, span.end)
+    assert _subset(analytics.figures(dj.id, span), expected) == expected
+    # a change after the job took the ids opens a new job: nothing waits unseen
+    add_item(dj_set, tracks, fans, Item("tip", datetime(2026, 2, 1, 3, 0, tzinfo=SP), 500, fan=1))
+    db.session.commit()
+    assert [job.func_name for job in tasks.queue().get_jobs()] == ["jobs.analytics.refresh_payments"]

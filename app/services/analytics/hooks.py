@@ -1,6 +1,8 @@
 """Telling the rollups what changed: once a transaction that created or moved a song request, or
-moved a tip's or a request's payment (paid tip, refunds), commits, one job per kind refreshes the
-buckets those rows count in (jobs/analytics.py; tasks.enqueue_for_rows batches a transaction's rows).
+moved a tip's or a request's payment (paid tip, refunds), commits, a job per kind refreshes the
+buckets those rows count in (jobs/analytics.py). The jobs are coalesced (tasks.enqueue_coalesced_for_rows):
+the rows' ids wait in Redis and at most one job per kind waits to take them all, so a burst of payments
+makes a few low-priority jobs instead of one per commit ahead of the payment work.
 
 A SQLAlchemy `before_flush` hook sees every such change whichever service makes it (the request and
 payment state machines, fulfilments, the demo seed), so no capability has to know analytics exists.
@@ -29,7 +31,7 @@ def _changed(row, attribute: str) -> bool:
 def _note_changes(session: Session, flush_context, instances) -> None:
     for row in (*session.new, *session.dirty):
         if isinstance(row, SongRequest) and (row in session.new or _changed(row, "status")):
-            tasks.enqueue_for_rows(REQUESTS_JOB, row, session)
+            tasks.enqueue_coalesced_for_rows(REQUESTS_JOB, row, session)
         elif (isinstance(row, Payment) and row.state in PAYMENT_STATES and _changed(row, "state")
               and (row.purpose == "tip" or (row.purpose == "request" and row.state != "COMPLETED"))):
-            tasks.enqueue_for_rows(PAYMENTS_JOB, row, session)
+            tasks.enqueue_coalesced_for_rows(PAYMENTS_JOB, row, session)

@@ -62,18 +62,46 @@ def _enqueue_many_after_commit(job: str, calls: list[tuple], queue_name: str, re
     queue(queue_name).enqueue_many([Queue.prepare_data(job, args, retry=retry) for args in calls])
 
 
-def enqueue_for_rows(job: str, row: Any, session: Any = None) -> None:
-    """Enqueue `job` once when the transaction commits, with the sorted ids of every row passed in
-    it (read after the flush that gave a new row its id): `enqueue_for_rows("jobs.analytics.
-    refresh_requests", song_request)`. Lost like any after-commit effect if Redis is down then."""
-    after_commit_collect(job, row, lambda rows: _enqueue_rows_after_commit(job, rows), session)
-
-
-def _enqueue_rows_after_commit(job: str, rows: list) -> None:
+def _row_ids(rows: list) -> list[int]:
     identities = (sa_inspect(row).identity for row in rows)
-    ids = sorted({identity[0] for identity in identities if identity})
-    if ids:
-        queue().enqueue(job, ids)
+    return sorted({identity[0] for identity in identities if identity})
+
+
+# Coalesced jobs: ids wait in a Redis set; one job at most waits to take them.
+PENDING_KEY = "bmm:coalesce:{job}:ids"
+WAITING_KEY = "bmm:coalesce:{job}:waiting"
+WAITING_TTL_SECONDS = 120  # a job lost before it ran stops holding the door after this
+
+
+def enqueue_coalesced_for_rows(job: str, row: Any, session: Any = None) -> None:
+    """Low-priority work on rows, merged: when the transaction commits, the ids of every
+    row passed in it (read after the flush that gave a new row its id) join a pending set,
+    and `job` (called with no argument) is enqueued only if none is already waiting; it
+    takes every pending id when it runs (`take_coalesced`). A burst of a thousand commits makes a handful of jobs, not a
+    thousand, so the queue stays free for payment work."""
+    after_commit_collect(f"coalesced:{job}", row, lambda rows: _coalesce_after_commit(job, rows), session)
+
+
+def _coalesce_after_commit(job: str, rows: list) -> None:
+    ids = _row_ids(rows)
+    if not ids:
+        return
+    client = redis_store.client
+    client.sadd(PENDING_KEY.format(job=job), *ids)
+    if client.set(WAITING_KEY.format(job=job), 1, nx=True, ex=WAITING_TTL_SECONDS):
+        queue().enqueue(job)
+
+
+def take_coalesced(job: str) -> list[int]:
+    """In the job: every id waiting for it, taken at once. The door opens first, so an id
+    added while this job works finds it open and enqueues the next job (none is lost)."""
+    client = redis_store.client
+    client.delete(WAITING_KEY.format(job=job))
+    with client.pipeline() as pipe:  # MULTI: read and clear in one step
+        pipe.smembers(PENDING_KEY.format(job=job))
+        pipe.delete(PENDING_KEY.format(job=job))
+        members, _ = pipe.execute()
+    return sorted(int(member) for member in members)
 
 
 def enqueue_now(job: str, *args: Any, queue_name: str = "default", **options: Any) -> None:
