@@ -18,7 +18,7 @@ from .base import (
 )
 from .profiles import coordinate_checks
 
-EVENT_STATUSES = ("scheduled", "live", "ended", "cancelled")
+EVENT_STATUSES = ("draft", "scheduled", "live", "ended", "cancelled")  # draft: from an accepted booking, not listed
 SET_STATUSES = ("scheduled", "live", "ended")
 REQUESTS_STATES = ("open", "paused", "closed")
 DEFAULT_TIMEZONE = "Africa/Johannesburg"
