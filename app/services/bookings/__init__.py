@@ -17,6 +17,7 @@ from .availability import (
     remove_rule,
     set_exception,
 )
+from .calendar import Day, month_calendar
 from .checkout import (
     CANCELLATION_RULE,
     BookingRefused,
@@ -27,6 +28,7 @@ from .checkout import (
 )
 from .fulfil import fulfil_deposit
 from .holds import SlotTaken, release_lapsed_holds
+from .search import SORTS, Found, search_djs
 from .lifecycle import (
     ANSWER_HOURS,
     BookingActionRefused,
@@ -42,4 +44,4 @@ __all__ = ["ANSWER_HOURS", "CANCELLATION_RULE", "WEEKDAYS", "Availability", "Ava
            "BookingActionRefused", "BookingRefused", "BookingStarted", "SlotTaken", "accept", "add_rule",
            "availability_for", "cancel", "check_request", "decline", "deposit_cents", "deposit_payment",
            "expire_unanswered", "fulfil_deposit", "is_available", "release_lapsed_holds", "remove_rule",
-           "set_exception", "start_booking", "sweep_bookings"]
+           "set_exception", "start_booking", "sweep_bookings", "SORTS", "Found", "search_djs", "Day", "month_calendar"]

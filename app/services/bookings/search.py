@@ -1,0 +1,62 @@
+"""A venue's DJ search: by genre, city and a date-time range (only DJs free
+for the whole range: no held slot in it, and their availability covers it),
+sorted by rate or by distance.
+
+DJs have no coordinates of their own (the profile has a city), so the
+distance is from the venue to the centre of the DJ's city, for the cities in
+CITY_CENTRES; a DJ in another city sorts after them, without a distance.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import exists, func, select
+
+from ...models import BookingSlot, DJProfile, VenueProfile
+from ...extensions import db
+from ..events.listing import distance_km
+from .availability import availability_for
+
+CITY_CENTRES = {
+    "johannesburg": (-26.2041, 28.0473), "pretoria": (-25.7479, 28.2293), "cape town": (-33.9249, 18.4241),
+    "durban": (-29.8587, 31.0218), "gqeberha": (-33.9608, 25.6022), "port elizabeth": (-33.9608, 25.6022),
+    "bloemfontein": (-29.0852, 26.1596), "east london": (-33.0153, 27.9116), "polokwane": (-23.9045, 29.4689),
+    "mbombela": (-25.4753, 30.9694), "kimberley": (-28.7282, 24.7499), "pietermaritzburg": (-29.6006, 30.3794),
+    "soweto": (-26.2485, 27.8540), "stellenbosch": (-33.9321, 18.8602), "rustenburg": (-25.6676, 27.2421),
+}
+SORTS = ("rate", "distance")
+MAX_RESULTS = 100
+
+
+@dataclass(frozen=True)
+class Found:
+    dj: DJProfile
+    distance_km: float | None
+
+
+def dj_distance(venue: VenueProfile, dj: DJProfile) -> float | None:
+    centre = CITY_CENTRES.get((dj.city or "").strip().lower())
+    if centre is None or venue.latitude is None:
+        return None
+    return distance_km(venue.latitude, venue.longitude, *centre)
+
+
+def search_djs(venue: VenueProfile, *, genre: str = "", city: str = "", starts_at: datetime | None = None,
+               ends_at: datetime | None = None, sort: str = "rate") -> list[Found]:
+    query = select(DJProfile).where(DJProfile.hourly_rate_cents.is_not(None), DJProfile.hourly_rate_cents > 0)
+    if genre.strip():
+        needle = f"%{genre.strip().lower()}%"
+        query = query.where((func.lower(DJProfile.genres).like(needle)) | (func.lower(DJProfile.tags).like(needle)))
+    if city.strip():
+        query = query.where(func.lower(DJProfile.city) == city.strip().lower())
+    if starts_at is not None and ends_at is not None:
+        query = query.where(~exists().where(BookingSlot.dj_id == DJProfile.id, BookingSlot.slot_start >= starts_at,
+                                            BookingSlot.slot_start < ends_at))
+    djs = db.session.scalars(query.order_by(DJProfile.hourly_rate_cents, DJProfile.stage_name)).all()
+    if starts_at is not None and ends_at is not None:
+        djs = [dj for dj in djs if availability_for(dj, starts_at, ends_at).covers(starts_at, ends_at)]
+    found = [Found(dj, dj_distance(venue, dj)) for dj in djs]
+    if sort == "distance":
+        found.sort(key=lambda f: (f.distance_km is None, f.distance_km or 0, f.dj.hourly_rate_cents))
+    return found[:MAX_RESULTS]
