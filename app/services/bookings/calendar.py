@@ -25,7 +25,7 @@ class Day:
 
 
 def _hhmm(minute: int) -> str:
-    return f"{minute // 60 % 24:02d}:{minute % 60:02d}"
+    return f"{minute // 60:02d}:{minute % 60:02d}"  # 1440: "24:00", the end of the day
 
 
 def month_calendar(dj: DJProfile, year: int, month: int) -> list[list[Day]]:
@@ -46,7 +46,8 @@ def month_calendar(dj: DJProfile, year: int, month: int) -> list[list[Day]]:
             cell = Day(d, d.month == month)
             exception = availability.exceptions.get(d)
             cell.off = exception is not None and not exception.available
-            cell.free = [f"{_hhmm(a)}–{_hhmm(b)}" for a, b in sorted(availability.windows(d))]
+            cell.free = ["All day" if (a, b) == (0, 1440) else f"{_hhmm(a)}–{_hhmm(b)}"
+                         for a, b in sorted(availability.windows(d))]
             days[d] = cell
             row.append(cell)
         grid.append(row)
