@@ -46,6 +46,8 @@ class Event(db.Model):
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
     timezone: Mapped[str] = mapped_column(sa.String(64), default=DEFAULT_TIMEZONE)
     status: Mapped[str] = mapped_column(enum_type("event_status", EVENT_STATUSES), default="scheduled")
+    # Made by an accepted booking (services/bookings): the DJ's until they publish it; never listed publicly.
+    draft: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
 

@@ -121,7 +121,9 @@ def test_accept_makes_a_draft_event_with_the_venue_and_times(paying):
     pay(paying, started.booking_public_id)
     accepted = bookings.accept(booking(started.booking_public_id).id, dj, "See you there")
     event = db.session.get(Event, accepted.event_id)
-    assert (event.status, event.venue_name, event.address, event.dj_id) == ("draft", "The Warehouse", "1 Main Rd", dj.id)
+    assert (event.draft, event.venue_name, event.address, event.dj_id) == (True, "The Warehouse", "1 Main Rd", dj.id)
+    from app.services.events.listing import listed_events
+    assert event not in listed_events()  # a draft is the DJ's until published
     assert (event.latitude, event.longitude) == (venue.latitude, venue.longitude) and event.latitude is not None
     assert (event.starts_at, event.ends_at) == (accepted.starts_at, accepted.ends_at)
     assert accepted.reply == "See you there"

@@ -88,7 +88,8 @@ def accept(booking_id: int, dj: DJProfile, reply: str | None = None) -> Booking:
     venue = db.session.get(VenueProfile, booking.venue_id)
     event = Event(dj_id=booking.dj_id, venue_id=venue.id, name=f"{venue.name} booking", venue_name=venue.name,
                   address=venue.address, city=venue.city, latitude=venue.latitude, longitude=venue.longitude,
-                  starts_at=booking.starts_at, ends_at=booking.ends_at, timezone=dj.timezone, status="draft")
+                  starts_at=booking.starts_at, ends_at=booking.ends_at, timezone=dj.timezone, status="scheduled",
+                  draft=True)
     db.session.add(event)
     db.session.flush()
     booking.status, booking.reply, booking.decided_at, booking.event_id = "accepted", reply, utcnow(), event.id
