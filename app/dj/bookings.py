@@ -129,7 +129,8 @@ def add_availability_rule():
 
 @bp.post("/availability/rules/<int:rule_id>/delete")
 def delete_availability_rule(rule_id: int):
-    bookings.remove_rule(current_user.dj_profile, rule_id)
+    if not bookings.remove_rule(current_user.dj_profile, rule_id):
+        return _page(refusal=DomainError("NOT_YOURS", "That availability rule is not yours."), status=404)
     return redirect(url_for("dj.bookings_page"), code=303)
 
 

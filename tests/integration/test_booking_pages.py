@@ -158,3 +158,9 @@ def test_venue_pays_through_the_hand_off_and_the_dj_accepts(app, signed_in, live
         assert booking(public_id).status == "accepted"
     assert "bk-tag--booked" in as_dj.get("/dj/bookings").get_data(as_text=True)
     assert "accepted" in session.get(f"{live_server}/venue/bookings/{public_id}").text
+    stranger = signed_in("venue", email=make_venue(app, "Stranger"))
+    token = csrf_token_from(stranger.get("/venue/").get_data(as_text=True))
+    assert stranger.get(f"/venue/bookings/{public_id}").status_code == 404
+    assert stranger.post(f"/venue/bookings/{public_id}/cancel", data={"csrf_token": token}).status_code == 404
+    with app.app_context():
+        assert booking(public_id).status == "accepted"

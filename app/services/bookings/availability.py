@@ -102,9 +102,12 @@ def add_rule(dj: DJProfile, weekday: int, start_minute: int, end_minute: int) ->
     return rule
 
 
-def remove_rule(dj: DJProfile, rule_id: int) -> None:
-    db.session.execute(delete(AvailabilityRule).where(AvailabilityRule.id == rule_id, AvailabilityRule.dj_id == dj.id))
+def remove_rule(dj: DJProfile, rule_id: int) -> bool:
+    """Delete one of the DJ's own weekly rules; False if it is not theirs (nothing changes). Commits."""
+    gone = db.session.execute(delete(AvailabilityRule).where(AvailabilityRule.id == rule_id,
+                                                             AvailabilityRule.dj_id == dj.id))
     db.session.commit()
+    return bool(gone.rowcount)
 
 
 def set_exception(dj: DJProfile, day: date, *, available: bool, start_minute: int | None = None,
