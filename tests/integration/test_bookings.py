@@ -212,3 +212,31 @@ def test_availability_follows_the_djs_zone_across_a_daylight_saving_change(app_c
         local = datetime(day.year, day.month, day.day, 20, tzinfo=london).astimezone(timezone.utc)
         assert bookings.is_available(dj, local, local + timedelta(hours=3)), day
         assert not bookings.is_available(dj, local - timedelta(hours=1), local), day
+
+
+def test_accept_and_cancel_racing_leave_one_outcome_and_money_that_matches(paying):
+    """The DJ taps Accept as the venue taps Cancel: the booking's row lock orders them."""
+    dj, venue = bookable_dj(), factories.create_venue()
+    started = request_booking(venue, dj, next_saturday(21) + timedelta(days=14))
+    payment = pay(paying, started.booking_public_id)
+    booking_id, dj_id, venue_id = booking(started.booking_public_id).id, dj.id, venue.id
+
+    def run(action):
+        with paying.app_context():
+            try:
+                if action == "accept":
+                    return bookings.accept(booking_id, db.session.get(DJProfile, dj_id)).status
+                return bookings.cancel(booking_id, db.session.get(VenueProfile, venue_id))[0].status
+            except DomainError as refused:
+                return refused.code
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = sorted(pool.map(run, ["accept", "cancel"]))
+    final = booking(started.booking_public_id)
+    # Either order is fine: accept then cancel (14 days ahead: refunded), or cancel then a refused accept.
+    assert outcomes in (["accepted", "cancelled"], ["ALREADY_ANSWERED", "cancelled"]), outcomes
+    assert final.status == "cancelled"
+    assert db.session.scalar(select(func.count()).select_from(BookingSlot)) == 0
+    wait_for(lambda: refunded(payment.id), message="the cancelled booking's deposit refunded")
+    history = [t.to_state for t in db.session.get(Payment, payment.id).history]
+    assert history.count("REFUND_PENDING") == 1, history
