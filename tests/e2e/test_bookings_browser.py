@@ -10,6 +10,7 @@ from app.extensions import db
 from tests import factories
 from tests.booking_support import bookable_dj, next_saturday
 from tests.e2e.conftest import PHONE, TABLET, no_horizontal_scroll, screenshot, sign_in
+from tests.e2e.test_accessibility import UNNAMED_CONTROLS_JS
 
 pytestmark = pytest.mark.browser
 DESKTOP = {"width": 1440, "height": 900}
@@ -36,10 +37,12 @@ def test_a_venue_books_a_dj_and_the_dj_accepts_on_the_tablet(app, live_server, r
         expect(page.get_by_role("link", name="DJ Lerato")).to_be_visible()
         no_horizontal_scroll(page)
         screenshot(page, f"bookings-search-{name}")
+        assert page.evaluate(UNNAMED_CONTROLS_JS) == []
         page.get_by_role("link", name="DJ Lerato").click()
         expect(page.get_by_role("heading", name="Request a booking")).to_be_visible()
         no_horizontal_scroll(page)
         screenshot(page, f"bookings-dj-profile-{name}")
+        assert page.evaluate(UNNAMED_CONTROLS_JS) == []
         assert errors == [], errors
 
     page, errors = open_page(DESKTOP)
@@ -64,6 +67,7 @@ def test_a_venue_books_a_dj_and_the_dj_accepts_on_the_tablet(app, live_server, r
         expect(tablet.get_by_text("Our birthday party, 300 guests.")).to_be_visible()
         no_horizontal_scroll(tablet)
         screenshot(tablet, f"bookings-dj-requests-{name}")
+        assert tablet.evaluate(UNNAMED_CONTROLS_JS) == []
         assert dj_errors == [], dj_errors
     tablet.close()
 
