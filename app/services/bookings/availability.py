@@ -40,14 +40,20 @@ def slot_starts(starts_at: datetime, ends_at: datetime) -> list[datetime]:
 class Availability:
     """A DJ's rules and the exceptions of some local dates, loaded once, asked per slot."""
 
-    def __init__(self, dj: DJProfile, first_day: date, last_day: date):
+    def __init__(self, dj: DJProfile, first_day: date, last_day: date, *,
+                 rules: list[AvailabilityRule] | None = None, exceptions: list[AvailabilityException] | None = None):
+        """Reads the DJ's rules and exceptions, unless given (the search loads many DJs' at once)."""
         self.zone = ZoneInfo(dj.timezone or "Africa/Johannesburg")
         self.rules: dict[int, list[tuple[int, int]]] = defaultdict(list)
-        for rule in db.session.scalars(select(AvailabilityRule).where(AvailabilityRule.dj_id == dj.id)):
+        if rules is None:
+            rules = db.session.scalars(select(AvailabilityRule).where(AvailabilityRule.dj_id == dj.id)).all()
+        for rule in rules:
             self.rules[rule.weekday].append((rule.start_minute, rule.end_minute))
-        self.exceptions = {e.day: e for e in db.session.scalars(select(AvailabilityException).where(
-            AvailabilityException.dj_id == dj.id, AvailabilityException.day >= first_day - timedelta(days=1),
-            AvailabilityException.day <= last_day + timedelta(days=1)))}
+        if exceptions is None:
+            exceptions = db.session.scalars(select(AvailabilityException).where(
+                AvailabilityException.dj_id == dj.id, AvailabilityException.day >= first_day - timedelta(days=1),
+                AvailabilityException.day <= last_day + timedelta(days=1))).all()
+        self.exceptions = {e.day: e for e in exceptions}
 
     def windows(self, day: date) -> list[tuple[int, int]]:
         """The local minutes the DJ can be booked on this local date."""

@@ -9,14 +9,15 @@ CITY_CENTRES; a DJ in another city sorts after them, without a distance.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from collections import defaultdict
+from datetime import datetime, timedelta
 
 from sqlalchemy import exists, func, select
 
-from ...models import BookingSlot, DJProfile, VenueProfile
+from ...models import AvailabilityException, AvailabilityRule, BookingSlot, DJProfile, VenueProfile
 from ...extensions import db
 from ..events.listing import distance_km
-from .availability import availability_for
+from .availability import Availability
 
 CITY_CENTRES = {
     "johannesburg": (-26.2041, 28.0473), "pretoria": (-25.7479, 28.2293), "cape town": (-33.9249, 18.4241),
@@ -55,8 +56,26 @@ def search_djs(venue: VenueProfile, *, genre: str = "", city: str = "", starts_a
                                             BookingSlot.slot_start < ends_at))
     djs = db.session.scalars(query.order_by(DJProfile.hourly_rate_cents, DJProfile.stage_name)).all()
     if starts_at is not None and ends_at is not None:
-        djs = [dj for dj in djs if availability_for(dj, starts_at, ends_at).covers(starts_at, ends_at)]
+        djs = _free(djs, starts_at, ends_at)
     found = [Found(dj, dj_distance(venue, dj)) for dj in djs]
     if sort == "distance":
         found.sort(key=lambda f: (f.distance_km is None, f.distance_km or 0, f.dj.hourly_rate_cents))
     return found[:MAX_RESULTS]
+
+
+def _free(djs: list[DJProfile], starts_at: datetime, ends_at: datetime) -> list[DJProfile]:
+    """The DJs whose availability covers the range: every candidate's rules and
+    exceptions in two queries, then checked in memory."""
+    if not djs:
+        return []
+    ids = [dj.id for dj in djs]
+    rules, exceptions = defaultdict(list), defaultdict(list)
+    for rule in db.session.scalars(select(AvailabilityRule).where(AvailabilityRule.dj_id.in_(ids))):
+        rules[rule.dj_id].append(rule)
+    first, last = (starts_at - timedelta(days=1)).date(), (ends_at + timedelta(days=1)).date()
+    for exception in db.session.scalars(select(AvailabilityException).where(
+            AvailabilityException.dj_id.in_(ids), AvailabilityException.day >= first,
+            AvailabilityException.day <= last)):
+        exceptions[exception.dj_id].append(exception)
+    return [dj for dj in djs
+            if Availability(dj, first, last, rules=rules[dj.id], exceptions=exceptions[dj.id]).covers(starts_at, ends_at)]
