@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import case, exists, func, literal, select
 
 from ...models import AvailabilityException, AvailabilityRule, BookingSlot, DJProfile, VenueProfile
 from ...extensions import db
@@ -28,6 +28,7 @@ CITY_CENTRES = {
 }
 SORTS = ("rate", "distance")
 MAX_RESULTS = 100
+BATCH = 150  # candidates read and checked at a time
 
 
 @dataclass(frozen=True)
@@ -43,25 +44,43 @@ def dj_distance(venue: VenueProfile, dj: DJProfile) -> float | None:
     return distance_km(venue.latitude, venue.longitude, *centre)
 
 
+def _distance_order(venue: VenueProfile):
+    """The distance from the venue to each known city's centre, as an SQL expression of the DJ's city
+    (unknown cities last): the distance sort happens in the query, like the rate's."""
+    if venue.latitude is None:
+        return [literal(0)]
+    whens = [(func.lower(DJProfile.city) == city, distance_km(venue.latitude, venue.longitude, *centre))
+             for city, centre in CITY_CENTRES.items()]
+    return [case(*whens, else_=literal(1e9))]
+
+
 def search_djs(venue: VenueProfile, *, genre: str = "", city: str = "", starts_at: datetime | None = None,
                ends_at: datetime | None = None, sort: str = "rate") -> list[Found]:
+    """At most MAX_RESULTS DJs, in the chosen order. Candidates come from the query in that order, a
+    batch at a time; with a range, each batch's availability is checked in memory (two queries a
+    batch) and the search stops once it has enough."""
     query = select(DJProfile).where(DJProfile.hourly_rate_cents.is_not(None), DJProfile.hourly_rate_cents > 0)
     if genre.strip():
         needle = f"%{genre.strip().lower()}%"
         query = query.where((func.lower(DJProfile.genres).like(needle)) | (func.lower(DJProfile.tags).like(needle)))
     if city.strip():
         query = query.where(func.lower(DJProfile.city) == city.strip().lower())
-    if starts_at is not None and ends_at is not None:
+    timed = starts_at is not None and ends_at is not None
+    if timed:
         query = query.where(~exists().where(BookingSlot.dj_id == DJProfile.id, BookingSlot.slot_start >= starts_at,
                                             BookingSlot.slot_start < ends_at))
-    djs = db.session.scalars(query.order_by(DJProfile.hourly_rate_cents, DJProfile.stage_name)).all()
-    if starts_at is not None and ends_at is not None:
-        djs = _free(djs, starts_at, ends_at)
-    found = [Found(dj, dj_distance(venue, dj)) for dj in djs]
-    if sort == "distance":
-        found.sort(key=lambda f: (f.distance_km is None, f.distance_km or 0, f.dj.hourly_rate_cents))
-    return found[:MAX_RESULTS]
-
+    order = [*_distance_order(venue), DJProfile.hourly_rate_cents] if sort == "distance" \
+        else [DJProfile.hourly_rate_cents]
+    query = query.order_by(*order, DJProfile.stage_name, DJProfile.id)
+    found: list[DJProfile] = []
+    offset = 0
+    while len(found) < MAX_RESULTS:
+        batch = db.session.scalars(query.offset(offset).limit(BATCH)).all()
+        found.extend(_free(batch, starts_at, ends_at) if timed else batch)
+        if len(batch) < BATCH:
+            break
+        offset += BATCH
+    return [Found(dj, dj_distance(venue, dj)) for dj in found[:MAX_RESULTS]]
 
 def _free(djs: list[DJProfile], starts_at: datetime, ends_at: datetime) -> list[DJProfile]:
     """The DJs whose availability covers the range: every candidate's rules and
