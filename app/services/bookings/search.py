@@ -89,10 +89,14 @@ def _free(djs: list[DJProfile], starts_at: datetime, ends_at: datetime) -> list[
         return []
     ids = [dj.id for dj in djs]
     rules, exceptions = defaultdict(list), defaultdict(list)
-    for rule in db.session.scalars(select(AvailabilityRule).where(AvailabilityRule.dj_id.in_(ids))):
+    # Plain rows, not ORM objects (Availability reads only these attributes): a batch has ~1,500 rules.
+    for rule in db.session.execute(select(AvailabilityRule.dj_id, AvailabilityRule.weekday, AvailabilityRule.start_minute,
+                                          AvailabilityRule.end_minute).where(AvailabilityRule.dj_id.in_(ids))):
         rules[rule.dj_id].append(rule)
     first, last = (starts_at - timedelta(days=1)).date(), (ends_at + timedelta(days=1)).date()
-    for exception in db.session.scalars(select(AvailabilityException).where(
+    for exception in db.session.execute(select(
+            AvailabilityException.dj_id, AvailabilityException.day, AvailabilityException.available,
+            AvailabilityException.start_minute, AvailabilityException.end_minute).where(
             AvailabilityException.dj_id.in_(ids), AvailabilityException.day >= first,
             AvailabilityException.day <= last)):
         exceptions[exception.dj_id].append(exception)
