@@ -15,7 +15,7 @@ import requests
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Booking, DJProfile
+from app.models import Booking, DJProfile, Event, utcnow
 from app.services import bookings
 from tests import factories
 from tests.booking_support import bookable_dj, booking, deposit_of, next_saturday, request_booking
@@ -155,8 +155,22 @@ def test_venue_pays_through_the_hand_off_and_the_dj_accepts(app, signed_in, live
                                                                    "reply": "Yes!"})
     assert accepted.status_code == 303
     with app.app_context():
-        assert booking(public_id).status == "accepted"
+        accepted_booking = booking(public_id)
+        assert accepted_booking.status == "accepted"
+        event_id = db.session.get(Event, accepted_booking.event_id).public_id
+        dj_profile = db.session.scalar(select(DJProfile).where(DJProfile.public_id == dj))
+        dj_profile.verified_at, dj_profile.user.email_confirmed_at = utcnow(), utcnow()  # a public DJ
+        db.session.commit()
     assert "bk-tag--booked" in as_dj.get("/dj/bookings").get_data(as_text=True)
+    detail = as_dj.get(f"/dj/events/{event_id}").get_data(as_text=True)
+    assert "Draft from a booking" in detail and "Page Venue" in detail
+    assert signed_in("fan").get(f"/e/{event_id}").status_code == 404  # a draft has no public page
+    published = as_dj.post(f"/dj/events/{event_id}/publish", data={"csrf_token": csrf_token_from(detail)})
+    assert published.status_code == 303
+    with app.app_context():
+        from app.services.events import listed_events
+
+        assert event_id in [e.public_id for e in listed_events()]
     assert "accepted" in session.get(f"{live_server}/venue/bookings/{public_id}").text
     stranger = signed_in("venue", email=make_venue(app, "Stranger"))
     token = csrf_token_from(stranger.get("/venue/").get_data(as_text=True))
