@@ -121,6 +121,8 @@ class BaseConfig:
         # CHECKOUT_HOLD_MINUTES from the start.
         self.CHECKOUT_HOLD_MINUTES = _env_int("CHECKOUT_HOLD_MINUTES", 10)
         self.CHECKOUT_FIRST_HOLD_SECONDS = _env_int("CHECKOUT_FIRST_HOLD_SECONDS", 120)
+        # A venue's booking request: the deposit, a share of the DJ's hourly rate x the duration.
+        self.BOOKING_DEPOSIT_PERCENT = _env_int("BOOKING_DEPOSIT_PERCENT", 20)
         # The periodic fraud scan (services/admin/fraud.py; README "Configuration").
         self.FRAUD_WINDOW_MINUTES = _env_int("FRAUD_WINDOW_MINUTES", 10)
         self.FRAUD_DECLINES = _env_int("FRAUD_DECLINES", 5)
@@ -267,6 +269,8 @@ class BaseConfig:
             raise ConfigError("ADMIN_IDLE_MINUTES must be positive")
         if not 0 <= self.PLATFORM_FEE_PERCENT <= 100:
             raise ConfigError("PLATFORM_FEE_PERCENT must be between 0 and 100")
+        if not 1 <= self.BOOKING_DEPOSIT_PERCENT <= 100:
+            raise ConfigError("BOOKING_DEPOSIT_PERCENT must be between 1 and 100")
         for name in ("LOGIN_ATTEMPTS", "LOGIN_WINDOW_MINUTES", "LOGIN_ACCOUNT_ATTEMPTS_PER_HOUR",
                      "LOGIN_ADDRESS_ATTEMPTS"):
             if getattr(self, name) <= 0:

@@ -3,6 +3,7 @@ from rq import cron
 
 from jobs.admin import refresh_platform_metrics
 from jobs.analytics import catch_up as analytics_catch_up
+from jobs.bookings import sweep_bookings
 from jobs.imports import reconcile_imports
 from jobs.maintenance import purge_expired_idempotency_keys
 from jobs.payments import reconcile_payments
@@ -16,3 +17,4 @@ cron.register(reconcile_imports, "default", cron="* * * * *", name="reconcile-im
 cron.register(scan_for_fraud, "default", cron="*/2 * * * *", name="scan-for-fraud")
 cron.register(refresh_platform_metrics, "default", cron="* * * * *", name="refresh-platform-metrics")
 cron.register(analytics_catch_up, "default", cron="*/5 * * * *", name="analytics-catch-up")
+cron.register(sweep_bookings, "default", cron="* * * * *", name="sweep-bookings")

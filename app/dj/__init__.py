@@ -7,4 +7,4 @@ bp = Blueprint("dj", __name__, url_prefix="/dj")
 guard_blueprint(bp, "dj")
 profile_first(bp)  # a dj account without its profile fills it first
 
-from . import analytics, dashboard, events, library, routes, vouchers  # noqa: E402,F401
+from . import analytics, bookings, dashboard, events, library, routes, vouchers  # noqa: E402,F401

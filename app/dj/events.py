@@ -257,3 +257,11 @@ def end_set(set_id: str):
         return f"The set has ended. {refunded} unplayed request{'s' if refunded != 1 else ''} will be refunded."
 
     return _set_action(set_id, end_set_now, done)
+
+
+@bp.post("/events/<event_id>/publish")
+def publish_event(event_id: str):
+    """A booking's draft event becomes a listed one."""
+    event = events.publish_draft(_dj_id(), event_id)
+    flash("Event published: fans can find it now.")
+    return _see_other(url_for("dj.event_detail", event_id=event.public_id))

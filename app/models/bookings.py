@@ -24,8 +24,10 @@ from .base import (
 )
 
 SLOT_MINUTES = 30
-BOOKING_STATUSES = ("requested", "accepted", "declined", "cancelled", "expired")
-ACTIVE_BOOKING_STATUSES = ("requested", "accepted")
+# pending: the deposit's checkout is open and the booking holds its slots
+# until the checkout hold runs out; requested: paid, waiting for the DJ.
+BOOKING_STATUSES = ("pending", "requested", "accepted", "declined", "cancelled", "expired", "completed")
+ACTIVE_BOOKING_STATUSES = ("pending", "requested", "accepted")
 
 
 class AvailabilityRule(db.Model):
@@ -73,6 +75,7 @@ class Booking(db.Model):
         sa.CheckConstraint("ends_at > starts_at", name="ends_after_start"),
         money_check("deposit_cents"),
         sa.Index("ix_bookings_dj_starts_at", "dj_id", "starts_at"),
+        sa.Index("ix_bookings_status_created", "status", "created_at"),
     )
 
     id: Mapped[int] = id_column()
@@ -85,6 +88,9 @@ class Booking(db.Model):
     deposit_cents: Mapped[int] = mapped_column(sa.Integer, default=0)
     message: Mapped[str] = mapped_column(sa.String(500), default="")
     decline_reason: Mapped[str | None] = mapped_column(sa.String(200))
+    reply: Mapped[str | None] = mapped_column(sa.String(500))  # the DJ's message with the answer
+    # The draft event an accepted booking created for the DJ.
+    event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("events.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -18,7 +18,7 @@ from .base import (
 )
 from .profiles import coordinate_checks
 
-EVENT_STATUSES = ("scheduled", "live", "ended", "cancelled")
+EVENT_STATUSES = ("draft", "scheduled", "live", "ended", "cancelled")  # draft: from an accepted booking, not listed
 SET_STATUSES = ("scheduled", "live", "ended")
 REQUESTS_STATES = ("open", "paused", "closed")
 DEFAULT_TIMEZONE = "Africa/Johannesburg"
@@ -46,6 +46,8 @@ class Event(db.Model):
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
     timezone: Mapped[str] = mapped_column(sa.String(64), default=DEFAULT_TIMEZONE)
     status: Mapped[str] = mapped_column(enum_type("event_status", EVENT_STATUSES), default="scheduled")
+    # Made by an accepted booking (services/bookings): the DJ's until they publish it; never listed publicly.
+    draft: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
 

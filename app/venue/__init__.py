@@ -7,4 +7,4 @@ bp = Blueprint("venue", __name__, url_prefix="/venue")
 guard_blueprint(bp, "venue")
 profile_first(bp)  # a venue account without its profile fills it first
 
-from . import routes  # noqa: E402,F401
+from . import bookings, routes  # noqa: E402,F401

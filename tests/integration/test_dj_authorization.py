@@ -83,6 +83,33 @@ def _batch_id(dj) -> str:
     return found.public_id
 
 
+def _booking_id(dj) -> str:
+    from datetime import timedelta
+
+    from app.models import Booking, utcnow
+    from tests.factories import create_venue
+
+    found = db.session.scalar(select(Booking).where(Booking.dj_id == dj.id))
+    if found is None:
+        starts_at = (utcnow() + timedelta(days=10)).replace(minute=0, second=0, microsecond=0)
+        found = Booking(dj_id=dj.id, venue_id=create_venue("Authz Venue").id, starts_at=starts_at,
+                        ends_at=starts_at + timedelta(hours=2), status="requested", deposit_cents=10_000)
+        db.session.add(found)
+        db.session.commit()
+    return found.public_id
+
+
+def _rule_id(dj) -> str:
+    from app.models import AvailabilityRule
+
+    found = db.session.scalar(select(AvailabilityRule).where(AvailabilityRule.dj_id == dj.id))
+    if found is None:
+        found = AvailabilityRule(dj_id=dj.id, weekday=4, start_minute=1200, end_minute=1440)
+        db.session.add(found)
+        db.session.commit()
+    return str(found.id)
+
+
 # parameter name -> the public id of such an object owned by DJ one (made if needed)
 def _report_id(dj) -> str:
     """A finished PDF report of DJ one's (made and built here, as the request and the job would)."""
@@ -101,6 +128,8 @@ OWNED_BY_NAME = {
     "import_id": _import_id,
     "batch_id": _batch_id,
     "report_id": _report_id,
+    "booking_id": _booking_id,
+    "rule_id": _rule_id,
 }
 
 

@@ -13,8 +13,13 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from ...extensions import db
-from ...models import DJSet
+from ...models import Booking, DJSet
 
 
 def lock_set(set_id: int) -> None:
     db.session.execute(update(DJSet).where(DJSet.id == set_id).values(hourly_cap=DJSet.hourly_cap))
+
+
+def lock_booking(booking_id: int) -> None:
+    """The same for a booking (a deposit payment has no set: its booking is what orders its changes)."""
+    db.session.execute(update(Booking).where(Booking.id == booking_id).values(dj_id=Booking.dj_id))

@@ -5,6 +5,7 @@ requests: services/requests.)"""
 from . import qr
 from .listing import ListedEvent, discover_events, distance_km, dj_is_public, get_event, get_public_event, listed_events
 from .manage import (
+    publish_draft,
     CLOSED_EVENT_STATUSES,
     ScheduleError,
     StateError,
@@ -21,7 +22,7 @@ from .manage import (
 )
 from .ownership import own_event, own_request, own_set
 
-__all__ = ["CLOSED_EVENT_STATUSES", "ListedEvent", "ScheduleError", "StateError", "add_set", "closed_message",
+__all__ = ["publish_draft", "CLOSED_EVENT_STATUSES", "ListedEvent", "ScheduleError", "StateError", "add_set", "closed_message",
            "create_event", "discover_events", "distance_km", "dj_events", "dj_is_public", "effective_end", "get_event",
            "get_public_event",
            "listed_events", "lock_event", "own_event", "own_request", "own_set", "qr", "set_requests_state", "start_set",

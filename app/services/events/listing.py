@@ -25,8 +25,8 @@ def dj_is_public(dj: DJProfile) -> bool:
 
 
 def _listed(now: datetime):
-    """Events a fan can still go to: live or scheduled, not over, of a public DJ."""
-    return (Event.status.in_(("live", "scheduled")), Event.ends_at > now, _dj_is_public())
+    """Events a fan can still go to: live or scheduled, not a booking's draft, not over, of a public DJ."""
+    return (Event.status.in_(("live", "scheduled")), Event.draft.is_(False), Event.ends_at > now, _dj_is_public())
 
 
 def listed_events(now: datetime | None = None, limit: int = 50) -> list[Event]:
@@ -93,6 +93,6 @@ def get_public_event(public_id: str) -> Event:
     """An event as the public may see it: a DJ not yet confirmed and verified
     has no public event page (a 404, as for an event that does not exist)."""
     event = get_event(public_id)
-    if not dj_is_public(event.dj):
+    if not dj_is_public(event.dj) or event.draft:
         raise NotFound("That event")
     return event

@@ -282,3 +282,12 @@ def set_requests_state(dj_id: int, set_public_id: str, state: str) -> DJSet:
         _publish(dj_set.event, dj_set)
     db.session.commit()
     return dj_set
+
+
+def publish_draft(dj_id: int, public_id: str) -> Event:
+    """The DJ publishes the draft an accepted booking made: from now it is listed like any
+    scheduled event (once the DJ is public). Publishing twice changes nothing. Commits."""
+    event = own_event(dj_id, public_id)
+    event.draft = False
+    db.session.commit()
+    return event

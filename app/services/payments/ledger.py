@@ -17,7 +17,7 @@ from sqlalchemy import func, insert, select
 from ...extensions import db
 from ...models import Payment, PaymentTransition, utcnow
 from ...models.payments import PAYMENT_TRANSITIONS
-from ..common.locks import lock_set
+from ..common.locks import lock_booking, lock_set
 
 # A refund is tried at most this often, then the payment waits for an admin.
 REFUND_ATTEMPTS = 8
@@ -42,6 +42,11 @@ def lock_payments(payment_ids: Collection[int], *states: str) -> list[Payment]:
         Payment.id.in_(payment_ids), Payment.set_id.is_not(None)).distinct().order_by(Payment.set_id)).all()
     for set_id in set_ids:
         lock_set(set_id)
+    # A deposit has no set: its booking's row is the lock (bookings take it first, then the payment's).
+    booking_ids = db.session.scalars(select(Payment.booking_id).where(
+        Payment.id.in_(payment_ids), Payment.booking_id.is_not(None)).distinct().order_by(Payment.booking_id)).all()
+    for booking_id in booking_ids:
+        lock_booking(booking_id)
     payments = db.session.scalars(select(Payment).where(Payment.id.in_(payment_ids)).order_by(Payment.id)
                                   .execution_options(populate_existing=True)).all()
     return [payment for payment in payments if not states or payment.state in states]

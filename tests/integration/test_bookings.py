@@ -1,0 +1,242 @@
+"""Venues book DJs: the deposit through the sandbox, the slots' key against
+double booking (threads, SQLite and PostgreSQL), availability, and every
+step of a booking's life with its refund."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import Booking, BookingSlot, DJProfile, Event, Payment, VenueProfile, utcnow
+from app.services import bookings
+from app.services.common.errors import DomainError
+from app.services.payments import verify_checkout
+from tests import factories
+from tests.booking_support import RATE_CENTS, bookable_dj, booking, deposit_of, next_saturday, request_booking
+from tests.payment_support import settle, wait_for
+
+VENUES = 50
+
+
+@pytest.fixture
+def paying(app_ctx, live_server, rq_worker):
+    return app_ctx
+
+
+def pay(app, public_id: str) -> Payment:
+    """The venue pays on the sandbox's page; our status check (the return page's) confirms it."""
+    payment = deposit_of(public_id)
+    settle(app, payment.provider_checkout_id, "approve")
+    verify_checkout(payment.id)
+    db.session.rollback()
+    return db.session.get(Payment, payment.id)
+
+
+def refunded(payment_id: int) -> bool:
+    return db.session.get(Payment, payment_id).state == "REFUNDED"
+
+
+def test_deposit_is_the_configured_share_of_the_rate_and_paying_makes_a_request(paying):
+    dj, venue = bookable_dj(), factories.create_venue()
+    started = request_booking(venue, dj, next_saturday(21), minutes=300)
+    payment = deposit_of(started.booking_public_id)
+    assert payment.purpose == "deposit" and payment.amount_cents == RATE_CENTS * 5 * 20 // 100
+    assert started.redirect_url and payment.state == "PENDING"
+    assert booking(started.booking_public_id).status == "pending"
+    assert db.session.scalar(select(func.count()).select_from(BookingSlot)) == 10  # 5 h in 30-minute slots
+    assert pay(paying, started.booking_public_id).state == "COMPLETED"
+    assert booking(started.booking_public_id).status == "requested"
+
+
+@pytest.mark.parametrize("minutes,start_minute,code", [(45, 0, "INVALID_DURATION"), (0, 0, "INVALID_DURATION"),
+                                                       (60, 15, "INVALID_START")])
+def test_durations_and_starts_go_in_30_minute_steps(app_ctx, minutes, start_minute, code):
+    dj, venue = bookable_dj(), factories.create_venue()
+    with pytest.raises(DomainError) as refused:
+        request_booking(venue, dj, next_saturday(21) + timedelta(minutes=start_minute), minutes=minutes)
+    assert refused.value.code == code and refused.value.status == 422
+    assert db.session.scalar(select(func.count()).select_from(Booking)) == 0
+
+
+def test_fifty_venues_racing_for_overlapping_times_get_one_booking_and_49_refusals(paying):
+    dj = bookable_dj()
+    venues = [factories.create_venue(f"Venue {i}").id for i in range(VENUES)]
+    dj_id, start = dj.id, next_saturday(21)
+    db.session.commit()
+
+    def ask(i):
+        with paying.app_context():
+            try:  # every venue asks for an overlapping window (offset by 0..90 minutes)
+                return request_booking(db.session.get(VenueProfile, venues[i]), db.session.get(DJProfile, dj_id),
+                                       start + timedelta(minutes=30 * (i % 4)), minutes=240)
+            except DomainError as refusal:
+                return refusal
+
+    with ThreadPoolExecutor(max_workers=VENUES) as pool:
+        outcomes = list(pool.map(ask, range(VENUES)))
+    won = [o for o in outcomes if isinstance(o, bookings.BookingStarted)]
+    lost = [o for o in outcomes if isinstance(o, DomainError)]
+    assert len(won) == 1, [getattr(o, "code", o) for o in outcomes]
+    assert len(lost) == VENUES - 1 and {o.code for o in lost} == {"SLOT_TAKEN"}
+    assert "already booked" in lost[0].message
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Booking)) == 1
+    assert pay(paying, won[0].booking_public_id).state == "COMPLETED"
+    assert booking(won[0].booking_public_id).status == "requested"
+
+
+def test_a_lapsed_hold_frees_the_time_and_a_late_paid_deposit_for_the_loser_is_refunded(paying):
+    dj, first, second = bookable_dj(), factories.create_venue("First"), factories.create_venue("Second")
+    start = next_saturday(21)
+    late = request_booking(first, dj, start)
+    deposit_of(late.booking_public_id).hold_expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    won = request_booking(second, dj, start + timedelta(minutes=60))  # overlaps: the lapsed hold is released
+    assert booking(late.booking_public_id).status == "expired"
+    late_payment = pay(paying, late.booking_public_id)  # the first venue pays after all: the time is taken
+    wait_for(lambda: refunded(late_payment.id), message="the loser's deposit refunded")
+    assert booking(late.booking_public_id).status == "expired"
+    assert pay(paying, won.booking_public_id).state == "COMPLETED"
+    assert booking(won.booking_public_id).status == "requested"
+
+
+def test_a_lapsed_hold_paid_late_while_the_time_is_still_free_becomes_a_request(paying):
+    dj, venue = bookable_dj(), factories.create_venue()
+    started = request_booking(venue, dj, next_saturday(21))
+    deposit_of(started.booking_public_id).hold_expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    assert bookings.sweep_bookings()["released"] == 1
+    assert db.session.scalar(select(func.count()).select_from(BookingSlot)) == 0
+    pay(paying, started.booking_public_id)
+    assert booking(started.booking_public_id).status == "requested"
+    assert db.session.scalar(select(func.count()).select_from(BookingSlot)) == 4
+
+
+def test_accept_makes_a_draft_event_with_the_venue_and_times(paying):
+    dj, venue = bookable_dj(), factories.create_venue("The Warehouse", address="1 Main Rd")
+    started = request_booking(venue, dj, next_saturday(21), minutes=300)
+    pay(paying, started.booking_public_id)
+    accepted = bookings.accept(booking(started.booking_public_id).id, dj, "See you there")
+    event = db.session.get(Event, accepted.event_id)
+    assert (event.draft, event.venue_name, event.address, event.dj_id) == (True, "The Warehouse", "1 Main Rd", dj.id)
+    from app.services.events.listing import listed_events
+    assert event not in listed_events()  # a draft is the DJ's until published
+    assert (event.latitude, event.longitude) == (venue.latitude, venue.longitude) and event.latitude is not None
+    assert (event.starts_at, event.ends_at) == (accepted.starts_at, accepted.ends_at)
+    assert accepted.reply == "See you there"
+    with pytest.raises(DomainError) as again:
+        bookings.decline(accepted.id, dj)
+    assert again.value.code == "ALREADY_ANSWERED"
+
+
+def test_only_the_booked_dj_answers(paying):
+    dj, other, venue = bookable_dj(), bookable_dj("Other"), factories.create_venue()
+    started = request_booking(venue, dj, next_saturday(21))
+    pay(paying, started.booking_public_id)
+    with pytest.raises(DomainError) as refused:
+        bookings.accept(booking(started.booking_public_id).id, other)
+    assert refused.value.code == "NOT_YOURS" and booking(started.booking_public_id).status == "requested"
+
+
+def test_decline_frees_the_slots_and_refunds_the_deposit(paying):
+    dj, venue = bookable_dj(), factories.create_venue()
+    started = request_booking(venue, dj, next_saturday(21))
+    payment = pay(paying, started.booking_public_id)
+    bookings.decline(booking(started.booking_public_id).id, dj, "Away that weekend")
+    assert booking(started.booking_public_id).status == "declined"
+    assert db.session.scalar(select(func.count()).select_from(BookingSlot)) == 0
+    wait_for(lambda: refunded(payment.id), message="deposit refunded on decline")
+    request_booking(factories.create_venue("Next"), dj, next_saturday(21))  # the time is free again
+
+
+def test_cancel_before_acceptance_refunds(paying):
+    dj, venue = bookable_dj(), factories.create_venue()
+    started = request_booking(venue, dj, next_saturday(21))
+    payment = pay(paying, started.booking_public_id)
+    _, refund = bookings.cancel(booking(started.booking_public_id).id, venue)
+    assert refund and booking(started.booking_public_id).status == "cancelled"
+    wait_for(lambda: refunded(payment.id), message="deposit refunded on cancel")
+
+
+def test_cancel_after_acceptance_within_seven_days_keeps_the_deposit(paying):
+    dj, venue = bookable_dj(), factories.create_venue()
+    start = (utcnow() + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    started = request_booking(venue, dj, start)
+    payment = pay(paying, started.booking_public_id)
+    bookings.accept(booking(started.booking_public_id).id, dj)
+    with pytest.raises(DomainError):
+        bookings.cancel(booking(started.booking_public_id).id, factories.create_venue("Not mine"))
+    _, refund = bookings.cancel(booking(started.booking_public_id).id, venue)
+    assert not refund and db.session.get(Payment, payment.id).state == "COMPLETED"
+    assert db.session.scalar(select(func.count()).select_from(BookingSlot)) == 0
+
+
+def test_a_request_unanswered_for_48_hours_expires_and_is_refunded(paying):
+    dj, venue = bookable_dj(), factories.create_venue()
+    started = request_booking(venue, dj, next_saturday(21) + timedelta(days=7))
+    payment = pay(paying, started.booking_public_id)
+    assert bookings.expire_unanswered() == 0
+    booking(started.booking_public_id).created_at = utcnow() - timedelta(hours=48, minutes=1)
+    db.session.commit()
+    assert bookings.sweep_bookings()["expired"] == 1
+    assert booking(started.booking_public_id).status == "expired"
+    wait_for(lambda: refunded(payment.id), message="deposit refunded on expiry")
+
+
+def test_a_request_outside_availability_is_refused(app_ctx):
+    dj, venue = bookable_dj(rules=False), factories.create_venue()
+    bookings.add_rule(dj, 4, 20 * 60, 2 * 60)  # Friday 20:00 to Saturday 02:00, across midnight
+    friday = next_saturday(21) - timedelta(days=1)  # Friday 21:00 local
+    with pytest.raises(DomainError) as refused:
+        request_booking(venue, dj, friday, minutes=360)  # to 03:00: one hour too long
+    assert refused.value.code == "NOT_AVAILABLE" and refused.value.status == 422
+    assert bookings.is_available(dj, friday, friday + timedelta(hours=5))  # 21:00-02:00 fits across midnight
+    from zoneinfo import ZoneInfo
+
+    saturday = next_saturday(21).astimezone(ZoneInfo("Africa/Johannesburg")).date()
+    bookings.set_exception(dj, saturday, available=False)  # Saturday off
+    assert not bookings.is_available(dj, friday, friday + timedelta(hours=5))
+    assert bookings.is_available(dj, friday, friday + timedelta(hours=1))
+
+
+def test_availability_follows_the_djs_zone_across_a_daylight_saving_change(app_ctx):
+    from zoneinfo import ZoneInfo
+
+    dj = bookable_dj("London DJ", zone="Europe/London", rules=False)
+    bookings.add_rule(dj, 6, 20 * 60, 23 * 60)  # Sundays 20:00-23:00 London time
+    london = ZoneInfo("Europe/London")
+    for day in (date(2027, 3, 21), date(2027, 3, 28), date(2027, 4, 4)):  # BST starts 28 March 2027
+        local = datetime(day.year, day.month, day.day, 20, tzinfo=london).astimezone(timezone.utc)
+        assert bookings.is_available(dj, local, local + timedelta(hours=3)), day
+        assert not bookings.is_available(dj, local - timedelta(hours=1), local), day
+
+
+def test_accept_and_cancel_racing_leave_one_outcome_and_money_that_matches(paying):
+    """The DJ taps Accept as the venue taps Cancel: the booking's row lock orders them."""
+    dj, venue = bookable_dj(), factories.create_venue()
+    started = request_booking(venue, dj, next_saturday(21) + timedelta(days=14))
+    payment = pay(paying, started.booking_public_id)
+    booking_id, dj_id, venue_id = booking(started.booking_public_id).id, dj.id, venue.id
+
+    def run(action):
+        with paying.app_context():
+            try:
+                if action == "accept":
+                    return bookings.accept(booking_id, db.session.get(DJProfile, dj_id)).status
+                return bookings.cancel(booking_id, db.session.get(VenueProfile, venue_id))[0].status
+            except DomainError as refused:
+                return refused.code
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = sorted(pool.map(run, ["accept", "cancel"]))
+    final = booking(started.booking_public_id)
+    # Either order is fine: accept then cancel (14 days ahead: refunded), or cancel then a refused accept.
+    assert outcomes in (["accepted", "cancelled"], ["ALREADY_ANSWERED", "cancelled"]), outcomes
+    assert final.status == "cancelled"
+    assert db.session.scalar(select(func.count()).select_from(BookingSlot)) == 0
+    wait_for(lambda: refunded(payment.id), message="the cancelled booking's deposit refunded")
+    history = [t.to_state for t in db.session.get(Payment, payment.id).history]
+    assert history.count("REFUND_PENDING") == 1, history
