@@ -6,17 +6,60 @@ the service worker and any proxy for a year without asking again
 (`immutable`); any other static request (an old hash, no hash) is
 revalidated. Static responses never touch the session: no `Vary: Cookie`,
 no Set-Cookie, so one cached copy serves every visitor.
+
+A versioned text file is sent brotli-compressed at the highest quality,
+compressed once per process and version and kept (`_BROTLI`): a phone's
+first visit is then as small as it can be (bench/weight.py), and a crowd
+arriving at once costs no compression at all. Other responses are left to
+flask-compress (a fast level, per response).
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import brotli
 from flask import Flask, Response, request
 from flask.sessions import SecureCookieSessionInterface
 
 from .templating import static_version
 
 YEAR = 365 * 24 * 3600
+TEXT_TYPES = {"text/css", "text/javascript", "application/javascript", "image/svg+xml", "application/json",
+              "application/manifest+json"}
+_BROTLI: dict[tuple[str, str], bytes] = {}
+_BROTLI_LOCK = threading.Lock()
+
+
+def _accepts_brotli() -> bool:
+    for part in request.headers.get("Accept-Encoding", "").split(","):
+        name, _, params = part.strip().partition(";")
+        if name.strip().lower() == "br":
+            return params.replace(" ", "").lower() not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
+def _brotli_body(path: Path, version: str) -> bytes:
+    key = (str(path), version)
+    body = _BROTLI.get(key)
+    if body is None:
+        body = brotli.compress(path.read_bytes(), quality=11, mode=brotli.MODE_TEXT)
+        with _BROTLI_LOCK:
+            _BROTLI[key] = body
+    return body
+
+
+def _send_brotli(response: Response, path: Path, version: str) -> None:
+    """The kept brotli copy instead of the file (flask-compress leaves an encoded response alone)."""
+    body = _brotli_body(path, version)
+    response.direct_passthrough = False
+    response.set_data(body)
+    response.headers["Content-Encoding"] = "br"
+    response.vary.add("Accept-Encoding")
+    etag, weak = response.get_etag()
+    if etag:
+        response.set_etag(f"{etag}:br", weak=weak)
+    response.make_conditional(request)  # a phone revalidating this copy gets its 304
 
 
 class SessionInterface(SecureCookieSessionInterface):
@@ -39,9 +82,13 @@ def register(app: Flask) -> None:
             return response
         filename = (request.view_args or {}).get("filename", "")
         version = request.args.get("v")
-        if version and version == static_version(str(Path(app.static_folder) / filename)):
+        path = Path(app.static_folder) / filename
+        if version and version == static_version(str(path)):
             response.cache_control.public = True
             response.cache_control.max_age = YEAR
             response.cache_control.immutable = True
             response.cache_control.no_cache = None
+            if (response.status_code == 200 and response.mimetype in TEXT_TYPES and request.method == "GET"
+                    and _accepts_brotli()):
+                _send_brotli(response, path, version)
         return response

@@ -54,3 +54,19 @@ def test_text_is_compressed_with_brotli_or_gzip(app, client, night):
     assert compressed.headers["Content-Encoding"] == "br"
     assert brotli.decompress(compressed.get_data()) == raw.get_data()
     assert len(compressed.get_data()) < len(raw.get_data()) / 3
+
+
+def test_a_versioned_text_file_is_sent_at_brotli_best_and_kept(app, client):
+    import brotli
+
+    url = versioned(app, "vendor/htmx.min.js")
+    raw = client.get(url, headers={"Accept-Encoding": "identity"}).get_data()
+    first = client.get(url, headers=BROWSER)
+    assert first.headers["Content-Encoding"] == "br"
+    assert brotli.decompress(first.get_data()) == raw
+    assert len(first.get_data()) <= len(brotli.compress(raw, quality=11)) + 16  # the best level, not a fast one
+    again = client.get(url, headers=BROWSER)
+    assert again.get_data() == first.get_data() and again.headers["ETag"] == first.headers["ETag"]
+    assert client.get(url, headers={"Accept-Encoding": "gzip"}).headers.get("Content-Encoding") != "br"
+    not_modified = client.get(url, headers={**BROWSER, "If-None-Match": first.headers["ETag"]})
+    assert not_modified.status_code == 304 and not not_modified.get_data()
