@@ -22,9 +22,10 @@ from app.core.devices import signed_device_cookie
 from app.extensions import db
 from app.models import PushSubscription
 from app.services.live import push
-from tests.conftest import RQWorker
 from tests.e2e.conftest import PHONE, SCREENSHOTS, TABLET, no_horizontal_scroll
-from tests.integration.test_push import VAPID, Browser, PushService, play_bad_guy
+from tests.integration.test_push import Browser, play_bad_guy
+# The push service, the worker that knows the VAPID keys and the keys themselves: one set of fixtures.
+from tests.integration.test_push import push_worker, service, vapid  # noqa: F401,F811
 from tests.payment_support import wait_for
 
 pytestmark = pytest.mark.browser
@@ -41,29 +42,6 @@ FAKE_PUSH_SERVICE = """
   PushManager.prototype.getSubscription = function () { return Promise.resolve(current); };
 })();
 """
-
-
-@pytest.fixture(scope="module")
-def push_worker(app, _module_server):
-    worker = RQWorker(app, _module_server)
-    worker.env.update(VAPID, PUSH_RETRY_SECONDS="0")
-    worker.start_fresh()
-    yield worker
-    worker.settle()
-    worker.stop()
-
-
-@pytest.fixture
-def vapid(app, monkeypatch):
-    for name, value in VAPID.items():
-        monkeypatch.setitem(app.config, name, value)
-
-
-@pytest.fixture
-def service():
-    found = PushService()
-    yield found
-    found.close()
 
 
 def phone_page(open_page, app, live_server, night, viewport, browser_keys=None):
