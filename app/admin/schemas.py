@@ -59,18 +59,25 @@ NOTES = {
 SEARCH_KEYS = ("q", "state", "purpose", "amount", "date_from", "date_to", "sort")
 
 
-def parse_payment_search(args: MultiDict) -> tuple[PaymentQuery, list[str]]:
-    raw = {key: args.get(key) for key in PaymentSearchArgs._declared_fields if args.get(key) not in (None, "")}
+def load_search(schema: Schema, raw: dict, notes_for: dict[str, str]) -> tuple[dict, list[str]]:
+    """Load a list's search: a bad field is dropped with its note (never a failed page), and
+    a last day before the first is swapped, with a note."""
     notes: list[str] = []
     try:
-        loaded = PaymentSearchArgs().load(raw)
+        loaded = schema.load(raw)
     except ValidationError as error:
         bad = error.messages if isinstance(error.messages, dict) else {}
-        notes = [NOTES[name] for name in bad if name in NOTES]
-        loaded = PaymentSearchArgs().load({k: v for k, v in raw.items() if k not in bad})
+        notes = [notes_for[name] for name in bad if name in notes_for]
+        loaded = schema.load({k: v for k, v in raw.items() if k not in bad})
     if loaded.get("date_from") and loaded.get("date_to") and loaded["date_to"] < loaded["date_from"]:
         notes.append("The last day was before the first; the two were swapped.")
         loaded["date_from"], loaded["date_to"] = loaded["date_to"], loaded["date_from"]
+    return loaded, notes
+
+
+def parse_payment_search(args: MultiDict) -> tuple[PaymentQuery, list[str]]:
+    raw = {key: args.get(key) for key in PaymentSearchArgs._declared_fields if args.get(key) not in (None, "")}
+    loaded, notes = load_search(PaymentSearchArgs(), raw, NOTES)
     return PaymentQuery(text=loaded.get("q", ""), state=loaded.get("state", ""), purpose=loaded.get("purpose", ""),
                         amount_cents=loaded.get("amount"), date_from=loaded.get("date_from"),
                         date_to=loaded.get("date_to"), sort=loaded.get("sort", "newest"),
@@ -101,11 +108,7 @@ class AlertFilterArgs(Schema):
 def parse_filters(schema: Schema, args: MultiDict) -> dict:
     """Load what is valid of a list's query string; anything invalid is left out."""
     raw = {key: args.get(key) for key in schema.fields if args.get(key) not in (None, "")}
-    try:
-        return schema.load(raw)
-    except ValidationError as error:
-        bad = error.messages if isinstance(error.messages, dict) else {}
-        return schema.load({k: v for k, v in raw.items() if k not in bad})
+    return load_search(schema, raw, {})[0]
 
 
 class ResolveAlertForm(Schema):
@@ -196,16 +199,7 @@ AUDIT_NOTES = {
 
 def parse_audit_search(args: MultiDict) -> tuple[AuditQuery, list[str]]:
     raw = {key: args.get(key).strip() for key in AuditArgs._declared_fields if (args.get(key) or "").strip()}
-    notes: list[str] = []
-    try:
-        loaded = AuditArgs().load(raw)
-    except ValidationError as error:
-        bad = error.messages if isinstance(error.messages, dict) else {}
-        notes = [AUDIT_NOTES[name] for name in bad if name in AUDIT_NOTES]
-        loaded = AuditArgs().load({k: v for k, v in raw.items() if k not in bad})
-    if loaded.get("date_from") and loaded.get("date_to") and loaded["date_to"] < loaded["date_from"]:
-        notes.append("The last day was before the first; the two were swapped.")
-        loaded["date_from"], loaded["date_to"] = loaded["date_to"], loaded["date_from"]
+    loaded, notes = load_search(AuditArgs(), raw, AUDIT_NOTES)
     return AuditQuery(admin=loaded.get("admin", ""), action=loaded.get("action", ""),
                       target_type=loaded.get("target_type", ""), target_id=loaded.get("target_id", ""),
                       date_from=loaded.get("date_from"), date_to=loaded.get("date_to"),
@@ -256,16 +250,7 @@ WEBHOOK_SEARCH_KEYS = ("status", "type", "payment", "date_from", "date_to")
 
 def parse_webhook_search(args: MultiDict) -> tuple[WebhookQuery, list[str]]:
     raw = {key: args.get(key) for key in WebhookSearchArgs._declared_fields if args.get(key) not in (None, "")}
-    notes: list[str] = []
-    try:
-        loaded = WebhookSearchArgs().load(raw)
-    except ValidationError as error:
-        bad = error.messages if isinstance(error.messages, dict) else {}
-        notes = [WEBHOOK_NOTES[name] for name in bad if name in WEBHOOK_NOTES]
-        loaded = WebhookSearchArgs().load({k: v for k, v in raw.items() if k not in bad})
-    if loaded.get("date_from") and loaded.get("date_to") and loaded["date_to"] < loaded["date_from"]:
-        notes.append("The last day was before the first; the two were swapped.")
-        loaded["date_from"], loaded["date_to"] = loaded["date_to"], loaded["date_from"]
+    loaded, notes = load_search(WebhookSearchArgs(), raw, WEBHOOK_NOTES)
     return WebhookQuery(status=loaded.get("status", ""), event_type=loaded.get("type", "").strip(),
                         payment_ref=loaded.get("payment", "").strip(), date_from=loaded.get("date_from"),
                         date_to=loaded.get("date_to"), page=loaded.get("page", 1)), notes
