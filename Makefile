@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export FLASK_APP := wsgi
 
-.PHONY: run test test-sqlite test-postgres lint-imports install system-run system-test bench clean
+.PHONY: run test test-sqlite test-postgres screenshots lint-imports install system-run system-test bench clean
 
 # The payment sandbox is opted into here (the app has no default outside production).
 run bench: export PAYMENT_PROVIDER ?= sandbox
@@ -40,6 +40,11 @@ test-sqlite: $(STAMP)
 test-postgres: $(STAMP)
 	@echo "== test suite on PostgreSQL =="
 	url="$$(scripts/test-postgres.sh)" && TEST_DATABASE_URL="$$url" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The browser tests again, saving what each screen looks like to
+# artifacts/screenshots/ (phone, tablet, desktop) for a person to open.
+screenshots: system-test $(STAMP)
+	BMM_SCREENSHOTS=1 $(BIN)/python -m pytest tests/e2e -q $(PYTEST_ARGS)
 
 install: $(STAMP)
 

@@ -10,7 +10,7 @@ from app.models import BlockedKeyword, FraudAlert, SongRequest
 from app.services import accounts
 from app.services.admin.fraud import scan_for_fraud
 from tests import factories
-from tests.e2e.conftest import SCREENSHOTS, TABLET, screenshot, sign_in
+from tests.e2e.conftest import TABLET, screenshot, sign_in
 from tests.e2e.test_accessibility import _check as check_landmarks_and_names
 from tests.integration.test_admin_safety import abuse
 
@@ -111,7 +111,7 @@ def test_the_fan_sees_their_shoutout_waits_and_the_admin_pages_fit_a_phone(flagg
     check_landmarks_and_names(admin)
     screenshot(admin, "admin-alerts-phone")
     admin.locator("article.alert-card").first.scroll_into_view_if_needed()
-    admin.screenshot(path=str(SCREENSHOTS / "admin-alerts-phone-first.png"))  # the first alert, as the phone shows it
+    screenshot(admin, "admin-alerts-phone-first", full_page=False)  # the first alert, as the phone shows it
     admin.goto(f"{live_server}/admin/shoutouts")
     screenshot(admin, "admin-shoutouts-phone")
     assert errors == [] and admin_errors == []

@@ -13,7 +13,7 @@ from app.extensions import db
 from app.models import Ban, Payment, Report, SongRequest, utcnow
 from app.services import accounts
 from tests import factories
-from tests.e2e.conftest import PHONE, SCREENSHOTS, TABLET, screenshot, sign_in
+from tests.e2e.conftest import PHONE, TABLET, screenshot, sign_in
 from tests.e2e.test_accessibility import _check as check_landmarks_and_names
 
 pytestmark = [pytest.mark.browser, pytest.mark.night(songs=["Heartless"])]
@@ -139,5 +139,5 @@ def test_a_suspended_phones_vote_says_why_in_a_toast(app, setting, live_server, 
     phone.locator(f'.queue-item[data-request="{target.public_id}"] .vote-button').click()
     expect(phone.locator(".toast").last).to_contain_text("This device is suspended until")
     expect(phone.locator(".toast").last).to_contain_text("Vote stuffing.")
-    phone.screenshot(path=str(SCREENSHOTS / "fan-suspended-vote-phone.png"))  # the viewport: the toast by the vote
+    screenshot(phone, "fan-suspended-vote-phone", full_page=False)  # the viewport: the toast by the vote
     assert [e for e in errors if "403" not in e] == []

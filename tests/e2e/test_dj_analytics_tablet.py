@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,7 +15,7 @@ from app.models import utcnow
 from app.services import analytics
 from tests import factories
 from tests.analytics_support import Item, add_item
-from tests.e2e.conftest import PHONE, SCREENSHOTS, TABLET, screenshot
+from tests.e2e.conftest import PHONE, TABLET, screenshot
 
 pytestmark = pytest.mark.browser
 ZONE = ZoneInfo("Africa/Johannesburg")
@@ -128,5 +128,5 @@ def test_the_analytics_page_fits_a_phone(live_server, history, open_page):
     for name in ("Earnings", "Requests by hour of the night", "Top songs"):  # views a person would see
         page.get_by_role("heading", name=name).evaluate(
             "e => window.scrollTo(0, e.getBoundingClientRect().top + window.scrollY - 80)")
-        page.screenshot(path=str(SCREENSHOTS / f"dj-analytics-phone-{name.split()[0].lower()}.png"))
+        screenshot(page, f"dj-analytics-phone-{name.split()[0].lower()}", full_page=False)
     assert errors == []

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from app.core.devices import _serializer
 from app.extensions import db
 from app.services.live import publish_after_commit
-from tests.e2e.conftest import PHONE, SCREENSHOTS, TABLET, no_horizontal_scroll
+from tests.e2e.conftest import PHONE, TABLET, no_horizontal_scroll, screenshot
 from tests.factories import device, paid_request
 
 pytestmark = pytest.mark.browser
@@ -40,8 +40,7 @@ def test_the_first_screen_shows_the_night(night, live_server, open_page, viewpor
     expect(bar.locator(".now-bar-mine")).to_have_text(re.compile(r"^Yours #\d+ · "))
     expect(bar.locator(".conn-status")).to_have_text("Live")
     size = f"{viewport['width']}x{viewport['height']}"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"fan-first-screen-{size}.png"))
+    screenshot(page, f"fan-first-screen-{size}", full_page=False)
     for part in (bar.locator(".now-bar-title"), bar.locator(".now-bar-mine"), bar.locator(".conn-status"),
                  page.get_by_label("Search songs or artists")):
         assert part.evaluate(IN_FIRST_SCREEN), part
@@ -59,5 +58,5 @@ def test_a_tablet_shows_the_live_panel_beside_the_results_and_only_the_pill_of_t
     expect(page.locator(".conn-status")).to_have_text("Live")
     expect(page.locator("#now-bar .now-bar-np")).to_be_hidden()  # the panel itself is beside the results
     assert page.locator("#now-playing").evaluate("(el) => el.getBoundingClientRect().left > 600")
-    page.screenshot(path=str(SCREENSHOTS / "fan-first-screen-tablet.png"))
+    screenshot(page, "fan-first-screen-tablet", full_page=False)
     assert errors == [], errors

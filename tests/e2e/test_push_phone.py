@@ -22,7 +22,7 @@ from app.core.devices import signed_device_cookie
 from app.extensions import db
 from app.models import PushSubscription
 from app.services.live import push
-from tests.e2e.conftest import PHONE, SCREENSHOTS, TABLET, no_horizontal_scroll
+from tests.e2e.conftest import PHONE, TABLET, no_horizontal_scroll, screenshot
 from tests.integration.test_push import Browser, play_bad_guy
 # The push service, the worker that knows the VAPID keys and the keys themselves: one set of fixtures.
 from tests.integration.test_push import push_worker, service, vapid  # noqa: F401,F811
@@ -57,10 +57,9 @@ def phone_page(open_page, app, live_server, night, viewport, browser_keys=None):
 
 def shot(page, name: str) -> None:
     """The control and what is around it, as the phone shows it."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.locator("[data-push]").scroll_into_view_if_needed()
     page.evaluate("window.scrollBy(0, -120)")
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    screenshot(page, name, full_page=False)
 
 
 def test_a_push_is_shown_by_the_service_worker(open_page, app, live_server, night, vapid, service, push_worker):

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import PHONE, SCREENSHOTS, TABLET, screenshot, sign_in
+from tests.e2e.conftest import PHONE, TABLET, screenshot, sign_in
 from tests.library_support import FIXTURES
 
 SMALL_PHONE = {"width": 360, "height": 640}
@@ -65,7 +65,7 @@ def test_the_import_report_says_what_was_guessed_and_links_to_each_track(live_se
     edit = report.get_by_role("link", name=re.compile(r"^Edit the track on line \d+$")).first
     assert edit.bounding_box()["height"] >= 44
     screenshot(page, f"import-guesses-{'phone' if mobile else 'tablet'}")
-    report.screenshot(path=str(SCREENSHOTS / f"import-guesses-report-{'phone' if mobile else 'tablet'}.png"))
+    screenshot(report, f"import-guesses-report-{'phone' if mobile else 'tablet'}", full_page=False)
     edit.click()
     expect(page.get_by_label("Title")).to_have_value("track1")
     page.get_by_label("Title").fill("Hyperspace")

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Payment, SongRequest, Track
 from app.services.requests import mark_played, start_playing
-from tests.e2e.conftest import PHONE, SCREENSHOTS, TABLET, screenshot
+from tests.e2e.conftest import PHONE, TABLET, screenshot
 from tests.e2e.test_accessibility import UNNAMED_CONTROLS_JS
 from tests.factories import PASSWORD
 from tests.payment_support import wait_for
@@ -20,8 +20,7 @@ SMALL_PHONE = {"width": 360, "height": 640}
 
 def on_screen(page, name: str) -> None:
     """What the phone shows right now (the event page is too long for a useful full-page shot)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    screenshot(page, name, full_page=False)
 
 
 def no_overflow(page) -> None:

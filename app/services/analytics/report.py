@@ -19,7 +19,6 @@ import secrets
 import time
 from pathlib import Path
 
-import weasyprint
 from flask import current_app
 from redis.exceptions import RedisError
 
@@ -39,13 +38,21 @@ def needs_job(days: int) -> bool:
     return days > REPORT_JOB_DAYS
 
 
+def _weasyprint():
+    """WeasyPrint, imported when a report is first made: it loads Pango and
+    HarfBuzz (1.2 s), which every web, worker and cron process would
+    otherwise pay at start for a page few of them ever render."""
+    import weasyprint
+    return weasyprint
+
+
 def _stylesheets() -> list:
-    return [weasyprint.CSS(filename=str(Path(current_app.static_folder) / "css" / "report.css"))]
+    return [_weasyprint().CSS(filename=str(Path(current_app.static_folder) / "css" / "report.css"))]
 
 
 def _document(html: str):
     # base_url: nothing is fetched from the network; the report has no links to load.
-    return weasyprint.HTML(string=html, base_url=current_app.static_folder).render(stylesheets=_stylesheets())
+    return _weasyprint().HTML(string=html, base_url=current_app.static_folder).render(stylesheets=_stylesheets())
 
 
 def to_pdf(html: str) -> bytes:
