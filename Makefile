@@ -25,9 +25,13 @@ run: system-run $(STAMP)
 
 # The two databases' suites run side by side (each has its own database,
 # redis-server and ports); each one's output is printed whole when it ends.
+# Unit and integration tests run on both databases; the browser tests (marker
+# `browser`) drive the same pages and flows whatever the database, so they run
+# once, on PostgreSQL, the production database (`make test-sqlite` alone runs
+# them on SQLite too).
 test: system-test $(STAMP)
 	$(MAKE) --no-print-directory lint-imports
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres SQLITE_SKIPS_BROWSER=1
 
 # The layers: models <- services <- areas, jobs -> services (.importlinter).
 lint-imports: $(STAMP)
@@ -35,7 +39,7 @@ lint-imports: $(STAMP)
 
 test-sqlite: $(STAMP)
 	@echo "== test suite on SQLite =="
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(SQLITE_SKIPS_BROWSER),-m "not browser") $(PYTEST_ARGS)
 
 test-postgres: $(STAMP)
 	@echo "== test suite on PostgreSQL =="
