@@ -11,7 +11,7 @@ from jobs.requests import close_ended_sets
 from jobs.safety import scan_for_fraud
 
 cron.register(purge_expired_idempotency_keys, "default", cron="17 * * * *", name="purge-idempotency-keys")
-cron.register(reconcile_payments, "default", cron="*/5 * * * *", name="reconcile-payments")
+cron.register(reconcile_payments, "payments", cron="*/5 * * * *", name="reconcile-payments")
 cron.register(close_ended_sets, "default", cron="* * * * *", name="close-ended-sets")
 cron.register(reconcile_imports, "default", cron="* * * * *", name="reconcile-imports")
 cron.register(scan_for_fraud, "default", cron="*/2 * * * *", name="scan-for-fraud")

@@ -68,14 +68,15 @@ def add_item(dj_set: DJSet, tracks: list[Track], fans: list, item: Item) -> None
 
 
 def run_analytics_jobs() -> int:
-    """Run the analytics jobs waiting in the queue, here, in order (what a worker would do)."""
-    queue = tasks.queue()
+    """Run the analytics jobs waiting in the queues, here, in the order a worker would
+    (the queues by urgency: refreshes on `default`, reports on `imports`)."""
     ran = 0
-    for job in queue.get_jobs():
-        if job.func_name.startswith("jobs.analytics."):
-            job.func(*job.args, **job.kwargs)
-            queue.remove(job)
-            ran += 1
+    for queue in map(tasks.queue, tasks.QUEUES):
+        for job in queue.get_jobs():
+            if job.func_name.startswith("jobs.analytics."):
+                job.func(*job.args, **job.kwargs)
+                queue.remove(job)
+                ran += 1
     return ran
 
 

@@ -254,8 +254,11 @@ class RQWorker:
 
     _names = itertools.count(1)
 
-    def __init__(self, app, base_url: str):
+    def __init__(self, app, base_url: str, queues: tuple[str, ...] | None = None):
+        from app.services.common.tasks import QUEUES
+
         self.app = app
+        self.queues = queues or QUEUES  # in the order it takes from them, as the Procfile's worker
         self.redis = redis_lib.Redis.from_url(app.config["REDIS_URL"])
         self.env = {**os.environ, "SANDBOX_BASE_URL": base_url, "PYTHONUNBUFFERED": "1"}
         (ROOT / "artifacts").mkdir(exist_ok=True)
@@ -268,7 +271,7 @@ class RQWorker:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rq.cli", "worker", "-c", "jobs.settings", "--worker-class",
              "jobs.worker.AppWorker", "--with-scheduler", "--url", self.app.config["REDIS_URL"], "--name", self.name,
-             "--path", str(ROOT), "--worker-ttl", "10", "default"],
+             "--path", str(ROOT), "--worker-ttl", "10", *self.queues],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
@@ -299,10 +302,10 @@ class RQWorker:
             self.kill()
         self.log.close()
 
-    def _queue(self):
+    def _queues(self):
         from rq import Queue
 
-        return Queue("default", connection=self.redis)
+        return [Queue(name, connection=self.redis) for name in self.queues]
 
     def running(self) -> bool:
         """Whether the worker is running a job right now."""
@@ -327,11 +330,12 @@ class RQWorker:
     def busy(self, *, scheduled: float | None = None) -> bool:
         """Whether a job is queued or running, or (with `scheduled`) scheduled
         to run within that many seconds."""
-        queue = self._queue()
-        if queue.count or self.running() or self._dequeued_not_started(queue):
+        queues = self._queues()
+        if any(queue.count for queue in queues) or self.running() or any(
+                self._dequeued_not_started(queue) for queue in queues):
             return True
-        return scheduled is not None and bool(
-            self.redis.zcount(queue.scheduled_job_registry.key, 0, time.time() + scheduled))
+        return scheduled is not None and any(
+            self.redis.zcount(queue.scheduled_job_registry.key, 0, time.time() + scheduled) for queue in queues)
 
     def wait_until_idle(self, timeout: float = 20.0, *, scheduled: float | None = float("inf")) -> None:
         """Until no job is queued, running or scheduled (within `scheduled`
@@ -351,14 +355,14 @@ class RQWorker:
         needs the worker starts a new one)."""
         if not self.alive():
             return
-        queue = self._queue()
         deadline = time.monotonic() + 15
         calm = 0
         while calm < 3:
-            queue.empty()
-            for registry in (queue.scheduled_job_registry, queue.deferred_job_registry):
-                for job_id in registry.get_job_ids():
-                    registry.remove(job_id, delete_job=True)
+            for queue in self._queues():
+                queue.empty()
+                for registry in (queue.scheduled_job_registry, queue.deferred_job_registry):
+                    for job_id in registry.get_job_ids():
+                        registry.remove(job_id, delete_job=True)
             calm = 0 if self.busy(scheduled=float("inf")) else calm + 1
             if time.monotonic() > deadline:
                 self.kill()

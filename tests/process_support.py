@@ -14,6 +14,7 @@ import pytest
 import redis
 import requests
 
+from app.services.common.tasks import QUEUES
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +97,7 @@ class Process:
 def rq_worker(redis_url: str, name: str, **env: str) -> Process:
     """`rq worker --with-scheduler` as the Procfile runs it."""
     return Process(name, ["-m", "rq.cli", "worker", "-c", "jobs.settings", "--worker-class", "jobs.worker.AppWorker",
-                          "--with-scheduler", "--url", redis_url, "--name", name, "--path", str(ROOT), "default"],
+                          "--with-scheduler", "--url", redis_url, "--name", name, "--path", str(ROOT), *QUEUES],
                    **{"REDIS_URL": redis_url, **env})
 
 

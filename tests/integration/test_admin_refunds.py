@@ -82,7 +82,7 @@ def refund_moves(payment: Payment) -> int:
 
 def refund_jobs(payment: Payment) -> int:
     """Refund jobs waiting in the queue for this payment (no worker runs in these tests)."""
-    queue = tasks.queue()
+    queue = tasks.queue("payments")
     return sum(1 for job in queue.get_jobs() if job.func_name == "jobs.payments.refund_payment"
                and job.args == (payment.id,))
 

@@ -36,7 +36,8 @@ def test_readyz_names_missing_workers_scheduler_and_cron_without_failing(own_app
     body = readiness(app)
     assert app.test_client().get("/readyz").status_code == 200  # fans can still be served
     assert body["status"] == "degraded"
-    assert body["degraded"] == ["workers:default", "scheduler:default", "cron"]
+    assert body["degraded"] == ["workers:payments", "workers:default", "workers:imports",
+                                "scheduler:payments", "scheduler:default", "scheduler:imports", "cron"]
 
 
 @pytest.mark.timeout(120)

@@ -63,7 +63,7 @@ def test_reconcile_leaves_fresh_and_waiting_imports_alone_and_requeues_one_redis
     with app.app_context():
         record = the_import(dj.dj_id)
         assert (record.status, record.attempts, record.job_id) == ("queued", 1, f"library-import-{record.public_id}-1")
-        queue = Queue("default", connection=redis_store.client)
+        queue = Queue("imports", connection=redis_store.client)
         assert queue.job_ids == [record.job_id]
         assert reconcile_imports() == {"checked": 0, "requeued": 0, "failed": 0}  # not stale yet
         with later(HEARTBEAT_TTL_SECONDS + 1):
@@ -87,7 +87,7 @@ def test_a_running_import_with_a_heartbeat_is_alive_and_one_without_is_run_again
     assert dj.upload("big.csv", big_csv(2500)).status_code == 303
     with app.app_context():
         record = the_import(dj.dj_id)
-        Queue("default", connection=redis_store.client).empty()
+        Queue("imports", connection=redis_store.client).empty()
         # What a worker leaves when it dies mid-import: running, its file kept, nothing merged.
         db.session.execute(update(LibraryImport).where(LibraryImport.id == record.id).values(status="running"))
         db.session.commit()
@@ -107,7 +107,7 @@ def test_after_its_retries_an_import_is_marked_failed_with_a_sentence_for_the_dj
     assert dj.upload("big.csv", big_csv(2500)).status_code == 303
     with app.app_context():
         record = the_import(dj.dj_id)
-        Queue("default", connection=redis_store.client).empty()
+        Queue("imports", connection=redis_store.client).empty()
         db.session.execute(update(LibraryImport).where(LibraryImport.id == record.id)
                            .values(status="running", attempts=IMPORT_RETRIES + 1))
         db.session.commit()
@@ -139,7 +139,7 @@ def test_a_crash_inside_the_job_puts_the_import_back_for_reconciliation(app, dj,
 
     with app.app_context():
         record = the_import(dj.dj_id)
-        Queue("default", connection=redis_store.client).empty()
+        Queue("imports", connection=redis_store.client).empty()
         with monkeypatch.context() as patch:
             patch.setattr(imports, "merge_tracks", crash)
             with pytest.raises(RuntimeError):

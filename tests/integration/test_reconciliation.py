@@ -55,7 +55,7 @@ def _states(payments) -> list[str]:
 
 
 def _refund_jobs() -> list[int]:
-    return [job.args[0] for job in tasks.queue().jobs if job.func_name == "jobs.payments.refund_payment"]
+    return [job.args[0] for job in tasks.queue("payments").jobs if job.func_name == "jobs.payments.refund_payment"]
 
 
 def test_the_ledger_stamps_when_a_failed_refund_is_due_and_clears_it(dj_set, monkeypatch):

@@ -306,10 +306,10 @@ def test_delivery_gives_up_after_the_eighth_attempt(app_ctx):
     nowhere = f"http://127.0.0.1:{free_port()}/hook"
     result = deliver_webhook(event, 1, nowhere, 1.0)
     assert result["delivered"] is False and result["next_in_seconds"] == 300
-    assert tasks.queue().scheduled_job_registry.count == 1
+    assert tasks.queue("payments").scheduled_job_registry.count == 1
     last = deliver_webhook(event, len(RETRY_SCHEDULE_SECONDS) - 1, nowhere, 1.0)
     assert last["gave_up"] is True
-    assert tasks.queue().scheduled_job_registry.count == 1  # nothing more was scheduled
+    assert tasks.queue("payments").scheduled_job_registry.count == 1  # nothing more was scheduled
 
 
 # --------------------------------------------------------------------------- API surface, faults, config

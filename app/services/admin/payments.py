@@ -204,20 +204,30 @@ def export_rows(query: PaymentQuery) -> list[PaymentRow]:
 
 def _failed_jobs_for(payment_id: int) -> list[dict]:
     """Failed jobs (the dead letter queue) whose arguments name the payment:
-    the newest FAILED_JOBS_SCANNED of the registry are looked at."""
-    registry = FailedJobRegistry(queue=tasks.queue())
+    the newest FAILED_JOBS_SCANNED of each queue's registry are looked at."""
     jobs = []
-    for job_id in registry.get_job_ids(0, FAILED_JOBS_SCANNED - 1):
-        try:
-            job = registry.job_class.fetch(job_id, connection=registry.connection) if job_id else None
-            named = job is not None and payment_id in (job.args or ())
-        except (NoSuchJobError, DeserializationError):
-            continue  # gone, or unreadable (the dead letter queue lists it): it names nothing we can read
-        if named:
-            result = job.latest_result()
-            jobs.append({"id": job.id, "function": job.func_name, "args": job.args, "ended_at": job.ended_at,
-                         "error": (result.exc_string if result else "") or ""})
+    for name in tasks.QUEUES:
+        registry = FailedJobRegistry(queue=tasks.queue(name))
+        for job_id in registry.get_job_ids(0, FAILED_JOBS_SCANNED - 1):
+            job = _readable_job(registry, job_id)
+            if job is not None and payment_id in (job.args or ()):
+                result = job.latest_result()
+                jobs.append({"id": job.id, "function": job.func_name, "args": job.args, "ended_at": job.ended_at,
+                             "error": (result.exc_string if result else "") or ""})
     return jobs
+
+
+def _readable_job(registry: FailedJobRegistry, job_id: str):
+    """The job, or None if it is gone or unreadable (the dead letter queue lists
+    those): it names nothing we can read."""
+    if not job_id:
+        return None
+    try:
+        job = registry.job_class.fetch(job_id, connection=registry.connection)
+        job.args  # noqa: B018 - unpickles the arguments now
+    except (NoSuchJobError, DeserializationError):
+        return None
+    return job
 
 
 def payment_timeline(public_id: str, *, with_jobs: bool = True) -> Timeline:

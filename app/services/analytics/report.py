@@ -95,7 +95,7 @@ def start(dj_id: int, html: str, filename: str) -> str:
     _set_state(paths, {"state": "queued", "filename": filename, "pages": None, "error": None,
                        "created": time.time()})
     try:
-        tasks.queue().enqueue("jobs.analytics.build_report", dj_id, report_id, job_timeout=300)
+        tasks.enqueue_now("jobs.analytics.build_report", dj_id, report_id, job_timeout=300)
     except RedisError as error:  # no queue: say so now rather than poll a report nobody will make
         for path in paths.values():
             path.unlink(missing_ok=True)

@@ -5,7 +5,14 @@ function by its dotted path, which RQ resolves in the worker. `enqueue()`
 fires only once the surrounding transaction commits, so no worker ever
 reads data that is not (or never will be) committed.
 
-One queue today, `default` (the Procfile's worker listens to it).
+Queues by urgency (QUEUES, in the order every worker takes from them):
+`payments` (webhooks, checkout checks, refunds, the sandbox's deliveries:
+money a fan is waiting on), `default` (everything else) and `imports`
+(library imports and PDF reports: long and never urgent). A job's queue
+follows from its dotted path (`queue_for`), so no call site can send payment
+work to the back of the line. The Procfile runs a worker on all three, in
+that order, and one on `payments` alone, so a 20,000-track import never
+holds up a webhook's confirmation.
 """
 from __future__ import annotations
 
@@ -25,11 +32,23 @@ from sqlalchemy import inspect as sa_inspect
 from ...extensions import redis_store
 from .after_commit import after_commit, after_commit_collect
 
-QUEUES = ("default",)
+QUEUES = ("payments", "default", "imports")
+# A job's queue by the start of its dotted path; the first match wins.
+ROUTES = (
+    ("jobs.payments.", "payments"),
+    ("jobs.sandbox.", "payments"),  # the provider's own webhook deliveries, in development
+    ("jobs.imports.", "imports"),
+    ("jobs.analytics.build_report", "imports"),
+)
 # An idle worker beats every few seconds (jobs/worker.py), a scheduler every
 # second: one silent this long is gone.
 WORKER_SILENCE_SECONDS = 30
 SCHEDULER_SILENCE_SECONDS = 15
+
+
+def queue_for(job: str) -> str:
+    """The queue of the job at dotted path `job` (ROUTES, else `default`)."""
+    return next((name for prefix, name in ROUTES if job.startswith(prefix)), "default")
 
 
 def queue(name: str = "default") -> Queue:
@@ -38,7 +57,7 @@ def queue(name: str = "default") -> Queue:
     return Queue(name, connection=redis_store.client)
 
 
-def enqueue(job: str, *args: Any, queue_name: str = "default", retry: Retry | None = None, **options: Any) -> None:
+def enqueue(job: str, *args: Any, queue_name: str | None = None, retry: Retry | None = None, **options: Any) -> None:
     """Enqueue the job `job` (a dotted path, "jobs.payments.refund_payment") once the transaction commits.
 
     If Redis cannot take it then, the failure is logged and the commit stands
@@ -47,19 +66,19 @@ def enqueue(job: str, *args: Any, queue_name: str = "default", retry: Retry | No
     after_commit(_enqueue_after_commit, job, args, queue_name, retry, options)
 
 
-def _enqueue_after_commit(job: str, args: tuple, queue_name: str, retry: Retry | None, options: dict) -> None:
-    queue(queue_name).enqueue(job, *args, retry=retry, **options)
+def _enqueue_after_commit(job: str, args: tuple, queue_name: str | None, retry: Retry | None, options: dict) -> None:
+    queue(queue_name or queue_for(job)).enqueue(job, *args, retry=retry, **options)
 
 
-def enqueue_many(job: str, calls: list[tuple], queue_name: str = "default", retry: Retry | None = None) -> None:
+def enqueue_many(job: str, calls: list[tuple], queue_name: str | None = None, retry: Retry | None = None) -> None:
     """Enqueue `job` once per argument tuple in `calls`, in one round trip to Redis, once the transaction commits."""
     if not calls:
         return
     after_commit(_enqueue_many_after_commit, job, calls, queue_name, retry)
 
 
-def _enqueue_many_after_commit(job: str, calls: list[tuple], queue_name: str, retry: Retry | None) -> None:
-    queue(queue_name).enqueue_many([Queue.prepare_data(job, args, retry=retry) for args in calls])
+def _enqueue_many_after_commit(job: str, calls: list[tuple], queue_name: str | None, retry: Retry | None) -> None:
+    queue(queue_name or queue_for(job)).enqueue_many([Queue.prepare_data(job, args, retry=retry) for args in calls])
 
 
 def _row_ids(rows: list) -> list[int]:
@@ -89,7 +108,7 @@ def _coalesce_after_commit(job: str, rows: list) -> None:
     client = redis_store.client
     client.sadd(PENDING_KEY.format(job=job), *ids)
     if client.set(WAITING_KEY.format(job=job), 1, nx=True, ex=WAITING_TTL_SECONDS):
-        queue().enqueue(job)
+        queue(queue_for(job)).enqueue(job)
 
 
 def take_coalesced(job: str) -> list[int]:
@@ -104,14 +123,14 @@ def take_coalesced(job: str) -> list[int]:
     return sorted(int(member) for member in members)
 
 
-def enqueue_now(job: str, *args: Any, queue_name: str = "default", **options: Any) -> None:
+def enqueue_now(job: str, *args: Any, queue_name: str | None = None, **options: Any) -> Job:
     """Enqueue at once: for work whose input is not in the database (or is already committed)."""
-    queue(queue_name).enqueue(job, *args, **options)
+    return queue(queue_name or queue_for(job)).enqueue(job, *args, **options)
 
 
-def enqueue_in(delay: timedelta, job: str, *args: Any, queue_name: str = "default", **options: Any) -> None:
+def enqueue_in(delay: timedelta, job: str, *args: Any, queue_name: str | None = None, **options: Any) -> Job:
     """Enqueue at once, to run after `delay` (RQ's scheduler, in whole seconds)."""
-    queue(queue_name).enqueue_in(delay, job, *args, **options)
+    return queue(queue_name or queue_for(job)).enqueue_in(delay, job, *args, **options)
 
 
 WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
