@@ -11,7 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import admin, api, auth, core, dj, fan, live, sandbox, venue, webhooks
 from .config import BaseConfig, config_from_env
-from .core import cli, devices, errors, http, sanctions, static, templating
+from .core import cli, devices, errors, http, observability, sanctions, static, templating
 from .logs import configure as configure_logging
 from .extensions import compress, csrf, db, limiter, login_manager, migrate, redis_store, sandbox_redis, sock
 from .live.hub import hub_for
@@ -49,6 +49,7 @@ def create_app(config: BaseConfig | type[BaseConfig] | None = None) -> Flask:
     templating.register(app)
     errors.register(app)
     http.register(app)
+    observability.register(app)  # after http: Sentry's tag reads the request id
     static.register(app)
     devices.register(app)
     sanctions.register(app)

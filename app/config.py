@@ -102,6 +102,10 @@ class BaseConfig:
         self.SECRET_KEY = env.get("SECRET_KEY", "")
         self.SQLALCHEMY_DATABASE_URI = env.get("DATABASE_URL") or self.default_database_url()
         self.REDIS_URL = env.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+        # Errors to Sentry when a DSN is set (app/core/observability.py); slow SQL to the log.
+        self.SENTRY_DSN = env.get("SENTRY_DSN", "").strip()
+        self.SENTRY_TRACES_SAMPLE_RATE = _env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0)
+        self.SLOW_QUERY_MS = _env_float("SLOW_QUERY_MS", 100.0)
         # No default outside production: the sandbox is opted into (`make run`
         # and the tests set it), never what an unset variable silently means.
         self.PAYMENT_PROVIDER = env.get("PAYMENT_PROVIDER", "").strip().lower()
