@@ -158,7 +158,24 @@ WORKER_KEYS = (b"rq:worker:", b"rq:workers", b"rq:scheduler")
 APPEND_ONLY = ("payment_transitions", "audit_log")
 
 
-def wipe_database() -> None:
+def wipe_database(attempts: int = 5) -> None:
+    """Empty every table (`_wipe`). A request the browser sent just before its
+    page closed may still be writing in the server thread: on PostgreSQL its
+    transaction and the wipe can deadlock (the database ends one of them), on
+    SQLite the wipe can find the database locked. Either way the wipe is
+    rolled back whole and, once the other transaction is through, tried again."""
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return _wipe()
+        except OperationalError:
+            if attempt == attempts:
+                raise
+            time.sleep(0.1 * attempt)
+
+
+def _wipe() -> None:
     """Empty every table that has rows, in one transaction: one query finds
     them, then a DELETE each, children first. The append-only tables refuse
     DELETE: PostgreSQL truncates them, SQLite lifts their guard for this
