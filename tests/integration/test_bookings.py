@@ -13,10 +13,10 @@ from app.extensions import db
 from app.models import Booking, BookingSlot, DJProfile, Event, Payment, VenueProfile, utcnow
 from app.services import bookings
 from app.services.common.errors import DomainError
-from app.services.payments import verify_checkout
 from tests import factories
-from tests.booking_support import RATE_CENTS, bookable_dj, booking, deposit_of, next_saturday, request_booking
-from tests.payment_support import settle, wait_for
+from tests.booking_support import (RATE_CENTS, bookable_dj, booking, deposit_of, next_saturday, pay, refunded,
+                                   request_booking)
+from tests.payment_support import wait_for
 
 VENUES = 50
 
@@ -24,19 +24,6 @@ VENUES = 50
 @pytest.fixture
 def paying(app_ctx, live_server, rq_worker):
     return app_ctx
-
-
-def pay(app, public_id: str) -> Payment:
-    """The venue pays on the sandbox's page; our status check (the return page's) confirms it."""
-    payment = deposit_of(public_id)
-    settle(app, payment.provider_checkout_id, "approve")
-    verify_checkout(payment.id)
-    db.session.rollback()
-    return db.session.get(Payment, payment.id)
-
-
-def refunded(payment_id: int) -> bool:
-    return db.session.get(Payment, payment_id).state == "REFUNDED"
 
 
 def test_deposit_is_the_configured_share_of_the_rate_and_paying_makes_a_request(paying):

@@ -2,28 +2,16 @@
 from __future__ import annotations
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from app.services.common import mail
-from tests.conftest import free_port
-
-
-class Inbox:
-    def __init__(self):
-        self.received = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        self.received.append(envelope)
-        return "250 OK"
+from tests.mail_support import SMTPServer
 
 
 @pytest.fixture
 def smtp_server():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield inbox, controller.port
-    controller.stop()
+    server = SMTPServer()
+    yield server.inbox, server.port
+    server.stop()
 
 
 def test_the_smtp_backend_sends_through_smtp_url(app_ctx, smtp_server):
