@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Booking, BookingSlot, DJProfile, Event, Payment, VenueProfile, utcnow
+from app.models import AvailabilityRule, Booking, BookingSlot, DJProfile, Event, Payment, VenueProfile, utcnow
 from app.services import bookings
 from app.services.common.errors import DomainError
 from tests import factories
@@ -259,9 +259,8 @@ def test_an_availability_change_racing_requests_and_an_acceptance_leaves_nothing
 
     dj = bookable_dj()
     saturday = _saturday_at(10).astimezone(ZoneInfo("Africa/Johannesburg")).date()
-    rule_id = next(rule.id for rule in db.session.scalars(select(bookings.availability.AvailabilityRule)
-                                                          .where(bookings.availability.AvailabilityRule.dj_id == dj.id))
-                   if rule.weekday == 5)
+    rule_id = db.session.scalar(select(AvailabilityRule.id).where(AvailabilityRule.dj_id == dj.id,
+                                                                  AvailabilityRule.weekday == 5))
     first_venue = factories.create_venue("First")
     first = request_booking(first_venue, dj, _saturday_at(10), minutes=120)
     first_payment = pay(paying, first.booking_public_id)

@@ -60,8 +60,9 @@ def mail_retry() -> Retry:
 
 
 def queue_mail(to: str, subject: str, body: str, *, html: str | None = None, message_id: str | None = None) -> None:
-    """Send after the commit, through the mail queue (retried, then the failed registry)."""
-    enqueue(MAIL_JOB, to, subject, body, html, message_id, retry=mail_retry())
+    """Send after the commit, through the mail queue (retried, then the failed registry). The subject is
+    one line (a name with a line break in it must not make a header the job cannot write)."""
+    enqueue(MAIL_JOB, to, " ".join(subject.split()), body, html, message_id, retry=mail_retry())
 
 
 def message_key(*parts: object) -> str:
