@@ -19,7 +19,8 @@ run: system-run $(STAMP)
 	@echo
 	@echo "  BeatMatchMe is starting on http://127.0.0.1:5000"
 	@echo "  Demo logins (password beatmatch-demo): dj@example.com venue@example.com admin@example.com fan@example.com"
-	@echo "  Ctrl-C stops web, worker and Redis."
+	@echo "  Mail (sign-up links, bookings) is caught by the mail catcher: read instance/mail/*.eml"
+	@echo "  Ctrl-C stops web, worker, cron, the mail catcher and Redis."
 	@echo
 	exec $(BIN)/honcho start -f Procfile
 

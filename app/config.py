@@ -84,6 +84,7 @@ class BaseConfig:
     ENV_NAME = "base"
     TESTING = False
     DEBUG = False
+    MAIL_BACKEND_DEFAULT = "smtp"  # production sends to SMTP_URL
     # Argon2id parameters (services/accounts): RFC 9106's low-memory profile;
     # the test configuration alone takes the cheapest one.
     PASSWORD_HASH_PROFILE = "rfc9106-low-memory"
@@ -188,10 +189,11 @@ class BaseConfig:
         self.LIVE_RESYNC_SECONDS = 5.0
 
         # Sign-up (services/accounts/signup.py) and its mail (services/common/mail.py).
-        self.MAIL_BACKEND = env.get("MAIL_BACKEND", "file").strip().lower()
+        self.MAIL_BACKEND = env.get("MAIL_BACKEND", self.MAIL_BACKEND_DEFAULT).strip().lower()
         self.MAIL_DIR = env.get("MAIL_DIR") or str(INSTANCE_DIR / "mail")
         self.MAIL_FROM = env.get("MAIL_FROM", "BeatMatchMe <no-reply@beatmatchme.local>")
         self.SMTP_URL = env.get("SMTP_URL", "smtp://127.0.0.1:1025")
+        self.MAIL_RETRY_SECONDS = _env_float("MAIL_RETRY_SECONDS", 10)  # then 6x and 30x that; then the dead letter
         self.CONFIRM_EMAIL_HOURS = _env_int("CONFIRM_EMAIL_HOURS", 48)
         self.SIGNUP_LIMIT = env.get("SIGNUP_LIMIT", "10 per hour")  # accounts made per address
         self.CONFIRM_RESEND_LIMIT = env.get("CONFIRM_RESEND_LIMIT", "5 per hour")  # per address
@@ -307,6 +309,7 @@ class BaseConfig:
 class DevelopmentConfig(BaseConfig):
     ENV_NAME = "development"
     DEMO_DATA_ALLOWED = True
+    MAIL_BACKEND_DEFAULT = "smtp"  # to the mail catcher `make run` starts (scripts/mail-catcher.py)
 
     def __init__(self) -> None:
         super().__init__()
@@ -322,6 +325,7 @@ class TestConfig(BaseConfig):
 
     ENV_NAME = "test"
     TESTING = True
+    MAIL_BACKEND_DEFAULT = "file"  # a test that reads SMTP starts its own server (tests/mail_support.py)
     DEMO_DATA_ALLOWED = True
     # Orders of magnitude cheaper per password check; never outside tests.
     PASSWORD_HASH_PROFILE = "cheapest"

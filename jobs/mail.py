@@ -7,6 +7,6 @@ from .context import with_app_context
 
 
 @with_app_context
-def send_mail(to: str, subject: str, body: str) -> str:
-    """Write one message through the configured backend (services/common/mail.py)."""
-    return mail.deliver(to, subject, body)
+def send_mail(to: str, subject: str, body: str, html: str | None = None, message_id: str | None = None) -> str:
+    """Send one message through the configured backend (services/common/mail.py); raises to be retried."""
+    return mail.deliver(to, subject, body, html, message_id)

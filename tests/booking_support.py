@@ -9,7 +9,9 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import AvailabilityRule, Booking, DJProfile, Payment
 from app.services import bookings
+from app.services.payments import verify_checkout
 from tests import factories
+from tests.payment_support import settle
 
 RATE_CENTS = 100_000  # R1,000 an hour
 
@@ -47,3 +49,16 @@ def deposit_of(booking_public_id: str) -> Payment:
 def booking(public_id: str) -> Booking:
     db.session.rollback()
     return db.session.scalar(select(Booking).where(Booking.public_id == public_id))
+
+
+def pay(app, public_id: str) -> Payment:
+    """The venue pays on the sandbox's page; our status check (the return page's) confirms it."""
+    payment = deposit_of(public_id)
+    settle(app, payment.provider_checkout_id, "approve")
+    verify_checkout(payment.id)
+    db.session.rollback()
+    return db.session.get(Payment, payment.id)
+
+
+def refunded(payment_id: int) -> bool:
+    return db.session.get(Payment, payment_id).state == "REFUNDED"

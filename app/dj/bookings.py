@@ -118,7 +118,7 @@ def decline_booking(booking_id: str):
 def add_availability_rule():
     try:
         form = RuleForm().load(request.form)
-        # An end at or before the start runs past midnight (services/bookings/availability.add_rule).
+        # An end at or before the start runs past midnight (services/bookings/changes.add_rule).
         bookings.add_rule(current_user.dj_profile, form["weekday"], _minutes(form["start"]), _minutes(form["end"]))
     except ValidationError as err:
         return _page(errors={f"rule-{k}": v for k, v in err.messages.items()}, status=422)

@@ -178,3 +178,27 @@ def test_venue_pays_through_the_hand_off_and_the_dj_accepts(app, signed_in, live
     assert stranger.post(f"/venue/bookings/{public_id}/cancel", data={"csrf_token": token}).status_code == 404
     with app.app_context():
         assert booking(public_id).status == "accepted"
+
+
+def test_a_day_off_from_the_calendar_declines_the_open_request_in_it_and_the_venue_sees_why(
+        app, signed_in, live_server, rq_worker):
+    dj, dj_email = make_dj(app)
+    with app.app_context():
+        profile = db.session.scalar(select(DJProfile).where(DJProfile.public_id == dj))
+        started = request_booking(factories.create_venue("Day Off Venue"), profile, next_saturday(21))
+        settle(app, deposit_of(started.booking_public_id).provider_checkout_id, "approve")
+        wait_for(lambda: booking(started.booking_public_id).status == "requested", message="deposit confirmed")
+        venue_email = booking(started.booking_public_id).venue.user.email
+    as_dj = signed_in("dj", email=dj_email)
+    page = as_dj.get("/dj/bookings").get_data(as_text=True)
+    assert "declines the open requests in that time" in page  # said before the DJ acts
+    off = as_dj.post("/dj/availability/exceptions", data={"csrf_token": csrf_token_from(page),
+                                                          "day": saturday_local(), "kind": "off"})
+    assert off.status_code == 303
+    with app.app_context():
+        assert booking(started.booking_public_id).status == "declined"
+    answered = as_dj.post(f"/dj/bookings/{started.booking_public_id}/accept",
+                          data={"csrf_token": csrf_token_from(page), "reply": "Yes after all"})
+    assert answered.status_code == 409 and "already declined" in answered.get_data(as_text=True)
+    venue_page = signed_in("venue", email=venue_email).get(f"/venue/bookings/{started.booking_public_id}")
+    assert "no longer available" in venue_page.get_data(as_text=True)

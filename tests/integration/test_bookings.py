@@ -4,19 +4,20 @@ step of a booking's life with its refund."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Booking, BookingSlot, DJProfile, Event, Payment, VenueProfile, utcnow
+from app.models import AvailabilityRule, Booking, BookingSlot, DJProfile, Event, Payment, VenueProfile, utcnow
 from app.services import bookings
 from app.services.common.errors import DomainError
-from app.services.payments import verify_checkout
 from tests import factories
-from tests.booking_support import RATE_CENTS, bookable_dj, booking, deposit_of, next_saturday, request_booking
-from tests.payment_support import settle, wait_for
+from tests.booking_support import (RATE_CENTS, bookable_dj, booking, deposit_of, next_saturday, pay, refunded,
+                                   request_booking)
+from tests.payment_support import wait_for
 
 VENUES = 50
 
@@ -24,19 +25,6 @@ VENUES = 50
 @pytest.fixture
 def paying(app_ctx, live_server, rq_worker):
     return app_ctx
-
-
-def pay(app, public_id: str) -> Payment:
-    """The venue pays on the sandbox's page; our status check (the return page's) confirms it."""
-    payment = deposit_of(public_id)
-    settle(app, payment.provider_checkout_id, "approve")
-    verify_checkout(payment.id)
-    db.session.rollback()
-    return db.session.get(Payment, payment.id)
-
-
-def refunded(payment_id: int) -> bool:
-    return db.session.get(Payment, payment_id).state == "REFUNDED"
 
 
 def test_deposit_is_the_configured_share_of_the_rate_and_paying_makes_a_request(paying):
@@ -224,8 +212,9 @@ def test_accept_and_cancel_racing_leave_one_outcome_and_money_that_matches(payin
     def run(action):
         with paying.app_context():
             try:
-                if action == "accept":
-                    return bookings.accept(booking_id, db.session.get(DJProfile, dj_id)).status
+                if action == "accept":  # its outcome, not the row's status read back after its commit
+                    bookings.accept(booking_id, db.session.get(DJProfile, dj_id))
+                    return "accepted"
                 return bookings.cancel(booking_id, db.session.get(VenueProfile, venue_id))[0].status
             except DomainError as refused:
                 return refused.code
@@ -240,3 +229,133 @@ def test_accept_and_cancel_racing_leave_one_outcome_and_money_that_matches(payin
     wait_for(lambda: refunded(payment.id), message="the cancelled booking's deposit refunded")
     history = [t.to_state for t in db.session.get(Payment, payment.id).history]
     assert history.count("REFUND_PENDING") == 1, history
+
+
+# -- availability changes and cancellations racing requests and acceptances --------------------
+
+RACING_VENUES = 8
+
+
+def _saturday_at(hour: int, weeks_ahead: int = 2) -> datetime:
+    """A Saturday at least a week away (cancelling is free then), `hour` o'clock in Johannesburg."""
+    return next_saturday(hour) + timedelta(weeks=weeks_ahead)
+
+
+def _mails(to: str, subject_end: str) -> list:
+    from app.services.common import mail
+
+    return [m for m in mail.stored_messages(to) if m["Subject"].endswith(subject_end)]
+
+
+@pytest.mark.parametrize("change", ["remove the Saturday rule", "take Saturday off"])
+def test_an_availability_change_racing_requests_and_an_acceptance_leaves_nothing_open_in_the_time_taken_away(
+        paying, rq_worker, change):
+    """The DJ makes Saturday unavailable while eight venues ask for Saturday hours and the DJ
+    (in another tab) accepts an earlier Saturday request. The rule (docs/architecture.md,
+    "Availability"): the DJ's lock orders them; a request or acceptance ordered after the change
+    is refused, and the change ends every open request and hold it leaves uncovered. So once it
+    has committed, nothing open lies in that Saturday: only a gig accepted before it stands."""
+    from zoneinfo import ZoneInfo
+
+    dj = bookable_dj()
+    saturday = _saturday_at(10).astimezone(ZoneInfo("Africa/Johannesburg")).date()
+    rule_id = db.session.scalar(select(AvailabilityRule.id).where(AvailabilityRule.dj_id == dj.id,
+                                                                  AvailabilityRule.weekday == 5))
+    first_venue = factories.create_venue("First")
+    first = request_booking(first_venue, dj, _saturday_at(10), minutes=120)
+    first_payment = pay(paying, first.booking_public_id)
+    first_id = booking(first.booking_public_id).id
+    venues = [factories.create_venue(f"Racer {i}").id for i in range(RACING_VENUES)]
+    dj_id = dj.id
+    db.session.commit()
+    start = Barrier(RACING_VENUES + 2)
+
+    def run(task):
+        with paying.app_context():
+            dj_now = db.session.get(DJProfile, dj_id)
+            start.wait()
+            try:
+                if task == "change":
+                    if change == "remove the Saturday rule":
+                        return bookings.remove_rule(dj_now, rule_id)
+                    return bookings.set_exception(dj_now, saturday, available=False).day
+                if task == "accept":
+                    bookings.accept(first_id, dj_now)
+                    return "accepted"
+                venue = db.session.get(VenueProfile, venues[task])  # a Saturday hour of its own from 12:00
+                return request_booking(venue, dj_now, _saturday_at(12 + task), minutes=60).booking_public_id
+            except DomainError as refused:
+                return refused.code
+
+    with ThreadPoolExecutor(max_workers=RACING_VENUES + 2) as pool:
+        change_done, accepted, *asked = pool.map(run, ["change", "accept", *range(RACING_VENUES)])
+    assert change_done in (True, saturday)
+    assert accepted in ("accepted", "ALREADY_ANSWERED"), accepted
+    assert all(a == "NOT_AVAILABLE" or len(a) > 12 for a in asked), asked  # a booking's public id, or refused
+    db.session.rollback()
+    saturday_bookings = db.session.scalars(select(Booking).where(Booking.dj_id == dj_id)).all()
+    open_ones = [b.public_id for b in saturday_bookings if b.status in ("pending", "requested")]
+    assert open_ones == []  # nothing waits in time the DJ made unavailable
+    slots = db.session.scalars(select(BookingSlot.booking_id).where(BookingSlot.dj_id == dj_id)).all()
+    first_now = db.session.get(Booking, first_id)
+    if accepted == "accepted":  # the acceptance came first: the gig stands, the deposit is kept
+        assert first_now.status == "accepted" and set(slots) == {first_id}
+        assert db.session.get(Payment, first_payment.id).state == "COMPLETED"
+    else:  # the change came first: the request was declined for the venue, its deposit refunded once
+        assert first_now.status == "declined" and first_now.reply == bookings.lifecycle.NO_LONGER_AVAILABLE
+        assert slots == []
+        wait_for(lambda: refunded(first_payment.id), message="the declined request's deposit refunded")
+        history = [t.to_state for t in db.session.get(Payment, first_payment.id).history]
+        assert history.count("REFUND_PENDING") == 1, history
+    held = [b for b in saturday_bookings if b.public_id in asked]
+    assert all(b.status == "expired" for b in held), [(b.public_id, b.status) for b in held]
+    with pytest.raises(DomainError) as refused:  # after the change, Saturday cannot be asked for
+        request_booking(factories.create_venue("Late"), db.session.get(DJProfile, dj_id), _saturday_at(20))
+    assert refused.value.code == "NOT_AVAILABLE"
+    if held:  # a venue whose hold the change ended pays anyway: refunded, the booking stays ended
+        late = pay(paying, held[0].public_id)
+        wait_for(lambda: refunded(late.id), message="the late deposit for withdrawn time refunded")
+        assert booking(held[0].public_id).status == "expired"
+    rq_worker.wait_until_idle()
+    venue_mail = _mails(first_venue.user.email, "accepted your booking") + _mails(first_venue.user.email,
+                                                                                 "declined your booking")
+    answer = "accepted" if accepted == "accepted" else "declined"
+    assert len(venue_mail) == 1 and venue_mail[0]["Subject"].endswith(f"{answer} your booking")
+
+
+def test_a_cancellation_racing_an_acceptance_inside_seven_days_has_one_winner_and_the_money_follows_it(
+        paying, rq_worker):
+    """Two days ahead, the rule makes the order matter: cancelled before acceptance, the deposit is
+    refunded (once); accepted first, the venue's later cancellation keeps it with the DJ."""
+    dj, venue = bookable_dj(), factories.create_venue()
+    start_at = (utcnow() + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    started = request_booking(venue, dj, start_at)
+    payment = pay(paying, started.booking_public_id)
+    booking_id, dj_id, venue_id = booking(started.booking_public_id).id, dj.id, venue.id
+    together = Barrier(2)
+
+    def run(action):
+        with paying.app_context():
+            dj_now, venue_now = db.session.get(DJProfile, dj_id), db.session.get(VenueProfile, venue_id)
+            together.wait()
+            try:
+                if action == "accept":
+                    bookings.accept(booking_id, dj_now)
+                    return "accepted"
+                return bookings.cancel(booking_id, venue_now)[1]
+            except DomainError as refused:
+                return refused.code
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        accepted, cancel_refunded = pool.map(run, ["accept", "cancel"])
+    assert (accepted, cancel_refunded) in (("accepted", False), ("ALREADY_ANSWERED", True))
+    assert booking(started.booking_public_id).status == "cancelled"
+    assert db.session.scalar(select(func.count()).select_from(BookingSlot)) == 0
+    if cancel_refunded:
+        wait_for(lambda: refunded(payment.id), message="the deposit refunded")
+    rq_worker.wait_until_idle()
+    history = [t.to_state for t in db.session.get(Payment, payment.id).history]
+    assert history.count("REFUND_PENDING") == (1 if cancel_refunded else 0), history
+    assert db.session.get(Payment, payment.id).state == ("REFUNDED" if cancel_refunded else "COMPLETED")
+    assert len(_mails(venue.user.email, "accepted your booking")) == (0 if cancel_refunded else 1)
+    assert len(_mails(venue.user.email, "is refunded")) == (1 if cancel_refunded else 0)

@@ -50,11 +50,8 @@ def confirmation_token(user: User) -> str:
 
 def send_confirmation(user: User, link: str) -> None:
     """Queue the confirmation mail (sent after the caller's commit; this commits)."""
-    hours = current_app.config["CONFIRM_EMAIL_HOURS"]
-    body = (f"Hello {user.display_name},\n\n"
-            f"Confirm your email address for BeatMatchMe by opening this link:\n\n{link}\n\n"
-            f"The link works for {hours} hours. If you did not sign up, ignore this message.\n")
-    mail.queue_mail(user.email, "Confirm your email address", body)
+    mail.send_templated(user.email, "confirm_email", "Confirm your email address", user=user, link=link,
+                        hours=current_app.config["CONFIRM_EMAIL_HOURS"])
     db.session.commit()
 
 

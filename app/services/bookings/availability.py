@@ -14,19 +14,14 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from ...extensions import db
 from ...models import AvailabilityException, AvailabilityRule, DJProfile
 from ...models.bookings import SLOT_MINUTES
-from ..common.errors import DomainError
 
 SLOT = timedelta(minutes=SLOT_MINUTES)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-
-
-class AvailabilityRefused(DomainError):
-    status = 422
 
 
 def slot_starts(starts_at: datetime, ends_at: datetime) -> list[datetime]:
@@ -81,57 +76,3 @@ def availability_for(dj: DJProfile, starts_at: datetime, ends_at: datetime) -> A
 
 def is_available(dj: DJProfile, starts_at: datetime, ends_at: datetime) -> bool:
     return availability_for(dj, starts_at, ends_at).covers(starts_at, ends_at)
-
-
-def _minutes(value: int | None, what: str) -> int:
-    if value is None or not 0 <= value <= 1440 or value % SLOT_MINUTES:
-        raise AvailabilityRefused("INVALID_TIME", f"The {what} time must be on the hour or half hour.")
-    return value
-
-
-def add_rule(dj: DJProfile, weekday: int, start_minute: int, end_minute: int) -> AvailabilityRule:
-    """A weekly window; an end at or before the start runs past midnight into the next day (two rules). Commits."""
-    if weekday not in range(7):
-        raise AvailabilityRefused("INVALID_DAY", "Choose a day of the week.")
-    start, end = _minutes(start_minute, "start"), _minutes(end_minute, "end")
-    if start == end:
-        raise AvailabilityRefused("INVALID_TIME", "The end time must differ from the start time.")
-    if end > start:
-        rule = AvailabilityRule(dj_id=dj.id, weekday=weekday, start_minute=start, end_minute=end)
-        db.session.add(rule)
-    else:
-        rule = AvailabilityRule(dj_id=dj.id, weekday=weekday, start_minute=start, end_minute=1440)
-        db.session.add(rule)
-        if end > 0:
-            db.session.add(AvailabilityRule(dj_id=dj.id, weekday=(weekday + 1) % 7, start_minute=0, end_minute=end))
-    db.session.commit()
-    return rule
-
-
-def remove_rule(dj: DJProfile, rule_id: int) -> bool:
-    """Delete one of the DJ's own weekly rules; False if it is not theirs (nothing changes). Commits."""
-    gone = db.session.execute(delete(AvailabilityRule).where(AvailabilityRule.id == rule_id,
-                                                             AvailabilityRule.dj_id == dj.id))
-    db.session.commit()
-    return bool(gone.rowcount)
-
-
-def set_exception(dj: DJProfile, day: date, *, available: bool, start_minute: int | None = None,
-                  end_minute: int | None = None, note: str = "") -> AvailabilityException:
-    """A dated exception: the day off (available=False) or extra hours that day. Replaces that date's. Commits.
-    Bookings already made are kept: the DJ answers or cancels them; only new requests are checked."""
-    if available:
-        start, end = _minutes(start_minute, "start"), _minutes(end_minute, "end")
-        if end <= start:
-            raise AvailabilityRefused("INVALID_TIME", "Extra hours end after they start, on the same day.")
-    else:
-        start = end = None
-    exception = db.session.scalar(select(AvailabilityException).where(
-        AvailabilityException.dj_id == dj.id, AvailabilityException.day == day))
-    if exception is None:
-        exception = AvailabilityException(dj_id=dj.id, day=day)
-        db.session.add(exception)
-    exception.available, exception.start_minute, exception.end_minute = available, start, end
-    exception.note = " ".join(note.split())[:200]
-    db.session.commit()
-    return exception

@@ -2,7 +2,9 @@
 
 The same shape as a song request's checkout (services/requests/checkout.py):
 the form's idempotency key is claimed first (a double tap is one request and
-one charge); then, in ONE transaction, lapsed holds of this DJ are released,
+one charge); then, in ONE transaction that first takes the DJ's lock (so the
+availability read is current and no change of it commits in between),
+the availability is checked, lapsed holds of this DJ are released,
 the booking is created "pending", its 30-minute slots are inserted
 (holds.take_slots: the primary key refuses an overlap) and its deposit
 payment is created PENDING with the same hold as a request's checkout
@@ -27,6 +29,7 @@ from ...models import Booking, DJProfile, IdempotencyKey, Payment, VenueProfile,
 from ...models.bookings import SLOT_MINUTES
 from ..common import idempotency
 from ..common.errors import DomainError
+from ..common.locks import lock_dj
 from ..payments.checkout import could_not_start, open_checkout, refuse_key
 from ..payments.ledger import record_transition
 from .availability import is_available
@@ -39,6 +42,7 @@ KEY_MESSAGES = idempotency.Messages(
     mismatch="That form was already used for another booking request. Reload the page and try again.",
     in_progress="Your booking request is still being set up. Wait a moment and reload.",
 )
+ANSWER_HOURS = 48  # a request the DJ leaves unanswered this long expires and is refunded (lifecycle.py)
 # What a venue's cancellation costs, shown on the booking form and page before paying (lifecycle.cancel).
 CANCEL_FREE_DAYS = 7
 CANCELLATION_RULE = (f"Cancel before the DJ accepts: your deposit is refunded in full. After the DJ accepts: "
@@ -100,6 +104,7 @@ def start_booking(venue: VenueProfile, dj: DJProfile, *, starts_at: datetime, du
     key_row = claimed
     dj_name = dj.stage_name
     try:
+        lock_dj(dj.id)  # the first write: ordered with the DJ's availability changes and acceptances
         ends_at = check_request(dj, starts_at, duration_minutes, message)
         amount = deposit_cents(dj, duration_minutes)
         if amount <= 0:

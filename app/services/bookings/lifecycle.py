@@ -9,7 +9,10 @@
 Every change takes the booking's row lock first (common/locks.py), then the
 deposit's (payments.lock_payment takes the same booking row), so an accept
 racing a cancel, a decline or the expiry job runs one after the other and the
-second sees the first's outcome. Leaving an active status frees the slots in
+second sees the first's outcome. An acceptance takes the DJ's lock before
+the booking's (lock_dj: ordered with the DJ's availability changes and new
+requests) and is refused for time the DJ has made unavailable; a change that
+takes time away ends the open requests in it (withdraw_unavailable). Leaving an active status frees the slots in
 the same transaction; refunds go through the payments' refund path
 (COMPLETED -> REFUND_PENDING, the refund job, retries).
 
@@ -26,14 +29,16 @@ from sqlalchemy import select
 from ...extensions import db
 from ...models import Booking, DJProfile, Event, Payment, VenueProfile, utcnow
 from ..common.errors import DomainError
-from ..common.locks import lock_booking
+from ..common.locks import lock_booking, lock_dj
 from ..payments.ledger import lock_payment
 from ..payments.refunds import begin_refund
-from .checkout import CANCEL_FREE_DAYS
+from .availability import is_available
+from .checkout import ANSWER_HOURS, CANCEL_FREE_DAYS
 from .holds import release_lapsed_holds, release_slots
+from .mails import booking_answered
 
-ANSWER_HOURS = 48
 REPLY_MAX = 500
+NO_LONGER_AVAILABLE = "The DJ is no longer available at that time."
 
 
 class BookingActionRefused(DomainError):
@@ -82,9 +87,15 @@ def _djs_own(booking_id: int, dj: DJProfile) -> Booking:
 
 
 def accept(booking_id: int, dj: DJProfile, reply: str | None = None) -> Booking:
-    """The DJ says yes: the booking is accepted and a draft event is made for the DJ. Commits."""
+    """The DJ says yes: the booking is accepted and a draft event is made for the DJ. Commits.
+    Refused while the DJ's availability does not cover the booking's time."""
     reply = _clean(reply)
+    lock_dj(dj.id)
     booking = _djs_own(booking_id, dj)
+    if not is_available(dj, booking.starts_at, booking.ends_at):
+        db.session.rollback()
+        raise BookingActionRefused("NOT_AVAILABLE", "You have made this time unavailable. Make it available again "
+                                   "to accept the request, or decline it.")
     venue = db.session.get(VenueProfile, booking.venue_id)
     event = Event(dj_id=booking.dj_id, venue_id=venue.id, name=f"{venue.name} booking", venue_name=venue.name,
                   address=venue.address, city=venue.city, latitude=venue.latitude, longitude=venue.longitude,
@@ -93,6 +104,7 @@ def accept(booking_id: int, dj: DJProfile, reply: str | None = None) -> Booking:
     db.session.add(event)
     db.session.flush()
     booking.status, booking.reply, booking.decided_at, booking.event_id = "accepted", reply, utcnow(), event.id
+    booking_answered(booking)
     db.session.commit()
     return booking
 
@@ -105,6 +117,7 @@ def decline(booking_id: int, dj: DJProfile, reply: str | None = None) -> Booking
     booking.decline_reason = (reply or "")[:200] or None
     release_slots(booking)
     _refund_deposit(booking, "booking declined by the DJ", actor=f"dj:{dj.id}")
+    booking_answered(booking)
     db.session.commit()
     return booking
 
@@ -126,6 +139,32 @@ def cancel(booking_id: int, venue: VenueProfile) -> tuple[Booking, bool]:
     return booking, refunded
 
 
+def withdraw_unavailable(dj: DJProfile) -> list[Booking]:
+    """After a change that may have taken time away (the caller holds the DJ's lock, has flushed the change
+    and commits): the DJ's open requests and holds it leaves uncovered end. A request is declined (deposit
+    refunded, the venue mailed); a hold expires (a deposit paid for it later is refunded: fulfil.py).
+    Accepted bookings stand."""
+    now = utcnow()
+    ids = db.session.scalars(select(Booking.id).where(Booking.dj_id == dj.id,
+                                                      Booking.status.in_(("pending", "requested")),
+                                                      Booking.ends_at > now).order_by(Booking.id)).all()
+    ended = []
+    for booking_id in ids:
+        booking = _locked(booking_id)
+        if booking.status not in ("pending", "requested") or is_available(dj, booking.starts_at, booking.ends_at):
+            continue
+        release_slots(booking)
+        if booking.status == "pending":
+            booking.status, booking.decided_at = "expired", now
+        else:
+            booking.status, booking.reply, booking.decided_at = "declined", NO_LONGER_AVAILABLE, now
+            booking.decline_reason = NO_LONGER_AVAILABLE
+            _refund_deposit(booking, "the DJ made the booking's time unavailable", actor=f"dj:{dj.id}")
+            booking_answered(booking)
+        ended.append(booking)
+    return ended
+
+
 def expire_unanswered() -> int:
     """Requests the DJ left unanswered for ANSWER_HOURS expire and are refunded (every few minutes)."""
     cutoff = utcnow() - timedelta(hours=ANSWER_HOURS)
@@ -141,6 +180,7 @@ def expire_unanswered() -> int:
         booking.status, booking.decided_at = "expired", utcnow()
         release_slots(booking)
         _refund_deposit(booking, f"booking unanswered for {ANSWER_HOURS} hours", actor="system")
+        booking_answered(booking)
         db.session.commit()
         expired += 1
     return expired

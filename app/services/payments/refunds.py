@@ -18,7 +18,7 @@ lost by that column.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -36,6 +36,18 @@ RETRY_JOB = "jobs.payments.retry_refund"
 # Due retries begun in one transaction (one lock of each set, one commit, one
 # round trip to Redis for their jobs): short enough not to hold the sets long.
 RETRY_BATCH = 100
+# (payment REFUNDED, locked, before the commit) -> what its purpose adds: a deposit's mail (bookings/mails.py).
+RefundedHook = Callable[[Payment], None]
+_refunded_hooks: dict[str, RefundedHook] = {}
+
+
+def on_refunded(purpose: str) -> Callable[[RefundedHook], RefundedHook]:
+    """Register what happens in the transaction that settles a refund of a `purpose` payment (once per refund)."""
+    def register(hook: RefundedHook) -> RefundedHook:
+        _refunded_hooks[purpose] = hook
+        return hook
+
+    return register
 
 
 def begin_refund(payment: Payment, reason: str, *, actor: str = "system") -> None:
@@ -116,6 +128,9 @@ def settle_refund(payment_id: int, *, succeeded: bool, refund_id: str | None, ac
         record_transition(payment, "REFUNDED", "refund succeeded", actor=actor)
         _mark_tip_refunded(payment)
         _publish_refund(payment)
+        hook = _refunded_hooks.get(payment.purpose)
+        if hook is not None:
+            hook(payment)
         db.session.commit()
         return
     if payment.state != "REFUND_PENDING" or (
