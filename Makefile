@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export FLASK_APP := wsgi
 
-.PHONY: run test test-sqlite test-postgres screenshots lint-imports install system-run system-test bench clean
+.PHONY: run test test-sqlite test-postgres test-browser screenshots lint-imports install system-run system-test bench clean
 
 # The payment sandbox is opted into here (the app has no default outside production).
 run bench: export PAYMENT_PROVIDER ?= sandbox
@@ -24,15 +24,15 @@ run: system-run $(STAMP)
 	@echo
 	exec $(BIN)/honcho start -f Procfile
 
-# The two databases' suites run side by side (each has its own database,
-# redis-server and ports); each one's output is printed whole when it ends.
-# Unit and integration tests run on both databases; the browser tests (marker
-# `browser`) drive the same pages and flows whatever the database, so they run
-# once, on PostgreSQL, the production database (`make test-sqlite` alone runs
-# them on SQLite too).
+# Three suites side by side (each has its own database, redis-server and
+# ports; each one's output is printed whole when it ends): unit and
+# integration tests on SQLite and on PostgreSQL, and the browser tests
+# (marker `browser`), which drive the same pages whatever the database, once,
+# on PostgreSQL (the production database). `make test-sqlite` or
+# `make test-postgres` alone runs everything on that database.
 test: system-test $(STAMP)
 	$(MAKE) --no-print-directory lint-imports
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres SQLITE_SKIPS_BROWSER=1
+	$(MAKE) --no-print-directory -j3 --output-sync=target test-sqlite test-postgres test-browser BROWSER_APART=1
 
 # The layers: models <- services <- areas, jobs -> services (.importlinter).
 lint-imports: $(STAMP)
@@ -40,11 +40,16 @@ lint-imports: $(STAMP)
 
 test-sqlite: $(STAMP)
 	@echo "== test suite on SQLite =="
-	$(BIN)/python -m pytest $(if $(SQLITE_SKIPS_BROWSER),-m "not browser") $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(BROWSER_APART),-m "not browser") $(PYTEST_ARGS)
 
 test-postgres: $(STAMP)
 	@echo "== test suite on PostgreSQL =="
-	url="$$(scripts/test-postgres.sh)" && TEST_DATABASE_URL="$$url" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	url="$$(scripts/test-postgres.sh)" && TEST_DATABASE_URL="$$url" $(BIN)/python -m pytest $(if $(BROWSER_APART),-m "not browser") $(PYTEST_ARGS)
+
+# The browser tests alone, on PostgreSQL (a database of their own).
+test-browser: $(STAMP)
+	@echo "== browser tests on PostgreSQL =="
+	url="$$(PG_TEST_DB=$${PG_TEST_DB:-bmm_test}_browser scripts/test-postgres.sh)" && TEST_DATABASE_URL="$$url" $(BIN)/python -m pytest -m browser $(PYTEST_ARGS)
 
 # The browser tests again, saving what each screen looks like to
 # artifacts/screenshots/ (phone, tablet, desktop) for a person to open.
