@@ -32,6 +32,11 @@ def test_jobs_go_to_the_queue_of_their_urgency():
 def payments_worker(app, live_server):
     worker = RQWorker(app, live_server, queues=("payments",))
     worker.start()
+    # Started (a second or more on a loaded machine) before the test goes on:
+    # until then the general worker would take the payment jobs too.
+    with app.app_context():
+        wait_for(lambda: worker.redis.hget(f"rq:worker:{worker.name}", "state") in (b"idle", b"busy"),
+                 timeout=30, message="the payments worker to register")
     yield worker
     worker.stop()
 
