@@ -50,3 +50,30 @@ def test_schedule_registers_the_periodic_jobs():
     # A dead worker's import is noticed within 2 minutes: reconciled every minute.
     entry = next(e for e in cron._job_data_registry if e["name"] == "reconcile-imports")
     assert entry["cron"] == "* * * * *" and entry["func"].__name__ == "reconcile_imports"
+
+
+def test_two_cron_processes_enqueue_each_due_run_once(app_ctx):
+    """Two app nodes, each with its cron process, on one Redis: every periodic
+    job falls due at the same instant on both, and is enqueued once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jobs.cron import SteadyCron
+
+    crons = [SteadyCron(connection=redis_store.client, name=f"node-{n}") for n in "ab"]
+    for cron in crons:
+        cron.load_config_from_file("jobs.schedule")
+    names = sorted(job.name for job in crons[0].get_jobs())
+    due = utcnow().replace(microsecond=0) - timedelta(minutes=2)  # two periods, both already due
+
+    for _ in range(2):  # this period, then the next one
+        for cron in crons:
+            for job in cron.get_jobs():
+                job.next_enqueue_time = due
+        with ThreadPoolExecutor(len(crons)) as pool:  # at the same instant
+            assert all(len(ran) == len(names) for ran in pool.map(lambda cron: cron.enqueue_jobs(), crons))
+        enqueued = [job.func_name for name in tasks.QUEUES for job in tasks.queue(name).get_jobs()]
+        assert len(enqueued) == len(names) == len(set(enqueued)), enqueued
+        assert all(not job.should_run() for cron in crons for job in cron.get_jobs())  # both moved on
+        for name in tasks.QUEUES:
+            tasks.queue(name).empty()
+        due += timedelta(minutes=1)
