@@ -209,7 +209,7 @@ def on_exit(server):
 def post_worker_init(worker):
     """This worker accepts connections from now on (a reload's old workers
     wait for that), the app learns its thread count (the live sockets'
-    limit), and on SIGTERM it closes its live sockets: handed over on a
+    limit) and has its static text compressed already, and on SIGTERM it closes its live sockets: handed over on a
     reload, at once on a stop.
 
     The signal handler runs in the main thread and may be re-entered: a stop
@@ -217,10 +217,12 @@ def post_worker_init(worker):
     master), and a second handler that waited for a lock the first one held
     would hang the worker until the master kills it. So it takes no lock: it
     only starts a thread that closes the sockets, once."""
+    from app.core import static
     from app.live.hub import hub_for
 
     app = worker.wsgi
     app.config["WEB_THREADS"] = worker.cfg.threads  # the live hub keeps LIVE_HTTP_THREADS of them for HTTP
+    static.warm(app)  # the static text compressed before the first visitor asks (app/core/static.py)
     _write(_marker(worker.ppid, f"ready.{worker.age}"), str(os.getpid()))
     graceful_exit = worker.handle_exit
     closing = []  # a list append is atomic; no lock in a signal handler
