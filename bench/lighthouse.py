@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -39,8 +38,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
-from _support import bench_app
-from weight import free_port, start_gunicorn
+from _support import demo_server
 
 HERE = Path(__file__).resolve().parent
 CLI_DIR = HERE / "lighthouse-cli"
@@ -96,21 +94,10 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="write each run's Lighthouse JSON report here")
     args = parser.parse_args()
     ensure_lighthouse()
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
-    os.environ.setdefault("PAYMENT_PROVIDER", "sandbox")
     reports_dir = args.keep or Path(tempfile.mkdtemp())
     reports_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
-    with bench_app() as app:
-        from app.extensions import db
-        from app.models import Event
-        from sqlalchemy import select
-
-        with app.app_context():
-            event_id = db.session.scalar(select(Event.public_id).where(Event.status == "live"))
-        port = free_port()
-        os.environ["SANDBOX_BASE_URL"] = f"http://127.0.0.1:{port}"
-        server = start_gunicorn(port)
+    with demo_server() as (port, event_id):
         base = f"http://127.0.0.1:{port}"
         pages = {"home": f"{base}/", "event": f"{base}/e/{quote(event_id)}",
                  "search": f"{base}/e/{quote(event_id)}?q=love"}
@@ -129,8 +116,6 @@ def main() -> None:
                                  "accessibility_runs": [r["accessibility"] for r in runs],
                                  "performance_median": statistics.median(r["performance"] for r in runs)}
         finally:
-            server.terminate()
-            server.wait(timeout=30)
             if not args.keep:
                 shutil.rmtree(reports_dir, ignore_errors=True)
 
