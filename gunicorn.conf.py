@@ -206,10 +206,20 @@ def on_exit(server):
                 pass
 
 
+def _warm_static(static, app):
+    """At the lowest CPU priority (on Linux a thread has its own nice value):
+    never in the way of the other workers' start or of a request."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
+    static.warm(app)
+
+
 def post_worker_init(worker):
     """This worker accepts connections from now on (a reload's old workers
     wait for that), the app learns its thread count (the live sockets'
-    limit) and has its static text compressed already, and on SIGTERM it closes its live sockets: handed over on a
+    limit) and starts compressing its static text, and on SIGTERM it closes its live sockets: handed over on a
     reload, at once on a stop.
 
     The signal handler runs in the main thread and may be re-entered: a stop
@@ -222,7 +232,9 @@ def post_worker_init(worker):
 
     app = worker.wsgi
     app.config["WEB_THREADS"] = worker.cfg.threads  # the live hub keeps LIVE_HTTP_THREADS of them for HTTP
-    static.warm(app)  # the static text compressed before the first visitor asks (app/core/static.py)
+    # The static text compressed before the first visitor asks (app/core/static.py): beside
+    # the requests (brotli lets go of the GIL), so the worker is ready no later for it.
+    threading.Thread(target=_warm_static, args=(static, app), name="static-warm", daemon=True).start()
     _write(_marker(worker.ppid, f"ready.{worker.age}"), str(os.getpid()))
     graceful_exit = worker.handle_exit
     closing = []  # a list append is atomic; no lock in a signal handler

@@ -11,10 +11,11 @@ A versioned text file is sent brotli-compressed at the highest quality,
 compressed once per process and version and kept (`_BROTLI`): a phone's
 first visit is then as small as it can be (bench/weight.py), and a crowd
 arriving at once costs no compression at all. A web worker compresses them
-all before it takes its first request (`warm`, called by gunicorn.conf.py's
-post_worker_init), so the first visitor after a start or a deploy waits for
-no compression either (on this machine a cold app.css took 380 ms instead of
-30: bench/lighthouse.py's first run). Other responses are left to
+all as it starts (`warm`, in a thread started by gunicorn.conf.py's
+post_worker_init; about 0.2 s of CPU, brotli releases the GIL), so the first
+visitor after a start or a deploy waits for no compression either (on this
+machine a cold app.css took 380 ms instead of 30: bench/lighthouse.py's first
+run). Other responses are left to
 flask-compress (a fast level, per response).
 """
 from __future__ import annotations

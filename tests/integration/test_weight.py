@@ -74,8 +74,8 @@ def test_a_versioned_text_file_is_sent_at_brotli_best_and_kept(app, client):
 
 
 def test_a_web_worker_compresses_the_static_text_before_its_first_visitor(app, client):
-    """gunicorn's post_worker_init warms the kept copies: the first phone after
-    a start or a deploy is sent one made before it asked."""
+    """gunicorn's post_worker_init starts warming the kept copies: the first
+    phone after a start or a deploy is sent one made before it asked."""
     from app.core import static
 
     static._BROTLI.clear()
