@@ -206,10 +206,20 @@ def on_exit(server):
                 pass
 
 
+def _warm_static(static, app):
+    """At the lowest CPU priority (on Linux a thread has its own nice value):
+    never in the way of the other workers' start or of a request."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
+    static.warm(app)
+
+
 def post_worker_init(worker):
     """This worker accepts connections from now on (a reload's old workers
     wait for that), the app learns its thread count (the live sockets'
-    limit), and on SIGTERM it closes its live sockets: handed over on a
+    limit) and starts compressing its static text, and on SIGTERM it closes its live sockets: handed over on a
     reload, at once on a stop.
 
     The signal handler runs in the main thread and may be re-entered: a stop
@@ -217,10 +227,14 @@ def post_worker_init(worker):
     master), and a second handler that waited for a lock the first one held
     would hang the worker until the master kills it. So it takes no lock: it
     only starts a thread that closes the sockets, once."""
+    from app.core import static
     from app.live.hub import hub_for
 
     app = worker.wsgi
     app.config["WEB_THREADS"] = worker.cfg.threads  # the live hub keeps LIVE_HTTP_THREADS of them for HTTP
+    # The static text compressed before the first visitor asks (app/core/static.py): beside
+    # the requests (brotli lets go of the GIL), so the worker is ready no later for it.
+    threading.Thread(target=_warm_static, args=(static, app), name="static-warm", daemon=True).start()
     _write(_marker(worker.ppid, f"ready.{worker.age}"), str(os.getpid()))
     graceful_exit = worker.handle_exit
     closing = []  # a list append is atomic; no lock in a signal handler

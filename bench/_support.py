@@ -11,7 +11,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -77,6 +78,59 @@ def bench_app():
         if proc:
             proc.terminate()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_gunicorn(port: int, workers: int = 1) -> subprocess.Popen:
+    """The real server (gunicorn.conf.py) on the app's environment, once /healthz answers."""
+    import requests
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--access-logfile", "/dev/null", "wsgi:app"],
+        cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                return proc
+        except requests.RequestException:
+            time.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError("gunicorn did not start")
+
+
+@contextmanager
+def demo_server():
+    """gunicorn serving a fresh demo database (bench_app): yields (port, the live event's public id)."""
+    import secrets
+
+    from sqlalchemy import select
+
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
+    os.environ.setdefault("PAYMENT_PROVIDER", "sandbox")
+    with bench_app() as app:
+        from app.extensions import db
+        from app.models import Event
+
+        with app.app_context():
+            event_id = db.session.scalar(select(Event.public_id).where(Event.status == "live"))
+        port = free_port()
+        os.environ["SANDBOX_BASE_URL"] = f"http://127.0.0.1:{port}"
+        server = start_gunicorn(port)
+        try:
+            yield port, event_id
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
 
 
 def live_event():

@@ -33,22 +33,12 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from _support import bench_app, percentile, summary
-
-ROOT = Path(__file__).resolve().parents[1]
+from _support import bench_app, free_port, percentile, start_gunicorn, summary
 DELAYS = [1, 2, 4, 8, 16, 30]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:
@@ -73,21 +63,7 @@ class Server:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", "2", "--access-logfile", "/dev/null", "wsgi:app"],
-            cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        import requests
-
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise RuntimeError("gunicorn did not start")
+        self.proc = start_gunicorn(self.port, workers=2)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

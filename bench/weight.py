@@ -21,27 +21,14 @@ request seen is listed with its bytes. Target (issue 12): first visit
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
-from pathlib import Path
 
-from _support import bench_app
+from _support import demo_server, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 PHONE = {"width": 390, "height": 844}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class CountingProxy:
@@ -112,25 +99,6 @@ class CountingProxy:
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
 
 
-def start_gunicorn(port: int) -> subprocess.Popen:
-    import requests
-
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--access-logfile", "/dev/null", "wsgi:app"],
-        cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
-                return proc
-        except requests.RequestException:
-            time.sleep(0.1)
-    proc.terminate()
-    raise RuntimeError("gunicorn did not start")
-
-
 def quiet(proxy: CountingProxy, seconds: float = 1.0, limit: float = 15.0) -> None:
     """Wait until no byte has moved for `seconds` (the network is idle)."""
     deadline = time.monotonic() + limit
@@ -158,48 +126,33 @@ def report(title: str, proxy: CountingProxy) -> int:
 def main() -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
-    from sqlalchemy import select
 
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
-    os.environ.setdefault("PAYMENT_PROVIDER", "sandbox")
-    with bench_app() as app:
-        from app.extensions import db
-        from app.models import Event
-
-        with app.app_context():
-            event_id = db.session.scalar(select(Event.public_id).where(Event.status == "live"))
-        port = free_port()
-        os.environ["SANDBOX_BASE_URL"] = f"http://127.0.0.1:{port}"
-        server = start_gunicorn(port)
+    with demo_server() as (port, event_id):
         proxy = CountingProxy(port)
         proxy.start()
         url = f"http://127.0.0.1:{proxy.port}/e/{event_id}?ref=qr"
-        try:
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=["--no-sandbox", "--disable-gpu", "--disable-quic",
-                                                   "--disable-background-networking", "--disable-component-update",
-                                                   "--disable-sync", "--disable-dev-shm-usage"])
-                context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=3)
-                page = context.new_page()
-                proxy.reset()
-                page.goto(url)
-                page.evaluate("navigator.serviceWorker.ready.then(() => true)")
-                try:  # pages that say when the worker has stored their files
-                    page.wait_for_selector("html[data-offline-ready]", state="attached", timeout=5000)
-                except PlaywrightTimeout:
-                    pass
-                quiet(proxy)
-                first = report("First visit (QR code, fresh phone, service worker installed)", proxy)
-                proxy.reset()
-                page.goto(url)
-                page.wait_for_load_state("load")
-                quiet(proxy)
-                repeat = report("Repeat visit", proxy)
-                browser.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                         args=["--no-sandbox", "--disable-gpu", "--disable-quic",
+                                               "--disable-background-networking", "--disable-component-update",
+                                               "--disable-sync", "--disable-dev-shm-usage"])
+            context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=3)
+            page = context.new_page()
+            proxy.reset()
+            page.goto(url)
+            page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+            try:  # pages that say when the worker has stored their files
+                page.wait_for_selector("html[data-offline-ready]", state="attached", timeout=5000)
+            except PlaywrightTimeout:
+                pass
+            quiet(proxy)
+            first = report("First visit (QR code, fresh phone, service worker installed)", proxy)
+            proxy.reset()
+            page.goto(url)
+            page.wait_for_load_state("load")
+            quiet(proxy)
+            repeat = report("Repeat visit", proxy)
+            browser.close()
         print(f"\nfirst visit {first / 1024:.1f} KB (target <= 60 KB); repeat visit {repeat / 1024:.1f} KB")
 
 

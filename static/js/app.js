@@ -182,10 +182,11 @@
 
   window.BMM = { swapOob: swapOob, toast: toast };
 
-  // 4. Geolocation for event discovery: <form data-geolocate hidden>.
+  // 4. Geolocation for event discovery: <form data-geolocate data-pending>
+  // (invisible, its place kept) is shown where the browser can locate.
   document.querySelectorAll('form[data-geolocate]').forEach(function (form) {
     if (!('geolocation' in navigator)) return;
-    form.hidden = false;
+    form.removeAttribute('data-pending');
     var status = document.querySelector('.geo-status');
     form.addEventListener('submit', function (event) {
       event.preventDefault();

@@ -4,6 +4,7 @@ only what the page it serves uses."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from flask import url_for
 
@@ -70,3 +71,16 @@ def test_a_versioned_text_file_is_sent_at_brotli_best_and_kept(app, client):
     assert client.get(url, headers={"Accept-Encoding": "gzip"}).headers.get("Content-Encoding") != "br"
     not_modified = client.get(url, headers={**BROWSER, "If-None-Match": first.headers["ETag"]})
     assert not_modified.status_code == 304 and not not_modified.get_data()
+
+
+def test_a_web_worker_compresses_the_static_text_before_its_first_visitor(app, client):
+    """gunicorn's post_worker_init starts warming the kept copies: the first
+    phone after a start or a deploy is sent one made before it asked."""
+    from app.core import static
+
+    static._BROTLI.clear()
+    assert static.warm(app) >= 6  # the CSS, htmx, the fan's and the DJ's scripts, the icon
+    url = versioned(app, "css/app.css")
+    kept = static._BROTLI[(str(Path(app.static_folder) / "css/app.css"), url.split("v=")[1])]
+    first = client.get(url, headers=BROWSER)
+    assert first.headers["Content-Encoding"] == "br" and first.get_data() == kept
