@@ -21,6 +21,8 @@ run: system-run $(STAMP)
 	@echo "  Demo logins (password beatmatch-demo): dj@example.com venue@example.com admin@example.com fan@example.com"
 	@echo "  Ctrl-C stops web, worker and Redis."
 	@echo
+	@# Metrics start from zero: the files of the last run's processes go (docs/architecture.md, "Metrics").
+	@d="$${PROMETHEUS_MULTIPROC_DIR:-instance/metrics}"; mkdir -p "$$d" && find "$$d" -maxdepth 1 -name '*.db' -delete
 	exec $(BIN)/honcho start -f Procfile
 
 # The two databases' suites run side by side (each has its own database,
