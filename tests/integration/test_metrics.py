@@ -22,7 +22,7 @@ from app.config import TestConfig
 from app.extensions import db
 from app.models import LibraryImport, Payment, WebhookEvent
 from app.services.common import tasks
-from tests.conftest import sign_in
+from tests.conftest import free_port, sign_in
 from tests.library_support import make_dj
 from tests.live_support import SocketReader, vote
 from tests.payment_support import Fan, checkout_id_from, settle, wait_for
@@ -51,10 +51,21 @@ def figure(samples: dict, name: str, **labels: str) -> float:
     return sum(value for (sample, have), value in samples.items() if sample == name and wanted <= have)
 
 
-def own_app(monkeypatch, **env: str):
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return create_app(TestConfig)
+@pytest.fixture
+def own_app(app, monkeypatch):
+    """Factory: own_app(**env) -> an app built with these variables set (its connections closed after)."""
+    built = []
+
+    def make(**env: str):
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        built.append(create_app(TestConfig))
+        return built[-1]
+
+    yield make
+    for application in built:
+        with application.app_context():
+            db.engine.dispose()
 
 
 # -- who may read them ---------------------------------------------------------------------------
@@ -78,8 +89,8 @@ def test_served_to_this_machine_without_a_cookie_and_refused_to_anyone_else(app,
         assert client.get("/metrics", headers=header).status_code == 403, header
 
 
-def test_behind_a_trusted_proxy_a_client_is_never_loopback(app, monkeypatch):
-    proxied = own_app(monkeypatch, TRUSTED_PROXY_HOPS="1").test_client()
+def test_behind_a_trusted_proxy_a_client_is_never_loopback(own_app):
+    proxied = own_app(TRUSTED_PROXY_HOPS="1").test_client()
     assert proxied.get("/metrics", headers={"X-Forwarded-For": "198.51.100.7"}).status_code == 403
     # A client claiming to be this machine: the proxy appends its real address, which ProxyFix takes.
     assert proxied.get("/metrics", headers={"X-Forwarded-For": "127.0.0.1, 198.51.100.7"}).status_code == 403
@@ -89,9 +100,9 @@ def test_behind_a_trusted_proxy_a_client_is_never_loopback(app, monkeypatch):
     assert proxied.get("/metrics").status_code == 200
 
 
-def test_with_a_token_only_its_bearer_reads_them_from_anywhere(app, monkeypatch):
+def test_with_a_token_only_its_bearer_reads_them_from_anywhere(own_app):
     token = "m-" + "x" * 30
-    guarded = own_app(monkeypatch, METRICS_TOKEN=token).test_client()
+    guarded = own_app(METRICS_TOKEN=token).test_client()
     refused = guarded.get("/metrics")  # this machine too: the token is what counts
     assert refused.status_code == 403 and refused.get_data(as_text=True) == (
         "Metrics are served only with the metrics token (Authorization: Bearer <METRICS_TOKEN>).\n")
@@ -137,6 +148,21 @@ def test_payments_by_state_and_queue_depth_are_read_when_scraped(app, client, ni
     assert figure(samples, "bmm_payments", state="REFUNDED") == in_db.get("REFUNDED", 0)  # every state, 0 or not
     assert figure(samples, "bmm_queue_depth", queue="imports") == 2
     assert figure(samples, "bmm_queue_depth", queue="payments") == 0
+
+
+def test_with_redis_down_the_rest_is_still_served(own_app):
+    no_redis = own_app(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0").test_client()
+    samples = scrape(no_redis)
+    assert ("bmm_payments", frozenset({("state", "PENDING")})) in samples
+    assert not [name for name, _ in samples if name == "bmm_queue_depth"]
+
+
+def test_with_the_database_down_the_rest_is_still_served(own_app, tmp_path):
+    no_database = own_app(DATABASE_URL=f"sqlite:///{tmp_path}/missing-dir/db.sqlite").test_client()
+    samples = scrape(no_database)
+    assert not [name for name, _ in samples if name == "bmm_payments"]
+    assert ("bmm_queue_depth", frozenset({("queue", "payments")})) in samples
+    assert figure(samples, "bmm_http_requests_total", endpoint="core.metrics_page") >= 1
 
 
 def test_live_sockets_fan_out_and_cache_hits(app, client, night, live_server, fan_client):
