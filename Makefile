@@ -22,6 +22,8 @@ run: system-run $(STAMP)
 	@echo "  Mail (sign-up links, bookings) is caught by the mail catcher: read instance/mail/*.eml"
 	@echo "  Ctrl-C stops web, worker, cron, the mail catcher and Redis."
 	@echo
+	@# Metrics start from zero: the files of the last run's processes go (docs/architecture.md, "Metrics").
+	@d="$${PROMETHEUS_MULTIPROC_DIR:-instance/metrics}"; mkdir -p "$$d" && find "$$d" -maxdepth 1 -name '*.db' -delete
 	exec $(BIN)/honcho start -f Procfile
 
 # Three suites side by side (each has its own database, redis-server and

@@ -36,6 +36,14 @@ import time
 from gunicorn import util
 from pythonjsonlogger.json import JsonFormatter
 
+# Metrics (app/services/common/metrics.py): every worker writes its figures to
+# this directory, set here before prometheus_client is imported (the workers
+# inherit it; the same default as the app's, which this file must not import).
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                      os.path.join(os.path.dirname(os.path.abspath(__file__)), "instance", "metrics"))
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+from prometheus_client import multiprocess  # noqa: E402
+
 bind = os.environ.get("BIND", "127.0.0.1:5000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
@@ -190,6 +198,8 @@ def on_reload(server):
 
 
 def child_exit(server, worker):
+    # A dead worker's live gauges (its open sockets) stop counting; its counters stay in the totals.
+    multiprocess.mark_process_dead(worker.pid)
     try:
         os.unlink(_marker(server.pid, f"ready.{worker.age}"))
     except OSError:

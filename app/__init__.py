@@ -11,7 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import admin, api, auth, core, dj, fan, live, sandbox, venue, webhooks
 from .config import BaseConfig, config_from_env
-from .core import cli, devices, errors, http, observability, sanctions, static, templating
+from .core import cli, devices, errors, http, metrics, observability, sanctions, static, templating
 from .logs import configure as configure_logging
 from .extensions import compress, csrf, db, limiter, login_manager, migrate, redis_store, sandbox_redis, sock
 from .live.hub import hub_for
@@ -41,6 +41,8 @@ def create_app(config: BaseConfig | type[BaseConfig] | None = None) -> Flask:
     if app.config["TRUSTED_PROXY_HOPS"] > 0:
         hops = app.config["TRUSTED_PROXY_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+    metrics.register(app)  # around ProxyFix too: a request is timed from the moment it reaches the app
 
     configure_logging(app)
     _init_extensions(app)

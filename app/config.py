@@ -169,6 +169,9 @@ class BaseConfig:
         # (0: none; the client's address is the connection's). Per-address
         # limits need it behind nginx, or every fan shares the proxy's address.
         self.TRUSTED_PROXY_HOPS = _env_int("TRUSTED_PROXY_HOPS", 0)
+        # /metrics (app/core/metrics.py): with a token, only to `Authorization: Bearer <token>`;
+        # without one, only to clients on this machine that came through no proxy.
+        self.METRICS_TOKEN = env.get("METRICS_TOKEN", "").strip()
         # Live sockets (docs/live.md, "Caps"). Open sockets per client address,
         # across every web process: a venue's Wi-Fi puts a few hundred fans
         # behind one address, and no one address may hold more than a third

@@ -44,6 +44,7 @@ from rq.utils import now
 from rq.worker import SimpleWorker
 
 from app.extensions import db
+from app.services.common import metrics
 
 # Imported here so that a broken job module fails the worker at start, not at the first job.
 from . import imports, maintenance, payments, requests, sandbox  # noqa: F401
@@ -74,6 +75,19 @@ class AppWorker(SimpleWorker):
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             self.log.error("Worker %s: Redis went away while finishing job %s (%s); carrying on", self.name, job.id, exc)
             return False
+
+    def perform_job(self, job, queue, execution) -> bool:
+        """Run the job, timed by queue and function (bmm_job_duration_seconds);
+        one that raised (or timed out) counts in bmm_job_failures_total too."""
+        started, succeeded = time.perf_counter(), False
+        try:
+            succeeded = super().perform_job(job, queue, execution)
+            return succeeded
+        finally:
+            labels = (queue.name, job.func_name)
+            metrics.JOB_DURATION.labels(*labels).observe(time.perf_counter() - started)
+            if not succeeded:
+                metrics.JOB_FAILURES.labels(*labels).inc()
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
         """RQ's wait for the next job retries a lost connection, but not the Redis

@@ -23,6 +23,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,12 +33,18 @@ import redis as redis_lib
 from hypothesis import HealthCheck, settings
 from sqlalchemy import text
 
-from app import create_app
-from app.config import TestConfig
-from app.extensions import db, limiter
-from app.live.hub import hub_for
-from tests import factories
-from tests.factories import PASSWORD
+# The session's metrics directory (app/services/common/metrics.py), set before
+# the app (and prometheus_client) is imported: this process, and the server and
+# worker processes the tests start, count into it and nowhere else.
+METRICS_DIR = tempfile.mkdtemp(prefix="bmm-metrics-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
+
+from app import create_app  # noqa: E402
+from app.config import TestConfig  # noqa: E402
+from app.extensions import db, limiter  # noqa: E402
+from app.live.hub import hub_for  # noqa: E402
+from tests import factories  # noqa: E402
+from tests.factories import PASSWORD  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -110,9 +117,14 @@ def database_url(tmp_path_factory) -> str:
     return url
 
 
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(METRICS_DIR, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def test_env(redis_url, database_url, tmp_path_factory):
-    """Environment for create_app(TestConfig), set for the whole session."""
+    """Environment for create_app(TestConfig), set for the whole session
+    (and PROMETHEUS_MULTIPROC_DIR, set as this module is imported: METRICS_DIR)."""
     keys = ("DATABASE_URL", "REDIS_URL", "APP_ENV", "SECRET_KEY", "SANDBOX_TIME_SCALE", "REFUND_RETRY_SECONDS",
             "MAIL_DIR", "UPLOAD_DIR", "ANALYTICS_REPORT_DIR")
     saved = {k: os.environ.get(k) for k in keys}

@@ -42,6 +42,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 
 from ..extensions import redis_store
 from ..services import events, live
+from ..services.common import metrics
 from ..services.live import CHANNEL_PREFIX, UNKNOWN_EPOCH, Position, current_position, sockets
 from . import render
 
@@ -127,6 +128,8 @@ class Hub:
         self.lock = threading.Lock()
         self.connections: dict[str, set[Connection]] = {}
         self.dirty: dict[str, Position] = {}
+        # event -> when the oldest change waiting in `dirty` was published (the fan-out's start)
+        self.dirty_since: dict[str, float] = {}
         self.wake = threading.Condition(self.lock)
         # event -> (when, position, public html, queue index): what snapshots reuse
         self.cache: dict[str, tuple[float, Position, str, object]] = {}
@@ -176,6 +179,7 @@ class Hub:
                 return TOO_MANY
             self.connections.setdefault(conn.event_id, set()).add(conn)
             conn.admitted = True
+        metrics.LIVE_SOCKETS.inc()
         return None
 
     def unregister(self, conn: Connection) -> None:
@@ -191,6 +195,7 @@ class Hub:
             self._forget(conn)
             if self.released is not None:
                 self.released.append((conn.holder, conn.slot))
+        metrics.LIVE_SOCKETS.dec()
         sockets.release(conn.holder, conn.slot)
 
     def _forget(self, conn: Connection) -> None:
@@ -245,13 +250,16 @@ class Hub:
             conn.close_soon(reason)
 
     # -- changes -------------------------------------------------------
-    def mark_dirty(self, event_id: str, position: Position) -> None:
+    def mark_dirty(self, event_id: str, position: Position, published: float | None = None) -> None:
         """Note a change; the render labels its message with the newest
-        position noted (within an epoch the highest, across epochs the latest)."""
+        position noted (within an epoch the highest, across epochs the latest)
+        and times its fan-out from the oldest change it carries (`published`)."""
         with self.lock:
             if event_id in self.connections:
                 noted = self.dirty.get(event_id)
                 self.dirty[event_id] = position if position.follows(noted) else noted
+                if published is not None:
+                    self.dirty_since[event_id] = min(published, self.dirty_since.get(event_id, published))
                 self.wake.notify()
 
     def _mark_all_dirty(self) -> None:
@@ -349,12 +357,14 @@ class Hub:
                 continue
             channel = message["channel"]
             channel = channel.decode() if isinstance(channel, bytes) else channel
+            published = None
             try:
                 data = json.loads(message["data"])
                 position = Position(int(data.get("seq", 0)), str(data.get("epoch", UNKNOWN_EPOCH)))
+                published = float(data["published"]) if "published" in data else None
             except (ValueError, TypeError, AttributeError):
                 position = Position(0, UNKNOWN_EPOCH)
-            self.mark_dirty(channel[len(CHANNEL_PREFIX):], position)
+            self.mark_dirty(channel[len(CHANNEL_PREFIX):], position, published)
 
     def _subscription_lost(self, state: RetryCallState) -> None:
         self.app.logger.warning("live: Redis subscription lost (%s); retrying in %.1fs",
@@ -371,20 +381,24 @@ class Hub:
                 if self.stopping:
                     return
                 event_id, position = self.dirty.popitem()
+                published = self.dirty_since.pop(event_id, None)
                 conns = list(self.connections.get(event_id, ()))
             if not conns:
                 continue
             try:
-                self._broadcast(event_id, position, conns)
+                if self._broadcast(event_id, position, conns) and published is not None:
+                    metrics.LIVE_FANOUT.observe(max(time.time() - published, 0.0))
             except Exception:  # noqa: BLE001 - one bad render must not stop the hub
                 self.app.logger.exception("live: render failed for event %s", event_id)
 
-    def _broadcast(self, event_id: str, position: Position, conns: list[Connection]) -> None:
+    def _broadcast(self, event_id: str, position: Position, conns: list[Connection]) -> bool:
+        """Render the event's change once and offer it to each of `conns`;
+        False when the event is gone (nothing was sent)."""
         with self.app.test_request_context("/"):
             try:
                 event = events.get_event(event_id)
             except Exception:  # noqa: BLE001 - the event is gone: nothing to send
-                return
+                return False
             state = live.load_state(event)
             public, index = render.public_parts(state), state.index()
             devices = {index.device_id(c.device_token) for c in conns} - {None}
@@ -402,6 +416,7 @@ class Hub:
                 self.stats["messages"] += 1
             else:
                 self.stats["dropped"] += 1
+        return True
 
     def public_snapshot(self, event_id: str, position: Position, render) -> tuple[str, object]:
         """The event's public parts and queue index at `position`, rendered at most
@@ -412,7 +427,9 @@ class Hub:
             lock = self.snapshot_locks.setdefault(event_id, threading.Lock())
         with lock:
             hit = self.cache.get(event_id)
-            if hit and hit[1] == position and time.monotonic() - hit[0] < SNAPSHOT_CACHE_SECONDS:
+            fresh = bool(hit and hit[1] == position and time.monotonic() - hit[0] < SNAPSHOT_CACHE_SECONDS)
+            metrics.cache_lookup("live_snapshot", fresh)
+            if fresh:
                 return hit[2], hit[3]
             public, index = render()
             self.cache[event_id] = (time.monotonic(), position, public, index)

@@ -1,9 +1,10 @@
 """Platform metrics: the figures of the admin's overview, for a period
 (today, 7 days, 30 days), each with its series for a small chart.
 
-`platform_metrics(period)` is the one place they are computed; a future
-`/metrics` endpoint (the ops issue) calls it too, so the page and the export
-always agree. Definitions (payments are counted in the period they were
+`platform_metrics(period)` is the one place they are computed, so the page
+and the export always agree. (Prometheus's `/metrics`, app/core/metrics.py,
+does not compute them per scrape: it counts events as they happen and reads
+only payments by state and the queues' depth at scrape time.) Definitions (payments are counted in the period they were
 *started* in, whatever became of them since):
 
 - paid: reached COMPLETED (COMPLETED, REFUND_PENDING, REFUND_FAILED, REFUNDED);

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 import redis
 
 from ...extensions import redis_store
+from ..common.metrics import cache_lookup
 
 LOCAL_MAX = 512
 TTL_SECONDS = 30 * 24 * 3600
@@ -60,7 +61,13 @@ def remember(dj_id: int, key: str, figures: dict, at: datetime, version: str = "
 
 def current(dj_id: int, key: str, version: str) -> dict | None:
     """The kept copy of these figures if it was read at this rollup `version` (so it is still exact):
-    this process's, else Redis's."""
+    this process's, else Redis's. Counted as a hit or a miss of the "analytics_figures" cache."""
+    figures = _current(dj_id, key, version)
+    cache_lookup("analytics_figures", figures is not None)
+    return figures
+
+
+def _current(dj_id: int, key: str, version: str) -> dict | None:
     with _lock:
         entry = _local.get(_key(dj_id, key))
     if entry and entry.get("version") == version:

@@ -147,6 +147,14 @@ def jobs_waiting(job_ids: list[str]) -> set[str]:
     return {job.id for job in jobs if job is not None and job.get_status(refresh=False) in WAITING}
 
 
+def queue_depths() -> dict[str, int]:
+    """Jobs waiting in each queue (QUEUES), in one round trip to Redis."""
+    with redis_store.client.pipeline(transaction=False) as pipe:
+        for name in QUEUES:
+            pipe.llen(queue(name).key)
+        return dict(zip(QUEUES, pipe.execute()))
+
+
 def refund_retry() -> Retry:
     """RQ retries of a refund call during a provider outage: exponential from REFUND_RETRY_SECONDS."""
     base = current_app.config["REFUND_RETRY_SECONDS"]

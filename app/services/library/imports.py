@@ -22,6 +22,7 @@ HEARTBEAT_TTL_SECONDS + a minute (90 s), and the import runs again.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from pathlib import PureWindowsPath
 
@@ -32,7 +33,7 @@ from sqlalchemy import func, select, text, update
 from ...extensions import db, redis_store
 from ...models import DJProfile, LibraryImport, Track, utcnow
 from ...models.imports import IN_PROGRESS_SQL
-from ..common import tasks
+from ..common import metrics, tasks
 from ..common.errors import DomainError
 from .importers import parse_library_file
 from .merge import MergeReport, lock_library, merge_tracks, track_keys
@@ -123,7 +124,18 @@ def _job_id(public_id: str, attempt: int) -> str:
 
 def run_queued_import(import_id: int) -> str:
     """Merge a queued import (the job's body); safe to run twice, or at once
-    in two workers. Returns what happened."""
+    in two workers. Returns what happened (and times it: bmm_library_import_duration_seconds,
+    by outcome: done, refused, failed; a run with nothing to do is not an import)."""
+    started, outcome = time.perf_counter(), "failed"
+    try:
+        outcome = _run_queued_import(import_id)
+        return outcome
+    finally:
+        if outcome != "nothing to do":
+            metrics.LIBRARY_IMPORT_DURATION.labels(outcome).observe(time.perf_counter() - started)
+
+
+def _run_queued_import(import_id: int) -> str:
     record = db.session.get(LibraryImport, import_id)
     if record is None or record.status == "done" or record.payload is None:
         return "nothing to do"

@@ -30,6 +30,7 @@ from sqlalchemy import select
 
 from ...extensions import db
 from ...models import DJProfile, Track
+from ..common.metrics import cache_lookup
 from ..common.text import fold
 
 PAGE_SIZE = 20
@@ -335,9 +336,11 @@ def library_index(dj_id: int) -> LibraryIndex:
     version = db.session.scalar(select(DJProfile.library_version).where(DJProfile.id == dj_id)) or 0
     index = _indexes.get(dj_id)
     if index is not None and index.version == version:
+        cache_lookup("library_index", True)
         return index
     with _lock:
         index = _indexes.get(dj_id)
+        cache_lookup("library_index", index is not None and index.version == version)
         if index is None or index.version != version:
             rows = db.session.execute(
                 select(Track.id, Track.public_id, Track.title, Track.artist, Track.genre, Track.bpm,

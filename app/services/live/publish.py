@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from typing import Callable, NamedTuple
 
 import redis
@@ -86,8 +87,9 @@ def publish_now(event_public_id: str, kind: str, data: dict | None = None,
     try:
         _, seq, epoch = pipe.execute()
         position = Position(seq, epoch.decode())
-        client.publish(channel(event_public_id),
-                       json.dumps({"seq": seq, "epoch": position.epoch, "kind": kind, **(data or {})}))
+        # `published`: when (epoch seconds), so each web process's hub can time its fan-out.
+        client.publish(channel(event_public_id), json.dumps(
+            {"seq": seq, "epoch": position.epoch, "kind": kind, **(data or {}), "published": time.time()}))
         return position
     except redis.RedisError:
         # Live updates are best effort: clients resync from a snapshot on reconnect.

@@ -15,6 +15,7 @@ from .ledger import (
     IllegalTransition,
     lock_payment,
     lock_payments,
+    payments_by_state,
     record_transition,
     record_transitions,
     refund_attempts,
@@ -34,7 +35,8 @@ from .yoco import ProviderRejected, ProviderUnavailable, YocoError, yoco_client
 
 __all__ = ["REFUND_ATTEMPTS", "IllegalTransition", "ProviderRejected", "ProviderUnavailable", "WebhookRejected",
            "YocoError", "begin_refund", "checkout_not_created", "confirm_payment", "fulfils",
-           "give_up_waiting_for_refund", "lock_payment", "lock_payments", "mark_payment_failed", "process_webhook",
+           "give_up_waiting_for_refund", "lock_payment", "lock_payments", "mark_payment_failed", "payments_by_state",
+           "process_webhook",
            "recheck_given_up_checkout", "reconcile_payments", "record_transition", "record_transitions",
            "refund_attempts", "release_hold", "retry_due_refunds", "retry_refund", "schedule_refund_retry",
            "send_refund", "send_to_pay_page", "settle_refund", "sign_headers", "verify", "verify_checkout",

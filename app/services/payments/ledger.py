@@ -16,7 +16,9 @@ from sqlalchemy import func, insert, select
 
 from ...extensions import db
 from ...models import Payment, PaymentTransition, utcnow
-from ...models.payments import PAYMENT_TRANSITIONS
+from ...models.payments import PAYMENT_STATES, PAYMENT_TRANSITIONS
+from ..common import metrics
+from ..common.after_commit import after_commit
 from ..common.locks import lock_booking, lock_set
 
 # A refund is tried at most this often, then the payment waits for an admin.
@@ -114,7 +116,19 @@ def record_transitions(payments: Sequence[Payment], to_state: str, reason: str, 
                         "reason": reason, "actor": actor, "created_at": at})
     db.session.execute(insert(PaymentTransition), history)  # rows, not objects: nothing reads them back here
     db.session.flush()
+    after_commit(_count_transitions, to_state, len(history))  # counted once they stand, not if rolled back
     return at
+
+
+def _count_transitions(to_state: str, moves: int) -> None:
+    metrics.PAYMENT_TRANSITIONS_TOTAL.labels(to_state).inc(moves)
+
+
+def payments_by_state() -> dict[str, int]:
+    """How many payments stand in each state (every state, 0 when none), in one grouped query."""
+    counts = dict.fromkeys(PAYMENT_STATES, 0)
+    counts.update(db.session.execute(select(Payment.state, func.count()).group_by(Payment.state)).all())
+    return counts
 
 
 def _refund_attempts(payment_ids: Collection[int]) -> dict[int, int]:

@@ -29,6 +29,7 @@ from sqlalchemy import func, or_, select, update
 
 from ...extensions import db
 from ...models import Payment, WebhookEvent, utcnow
+from ..common import metrics
 from .confirmation import confirm_payment, mark_payment_failed
 from .refunds import give_up_waiting_for_refund, retry_due_refunds, send_refund, settle_refund
 from .yoco import yoco_client
@@ -89,7 +90,9 @@ def process_webhook(webhook_row_id: int) -> str:
         raise
     row = db.session.get(WebhookEvent, webhook_row_id)
     row.status, row.processed_at = outcome, utcnow()
+    lag = (row.processed_at - row.received_at).total_seconds()
     db.session.commit()
+    metrics.WEBHOOK_LAG.labels(outcome).observe(max(lag, 0.0))
     return outcome
 
 
