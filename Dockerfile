@@ -45,6 +45,7 @@ COPY . /app
 
 # Uploaded photos and the PDF reports: web nodes and workers share them (a
 # volume in deploy/compose.yaml; the image's directory gives it its owner).
+# XDG_CACHE_HOME: fontconfig's cache (WeasyPrint), writable by the app's user.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -52,7 +53,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     APP_ENV=production \
     BIND=0.0.0.0:8000 \
     UPLOAD_DIR=/var/lib/beatmatchme/uploads \
-    ANALYTICS_REPORT_DIR=/var/lib/beatmatchme/reports
+    ANALYTICS_REPORT_DIR=/var/lib/beatmatchme/reports \
+    XDG_CACHE_HOME=/tmp/cache
 
 # The numeric id, so that a runtime that checks "not root" (runAsNonRoot) can tell.
 USER 10001:10001

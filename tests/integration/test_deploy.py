@@ -139,7 +139,7 @@ def compose() -> dict:
 class Machine:
     """The VM of deploy/README.md, mapped onto this checkout: /opt/beatmatchme
     is the checkout and its .venv the one running the tests; /run and
-    /var/lib lie under a temporary root (short: unix socket paths are short)."""
+    /var/lib and /var/cache lie under a temporary root (short: unix socket paths are short)."""
 
     def __init__(self):
         self.root = Path(tempfile.mkdtemp(prefix="bmm-vm-"))
@@ -149,7 +149,7 @@ class Machine:
             return str(VENV_BIN / value.rsplit("/", 1)[1])
         if value == APP_DIR or value.startswith(APP_DIR + "/"):
             return str(ROOT) + value[len(APP_DIR):]
-        if value.startswith(("/run/", "/var/lib/")):
+        if value.startswith(("/run/", "/var/lib/", "/var/cache/")):
             return str(self.root) + value
         return value
 
@@ -170,7 +170,7 @@ class Machine:
         assert service["EnvironmentFile"] == ["/etc/beatmatchme/env"]
         env.update(settings)
         env.update(overrides)
-        for kind, base in (("RuntimeDirectory", "/run"), ("StateDirectory", "/var/lib")):
+        for kind, base in (("RuntimeDirectory", "/run"), ("StateDirectory", "/var/lib"), ("CacheDirectory", "/var/cache")):
             for name in " ".join(service.get(kind, [])).split():
                 Path(self.path(f"{base}/{name}")).mkdir(parents=True, exist_ok=True)
         return Service(self, unit, env)
