@@ -42,6 +42,8 @@ WORKDIR /app
 # The code belongs to root: the app's user can read it, not change it.
 # (.dockerignore lets in only what runs: app/, jobs/, migrations/, static/, templates/ ...)
 COPY . /app
+# Compiled once here: the app's user cannot write /app, and every process would compile it at each start.
+RUN python3 -m compileall -q /app
 
 # Uploaded photos and the PDF reports: web nodes and workers share them (a
 # volume in deploy/compose.yaml; the image's directory gives it its owner).
