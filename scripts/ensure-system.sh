@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages a target needs, only when they are missing.
 #   scripts/ensure-system.sh run    -> redis-server; Pango, HarfBuzz's subsetter and a font (WeasyPrint: PDF reports)
-#   scripts/ensure-system.sh test   -> the same, postgresql, chromium
+#   scripts/ensure-system.sh test   -> the same, postgresql, chromium, nginx (deploy/nginx.conf's test)
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -21,6 +21,7 @@ if [ "${1:-run}" = test ]; then
   { command -v pg_ctlcluster >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; } \
     || need+=(postgresql)
   want chromium /usr/bin/chromium chromium
+  want nginx /usr/sbin/nginx nginx
 fi
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need+=(python3-venv); fi
 
