@@ -2,7 +2,7 @@
 from .analytics import (AnalyticsBucket, AnalyticsHour, AnalyticsSync, AnalyticsTipper, AnalyticsTipperMonth,
                         AnalyticsTrack, AnalyticsTrackMonth, AnalyticsWait)
 from .base import CURRENCY, utcnow  # noqa: F401
-from .bookings import AvailabilityException, AvailabilityRule, Booking, BookingSlot
+from .bookings import AvailabilityException, AvailabilityRule, AvailabilityWeek, Booking, BookingSlot
 from .events import DJSet, Event
 from .imports import LibraryImport
 from .library import Track
@@ -18,7 +18,7 @@ from .vouchers import Voucher, VoucherBatch
 __all__ = [
     "AnalyticsBucket", "AnalyticsHour", "AnalyticsSync", "AnalyticsTipper", "AnalyticsTipperMonth", "AnalyticsTrack",
     "AnalyticsTrackMonth", "AnalyticsWait",
-    "AuditLog", "AvailabilityException", "AvailabilityRule", "Ban", "BlockedKeyword", "Booking",
+    "AuditLog", "AvailabilityException", "AvailabilityRule", "AvailabilityWeek", "Ban", "BlockedKeyword", "Booking",
     "BookingSlot", "DJ_GENRES", "DJProfile", "DJSet", "Dispute", "Event", "FraudAlert", "GuestDevice",
     "IdempotencyKey", "LibraryImport", "Notification", "Payment", "PaymentTransition", "PushSubscription",
     "RefundRequest", "Report",

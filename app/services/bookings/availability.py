@@ -14,7 +14,7 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from ...extensions import db
 from ...models import AvailabilityException, AvailabilityRule, DJProfile
@@ -110,10 +110,13 @@ def add_rule(dj: DJProfile, weekday: int, start_minute: int, end_minute: int) ->
 
 def remove_rule(dj: DJProfile, rule_id: int) -> bool:
     """Delete one of the DJ's own weekly rules; False if it is not theirs (nothing changes). Commits."""
-    gone = db.session.execute(delete(AvailabilityRule).where(AvailabilityRule.id == rule_id,
-                                                             AvailabilityRule.dj_id == dj.id))
+    rule = db.session.scalar(select(AvailabilityRule).where(AvailabilityRule.id == rule_id,
+                                                            AvailabilityRule.dj_id == dj.id))
+    if rule is None:
+        return False
+    db.session.delete(rule)  # through the session: weeks.py's hook keeps the DJ's masks
     db.session.commit()
-    return bool(gone.rowcount)
+    return True
 
 
 def set_exception(dj: DJProfile, day: date, *, available: bool, start_minute: int | None = None,
