@@ -159,3 +159,18 @@ class AnalyticsTipperMonth(db.Model):
     device_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     tips: Mapped[int] = mapped_column(sa.Integer)
     cents: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class AnalyticsWaitMonth(db.Model):
+    """A DJ's played requests of one local month that waited `minutes` (the sum of its analytics_waits
+    rows, kept by the same refresh, by difference): the wait histogram of whole months, so a long
+    range's p90 reads a row per month and minute instead of one per night and minute. Whole minutes
+    add up exactly, so the p90 of any range is the same as from the day rows (exact to the minute)."""
+
+    __tablename__ = "analytics_wait_months"
+    __table_args__ = (sa.Index("ix_analytics_wait_months_counts", "dj_id", "month", "minutes", "count"),)
+
+    dj_id: Mapped[int] = _dj_fk()
+    month: Mapped[date] = mapped_column(sa.Date, primary_key=True)  # its first day
+    minutes: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    count: Mapped[int] = mapped_column(sa.Integer)

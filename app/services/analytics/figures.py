@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ...extensions import db
 from ...models import (AnalyticsHour, AnalyticsTipper, AnalyticsTipperMonth, AnalyticsTrack, AnalyticsTrackMonth,
-                       AnalyticsWait, DJProfile, Event, Track)
+                       AnalyticsWait, AnalyticsWaitMonth, DJProfile, Event, Track)
 from ..common.errors import DomainError, NotFound
 
 PRESETS = {"today": "Today", "week": "This week", "month": "This month", "30d": "Last 30 days",
@@ -141,10 +141,7 @@ def figures(dj_id: int, span: Period, event_id: int | None = None) -> dict:
     (requests, accepted, vetoed, refunded, req_gross, req_refund, tips, tips_refunded, tip_gross, tip_refund,
      wait_count, wait_seconds) = total
 
-    waits = dict(db.session.execute(
-        select(AnalyticsWait.minutes, func.sum(AnalyticsWait.count)).where(where(AnalyticsWait))
-        .group_by(AnalyticsWait.minutes)).all())
-    waits = {int(k): int(v) for k, v in waits.items()}
+    waits = _waits(dj_id, span, event_id)
     per_track = _per_track(dj_id, span, event_id)
     songs = sorted(per_track, key=lambda r: (-r[3], r[0]))[:TOP]
     genres: dict[str, int] = {}
@@ -198,23 +195,32 @@ def month_split(span: Period) -> tuple[tuple[date, date] | None, list[tuple[date
     return (first, last), edges
 
 
-def _per_track(dj_id: int, span: Period, event_id: int | None) -> list[tuple[str, str, str, int]]:
-    """(title, artist, genre, requests) of every track requested in the range: whole months from the
-    month rows, the days around them (or one event's days) from the day rows, each read from an index
-    that holds the counts (no row lookups); the names are the library's, as it has them now."""
-    day_rows = select(AnalyticsTrack.track_id, AnalyticsTrack.requests)
+def _rows(day_model, month_model, columns: tuple[str, ...], dj_id: int, span: Period, event_id: int | None,
+          *conditions):
+    """The rows (`columns`) of the range: whole months from `month_model`'s rows, the days around them
+    (or one event's days) from `day_model`'s, each read from an index that holds the counts (no row
+    look-ups); one subquery for the caller to add up."""
+    def pick(model):
+        return select(*[getattr(model, name) for name in columns]).where(
+            *[condition(model) for condition in conditions])
+
     if event_id is not None:
-        parts = [day_rows.where(AnalyticsTrack.event_id == event_id, AnalyticsTrack.day >= span.start,
-                                AnalyticsTrack.day <= span.end)]
+        parts = [pick(day_model).where(day_model.event_id == event_id, day_model.day >= span.start,
+                                       day_model.day <= span.end)]
     else:
         months, edges = month_split(span)
-        parts = [day_rows.where(AnalyticsTrack.dj_id == dj_id, AnalyticsTrack.day >= start, AnalyticsTrack.day <= end)
+        parts = [pick(day_model).where(day_model.dj_id == dj_id, day_model.day >= start, day_model.day <= end)
                  for start, end in edges]
         if months:
-            parts.append(select(AnalyticsTrackMonth.track_id, AnalyticsTrackMonth.requests)
-                         .where(AnalyticsTrackMonth.dj_id == dj_id, AnalyticsTrackMonth.month >= months[0],
-                                AnalyticsTrackMonth.month <= months[1]))
-    rows = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+            parts.append(pick(month_model).where(month_model.dj_id == dj_id, month_model.month >= months[0],
+                                                 month_model.month <= months[1]))
+    return union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+
+
+def _per_track(dj_id: int, span: Period, event_id: int | None) -> list[tuple[str, str, str, int]]:
+    """(title, artist, genre, requests) of every track requested in the range; the names are the
+    library's, as it has them now."""
+    rows = _rows(AnalyticsTrack, AnalyticsTrackMonth, ("track_id", "requests"), dj_id, span, event_id)
     counts = (select(rows.c.track_id, func.sum(rows.c.requests).label("n")).group_by(rows.c.track_id)
               .subquery())
     found = db.session.execute(
@@ -225,24 +231,20 @@ def _per_track(dj_id: int, span: Period, event_id: int | None) -> list[tuple[str
 
 def _tippers(dj_id: int, span: Period, event_id: int | None) -> tuple[int, int]:
     """How many phones tipped in the range, and how many of them more than once."""
-    day_rows = select(AnalyticsTipper.device_id, AnalyticsTipper.tips).where(AnalyticsTipper.device_id != 0)
-    if event_id is not None:
-        parts = [day_rows.where(AnalyticsTipper.event_id == event_id, AnalyticsTipper.day >= span.start,
-                                AnalyticsTipper.day <= span.end)]
-    else:
-        months, edges = month_split(span)
-        parts = [day_rows.where(AnalyticsTipper.dj_id == dj_id, AnalyticsTipper.day >= start,
-                                AnalyticsTipper.day <= end) for start, end in edges]
-        if months:
-            parts.append(select(AnalyticsTipperMonth.device_id, AnalyticsTipperMonth.tips)
-                         .where(AnalyticsTipperMonth.dj_id == dj_id, AnalyticsTipperMonth.device_id != 0,
-                                AnalyticsTipperMonth.month >= months[0], AnalyticsTipperMonth.month <= months[1]))
-    rows = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    rows = _rows(AnalyticsTipper, AnalyticsTipperMonth, ("device_id", "tips"), dj_id, span, event_id,
+                 lambda model: model.device_id != 0)
     per_tipper = select(rows.c.device_id, func.sum(rows.c.tips).label("n")).group_by(rows.c.device_id).subquery()
     tippers, repeat = db.session.execute(
         select(func.count(), func.coalesce(func.sum(case((per_tipper.c.n > 1, 1), else_=0)), 0))
         .select_from(per_tipper)).one()
     return int(tippers), int(repeat)
+
+
+def _waits(dj_id: int, span: Period, event_id: int | None) -> dict[int, int]:
+    """The range's histogram of waits {whole minutes: played requests}."""
+    rows = _rows(AnalyticsWait, AnalyticsWaitMonth, ("minutes", "count"), dj_id, span, event_id)
+    return {int(minutes): int(n) for minutes, n in db.session.execute(
+        select(rows.c.minutes, func.sum(rows.c.count)).group_by(rows.c.minutes))}
 
 
 def _by_day(by_day: dict[date, list[int]], span: Period) -> dict:

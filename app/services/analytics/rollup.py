@@ -36,6 +36,7 @@ from ...models import (
     AnalyticsTrack,
     AnalyticsTrackMonth,
     AnalyticsWait,
+    AnalyticsWaitMonth,
     DJProfile,
     DJSet,
     Event,
@@ -51,7 +52,7 @@ from ..common.errors import NotFound
 REFUND_STATES = ("REFUND_PENDING", "REFUNDED", "REFUND_FAILED")  # the money is going (or gone) back
 ACCEPTED_STATUSES = ("accepted", "playing", "played")
 ROLLUPS = (AnalyticsHour, AnalyticsWait, AnalyticsTrack, AnalyticsTipper)
-MONTHLY = (AnalyticsTrackMonth, AnalyticsTipperMonth)
+MONTHLY = (AnalyticsTrackMonth, AnalyticsTipperMonth, AnalyticsWaitMonth)
 HOUR_COUNTS = ("requests", "accepted", "vetoed", "refunded", "request_gross_cents", "request_refund_cents",
                "tips", "tips_refunded", "tip_gross_cents", "tip_refund_cents", "wait_count", "wait_seconds")
 CATCH_UP = "catch-up"
@@ -192,7 +193,8 @@ def refresh_bucket(set_id: int, day: date) -> bool:
     old_rows = {model: _replace_rows(model, set_id, day, rows[model]) for model in ROLLUPS}
     old_tracks = {row["track_id"]: row["requests"] for row in old_rows[AnalyticsTrack]}
     old_tippers = {row["device_id"]: (row["tips"], row["cents"]) for row in old_rows[AnalyticsTipper]}
-    _add_to_months(info.dj_id, day.replace(day=1), old_tracks, old_tippers, rows)
+    old_waits = {row["minutes"]: row["count"] for row in old_rows[AnalyticsWait]}
+    _add_to_months(info.dj_id, day.replace(day=1), old_tracks, old_tippers, old_waits, rows)
     db.session.commit()
     return True
 
@@ -226,7 +228,7 @@ def _upsert(model, values: list[dict], keys: list[str], add: tuple[str, ...] = (
 
 
 def _add_to_months(dj_id: int, month: date, old_tracks: dict[int, int], old_tippers: dict[int, tuple[int, int]],
-                   rows: dict[type, list[dict]]) -> None:
+                   old_waits: dict[int, int], rows: dict[type, list[dict]]) -> None:
     """Move the DJ's month rows by what this bucket's refresh changed (new rows less old ones). In
     key order, so two refreshes of one month lock its rows in the same order."""
     tracks = {row["track_id"]: row for row in rows[AnalyticsTrack]}
@@ -263,6 +265,15 @@ def _add_to_months(dj_id: int, month: date, old_tracks: dict[int, int], old_tipp
     if any(v["tips"] < 0 for v in tipper_values):
         db.session.execute(delete(AnalyticsTipperMonth).where(
             AnalyticsTipperMonth.dj_id == dj_id, AnalyticsTipperMonth.month == month, AnalyticsTipperMonth.tips <= 0))
+    waits = {row["minutes"]: row["count"] for row in rows[AnalyticsWait]}
+    wait_values = [{"dj_id": dj_id, "month": month, "minutes": minutes, "count": change}
+                   for minutes in sorted(set(old_waits) | set(waits))
+                   if (change := waits.get(minutes, 0) - old_waits.get(minutes, 0))]
+    if wait_values:
+        _upsert(AnalyticsWaitMonth, wait_values, ["dj_id", "month", "minutes"], ("count",))
+    if any(v["count"] < 0 for v in wait_values):
+        db.session.execute(delete(AnalyticsWaitMonth).where(
+            AnalyticsWaitMonth.dj_id == dj_id, AnalyticsWaitMonth.month == month, AnalyticsWaitMonth.count <= 0))
 
 
 def refresh_requests(request_ids: Iterable[int]) -> int:
@@ -339,9 +350,16 @@ def rebuild_months(dj_id: int) -> None:
             "dj_id": dj_id, "month": day.replace(day=1), "device_id": device_id, "tips": 0, "cents": 0})
         row["tips"] += tips
         row["cents"] += cents
+    waits: dict[tuple[date, int], dict] = {}
+    for day, minutes, count in db.session.execute(
+            select(AnalyticsWait.day, AnalyticsWait.minutes, AnalyticsWait.count).where(AnalyticsWait.dj_id == dj_id)):
+        row = waits.setdefault((day.replace(day=1), minutes), {
+            "dj_id": dj_id, "month": day.replace(day=1), "minutes": minutes, "count": 0})
+        row["count"] += count
     for model in MONTHLY:
         db.session.execute(delete(model).where(model.dj_id == dj_id))
-    _write({AnalyticsTrackMonth: list(tracks.values()), AnalyticsTipperMonth: list(tippers.values())})
+    _write({AnalyticsTrackMonth: list(tracks.values()), AnalyticsTipperMonth: list(tippers.values()),
+            AnalyticsWaitMonth: list(waits.values())})
     db.session.commit()
 
 
