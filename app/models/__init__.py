@@ -1,6 +1,6 @@
 """Every model, importable from one place (Alembic reads the metadata here)."""
-from .analytics import (AnalyticsBucket, AnalyticsHour, AnalyticsSync, AnalyticsTipper, AnalyticsTipperMonth,
-                        AnalyticsTrack, AnalyticsTrackMonth, AnalyticsWait, AnalyticsWaitMonth)
+from .analytics import (AnalyticsBucket, AnalyticsHour, AnalyticsSync, AnalyticsTipper, AnalyticsTipperTotal,
+                        AnalyticsTotalMonth, AnalyticsTrack, AnalyticsTrackTotal, AnalyticsWait, AnalyticsWaitMonth)
 from .base import CURRENCY, utcnow  # noqa: F401
 from .bookings import AvailabilityException, AvailabilityRule, AvailabilityWeek, Booking, BookingSlot
 from .events import DJSet, Event
@@ -16,8 +16,8 @@ from .users import GuestDevice, User, UserSession
 from .vouchers import Voucher, VoucherBatch
 
 __all__ = [
-    "AnalyticsBucket", "AnalyticsHour", "AnalyticsSync", "AnalyticsTipper", "AnalyticsTipperMonth", "AnalyticsTrack",
-    "AnalyticsTrackMonth", "AnalyticsWait", "AnalyticsWaitMonth",
+    "AnalyticsBucket", "AnalyticsHour", "AnalyticsSync", "AnalyticsTipper", "AnalyticsTipperTotal",
+    "AnalyticsTotalMonth", "AnalyticsTrack", "AnalyticsTrackTotal", "AnalyticsWait", "AnalyticsWaitMonth",
     "AuditLog", "AvailabilityException", "AvailabilityRule", "AvailabilityWeek", "Ban", "BlockedKeyword", "Booking",
     "BookingSlot", "DJ_GENRES", "DJProfile", "DJSet", "Dispute", "Event", "FraudAlert", "GuestDevice",
     "IdempotencyKey", "LibraryImport", "Notification", "Payment", "PaymentTransition", "PushSubscription",

@@ -16,14 +16,15 @@ from sqlalchemy import and_, case, func, select, union_all
 from sqlalchemy.exc import SQLAlchemyError
 
 from ...extensions import db
-from ...models import (AnalyticsHour, AnalyticsTipper, AnalyticsTipperMonth, AnalyticsTrack, AnalyticsTrackMonth,
-                       AnalyticsWait, AnalyticsWaitMonth, DJProfile, Event, Track)
+from ...models import (AnalyticsHour, AnalyticsTipper, AnalyticsTipperTotal, AnalyticsTotalMonth, AnalyticsTrack,
+                       AnalyticsTrackTotal, AnalyticsWait, AnalyticsWaitMonth, DJProfile, Event, Track)
 from ..common.errors import DomainError, NotFound
 
 PRESETS = {"today": "Today", "week": "This week", "month": "This month", "30d": "Last 30 days",
            "90d": "Last 90 days", "365d": "Last 365 days", "custom": "Custom"}
 MAX_DAYS = 3 * 366
 DAILY_UP_TO = 62  # longer ranges are shown by week
+DAYS_ONLY_UP_TO = 31  # up to a month, songs and tippers are read from the day rows; longer, from running totals
 TOP = 10
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 NIGHT_HOURS = tuple(range(12, 24)) + tuple(range(0, 12))  # a night reads from noon to noon
@@ -197,9 +198,8 @@ def month_split(span: Period) -> tuple[tuple[date, date] | None, list[tuple[date
 
 def _rows(day_model, month_model, columns: tuple[str, ...], dj_id: int, span: Period, event_id: int | None,
           *conditions):
-    """The rows (`columns`) of the range: whole months from `month_model`'s rows, the days around them
-    (or one event's days) from `day_model`'s, each read from an index that holds the counts (no row
-    look-ups); one subquery for the caller to add up."""
+    """The wait histogram rows (`columns`) of the range: whole months from the month rows, the days
+    around them (or one event's days) from the day rows; one subquery for the caller to add up."""
     def pick(model):
         return select(*[getattr(model, name) for name in columns]).where(
             *[condition(model) for condition in conditions])
@@ -217,26 +217,65 @@ def _rows(day_model, month_model, columns: tuple[str, ...], dj_id: int, span: Pe
     return union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
 
 
+def _counted(day_model, total_model, key: str, count: str, dj_id: int, span: Period, event_id: int | None,
+             *conditions):
+    """(k, n) rows whose sums per `key` are the range's counts: for a short range (or one event) its
+    day rows; for a longer one the running totals at its end less those before its start (each: a
+    kept month's totals, give or take the days of at most half a month), whatever its length."""
+    def days(first: date, last: date, sign: int):
+        owner = day_model.dj_id == dj_id if event_id is None else day_model.event_id == event_id
+        return select(getattr(day_model, key).label("k"), (getattr(day_model, count) * sign).label("n")).where(
+            owner, day_model.day >= first, day_model.day <= last, *[c(day_model) for c in conditions])
+
+    def totals(month: date, sign: int):
+        return select(getattr(total_model, key).label("k"), (getattr(total_model, count) * sign).label("n")).where(
+            total_model.dj_id == dj_id, total_model.month == month, *[c(total_model) for c in conditions])
+
+    if event_id is not None or span.days <= DAYS_ONLY_UP_TO:
+        return days(span.start, span.end, 1).subquery()
+    kept = list(db.session.scalars(select(AnalyticsTotalMonth.month).where(AnalyticsTotalMonth.dj_id == dj_id)
+                                   .order_by(AnalyticsTotalMonth.month)))
+
+    def up_to(day: date, sign: int) -> list:
+        """The counts from the first day of the history to `day`, as rows."""
+        month = day.replace(day=1)
+        earlier = [m for m in kept if m <= month]
+        if not earlier:
+            return []  # nothing counted yet
+        if earlier[-1] < month:  # no bucket in `day`'s month: the latest kept month's totals
+            return [totals(earlier[-1], sign)]
+        last_day = _month_end(month)
+        if (last_day - day).days < day.day:  # nearer the month's end: its totals less the days after `day`
+            return [totals(month, sign)] + ([days(day + timedelta(days=1), last_day, -sign)] if day < last_day else [])
+        return ([totals(earlier[-2], sign)] if len(earlier) > 1 else []) + [days(month, day, sign)]
+
+    parts = up_to(span.end, 1) + up_to(span.start - timedelta(days=1), -1)
+    return union_all(*parts).subquery() if parts else days(span.start, span.end, 1).subquery()
+
+
+def _month_end(month: date) -> date:
+    return (month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+
+
 def _per_track(dj_id: int, span: Period, event_id: int | None) -> list[tuple[str, str, str, int]]:
     """(title, artist, genre, requests) of every track requested in the range; the names are the
     library's, as it has them now."""
-    rows = _rows(AnalyticsTrack, AnalyticsTrackMonth, ("track_id", "requests"), dj_id, span, event_id)
-    counts = (select(rows.c.track_id, func.sum(rows.c.requests).label("n")).group_by(rows.c.track_id)
-              .subquery())
+    rows = _counted(AnalyticsTrack, AnalyticsTrackTotal, "track_id", "requests", dj_id, span, event_id)
+    counts = select(rows.c.k, func.sum(rows.c.n).label("n")).group_by(rows.c.k).subquery()
     found = db.session.execute(
-        select(Track.title, Track.artist, Track.genre, counts.c.n).join(Track, Track.id == counts.c.track_id)
+        select(Track.title, Track.artist, Track.genre, counts.c.n).join(Track, Track.id == counts.c.k)
         .where(counts.c.n > 0)).all()
     return [(title, artist or "", genre or "Unknown", int(n)) for title, artist, genre, n in found]
 
 
 def _tippers(dj_id: int, span: Period, event_id: int | None) -> tuple[int, int]:
     """How many phones tipped in the range, and how many of them more than once."""
-    rows = _rows(AnalyticsTipper, AnalyticsTipperMonth, ("device_id", "tips"), dj_id, span, event_id,
-                 lambda model: model.device_id != 0)
-    per_tipper = select(rows.c.device_id, func.sum(rows.c.tips).label("n")).group_by(rows.c.device_id).subquery()
+    rows = _counted(AnalyticsTipper, AnalyticsTipperTotal, "device_id", "tips", dj_id, span, event_id,
+                    lambda model: model.device_id != 0)
+    per_tipper = select(rows.c.k, func.sum(rows.c.n).label("n")).group_by(rows.c.k).subquery()
     tippers, repeat = db.session.execute(
         select(func.count(), func.coalesce(func.sum(case((per_tipper.c.n > 1, 1), else_=0)), 0))
-        .select_from(per_tipper)).one()
+        .select_from(per_tipper).where(per_tipper.c.n > 0)).one()
     return int(tippers), int(repeat)
 
 

@@ -22,7 +22,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Date, delete, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -32,9 +32,10 @@ from ...models import (
     AnalyticsHour,
     AnalyticsSync,
     AnalyticsTipper,
-    AnalyticsTipperMonth,
+    AnalyticsTipperTotal,
+    AnalyticsTotalMonth,
     AnalyticsTrack,
-    AnalyticsTrackMonth,
+    AnalyticsTrackTotal,
     AnalyticsWait,
     AnalyticsWaitMonth,
     DJProfile,
@@ -48,11 +49,15 @@ from ...models import (
 )
 from ...models.analytics import WAIT_MINUTES_CAP
 from ..common.errors import NotFound
+from ..common.locks import lock_dj
 
 REFUND_STATES = ("REFUND_PENDING", "REFUNDED", "REFUND_FAILED")  # the money is going (or gone) back
 ACCEPTED_STATUSES = ("accepted", "playing", "played")
 ROLLUPS = (AnalyticsHour, AnalyticsWait, AnalyticsTrack, AnalyticsTipper)
-MONTHLY = (AnalyticsTrackMonth, AnalyticsTipperMonth, AnalyticsWaitMonth)
+MONTHLY = (AnalyticsWaitMonth, AnalyticsTotalMonth, AnalyticsTrackTotal, AnalyticsTipperTotal)
+# running totals: (table, its key, its count) and the day rows they add up
+TOTALS = ((AnalyticsTrackTotal, "track_id", "requests", AnalyticsTrack),
+          (AnalyticsTipperTotal, "device_id", "tips", AnalyticsTipper))
 HOUR_COUNTS = ("requests", "accepted", "vetoed", "refunded", "request_gross_cents", "request_refund_cents",
                "tips", "tips_refunded", "tip_gross_cents", "tip_refund_cents", "wait_count", "wait_seconds")
 CATCH_UP = "catch-up"
@@ -191,10 +196,10 @@ def refresh_bucket(set_id: int, day: date) -> bool:
     _upsert_bucket(info, [day], utcnow())  # the lock: first write of the transaction
     rows = compute(info, day_window(day, info.zone))
     old_rows = {model: _replace_rows(model, set_id, day, rows[model]) for model in ROLLUPS}
-    old_tracks = {row["track_id"]: row["requests"] for row in old_rows[AnalyticsTrack]}
-    old_tippers = {row["device_id"]: (row["tips"], row["cents"]) for row in old_rows[AnalyticsTipper]}
-    old_waits = {row["minutes"]: row["count"] for row in old_rows[AnalyticsWait]}
-    _add_to_months(info.dj_id, day.replace(day=1), old_tracks, old_tippers, old_waits, rows)
+    month = day.replace(day=1)
+    _add_waits(info.dj_id, month, old_rows[AnalyticsWait], rows[AnalyticsWait])
+    _add_to_totals(info.dj_id, month, {
+        model: _changes(old_rows[day_model], rows[day_model], key, count) for model, key, count, day_model in TOTALS})
     db.session.commit()
     return True
 
@@ -227,53 +232,65 @@ def _upsert(model, values: list[dict], keys: list[str], add: tuple[str, ...] = (
         **{name: statement.excluded[name] for name in replace}}))
 
 
-def _add_to_months(dj_id: int, month: date, old_tracks: dict[int, int], old_tippers: dict[int, tuple[int, int]],
-                   old_waits: dict[int, int], rows: dict[type, list[dict]]) -> None:
-    """Move the DJ's month rows by what this bucket's refresh changed (new rows less old ones). In
-    key order, so two refreshes of one month lock its rows in the same order."""
-    tracks = {row["track_id"]: row for row in rows[AnalyticsTrack]}
-    track_values = []
-    for track_id in sorted(set(old_tracks) | set(tracks)):
-        row = tracks.get(track_id)
-        change = (row["requests"] if row else 0) - old_tracks.get(track_id, 0)
-        if change:
-            track_values.append({"dj_id": dj_id, "month": month, "track_id": track_id, "requests": change,
-                                 "title": row["title"] if row else "", "artist": row["artist"] if row else "",
-                                 "genre": row["genre"] if row else ""})
-    tippers = {row["device_id"]: row for row in rows[AnalyticsTipper]}
-    tipper_values = []
-    for device_id in sorted(set(old_tippers) | set(tippers)):
-        row = tippers.get(device_id)
-        old_tips, old_cents = old_tippers.get(device_id, (0, 0))
-        tips, cents = (row["tips"] - old_tips, row["cents"] - old_cents) if row else (-old_tips, -old_cents)
-        if tips or cents:
-            tipper_values.append({"dj_id": dj_id, "month": month, "device_id": device_id, "tips": tips,
-                                  "cents": cents})
-    # a row that is only taken from keeps its labels (a track gone from the bucket may stay in the month)
-    labelled = [v for v in track_values if v["track_id"] in tracks]
-    unlabelled = [v for v in track_values if v["track_id"] not in tracks]
-    if labelled:
-        _upsert(AnalyticsTrackMonth, labelled, ["dj_id", "month", "track_id"], ("requests",),
-                ("title", "artist", "genre"))
-    if unlabelled:
-        _upsert(AnalyticsTrackMonth, unlabelled, ["dj_id", "month", "track_id"], ("requests",))
-    if tipper_values:
-        _upsert(AnalyticsTipperMonth, tipper_values, ["dj_id", "month", "device_id"], ("tips", "cents"))
-    if unlabelled or any(v["requests"] < 0 for v in labelled):
-        db.session.execute(delete(AnalyticsTrackMonth).where(
-            AnalyticsTrackMonth.dj_id == dj_id, AnalyticsTrackMonth.month == month, AnalyticsTrackMonth.requests <= 0))
-    if any(v["tips"] < 0 for v in tipper_values):
-        db.session.execute(delete(AnalyticsTipperMonth).where(
-            AnalyticsTipperMonth.dj_id == dj_id, AnalyticsTipperMonth.month == month, AnalyticsTipperMonth.tips <= 0))
-    waits = {row["minutes"]: row["count"] for row in rows[AnalyticsWait]}
-    wait_values = [{"dj_id": dj_id, "month": month, "minutes": minutes, "count": change}
-                   for minutes in sorted(set(old_waits) | set(waits))
-                   if (change := waits.get(minutes, 0) - old_waits.get(minutes, 0))]
-    if wait_values:
-        _upsert(AnalyticsWaitMonth, wait_values, ["dj_id", "month", "minutes"], ("count",))
-    if any(v["count"] < 0 for v in wait_values):
+def _changes(old: list[dict], new: list[dict], key: str, count: str) -> dict[int, int]:
+    """{key: new count less old} of a bucket's rows, the keys that changed only."""
+    before = {row[key]: row[count] for row in old}
+    after = {row[key]: row[count] for row in new}
+    return {k: change for k in sorted(set(before) | set(after)) if (change := after.get(k, 0) - before.get(k, 0))}
+
+
+def _add_waits(dj_id: int, month: date, old: list[dict], new: list[dict]) -> None:
+    """Move the DJ's wait histogram of the month by what this bucket's refresh changed, in key order
+    (two refreshes of one month lock its rows in the same order)."""
+    values = [{"dj_id": dj_id, "month": month, "minutes": minutes, "count": change}
+              for minutes, change in _changes(old, new, "minutes", "count").items()]
+    if values:
+        _upsert(AnalyticsWaitMonth, values, ["dj_id", "month", "minutes"], ("count",))
+    if any(v["count"] < 0 for v in values):
         db.session.execute(delete(AnalyticsWaitMonth).where(
             AnalyticsWaitMonth.dj_id == dj_id, AnalyticsWaitMonth.month == month, AnalyticsWaitMonth.count <= 0))
+
+
+def _add_to_totals(dj_id: int, month: date, changes: dict[type, dict[int, int]]) -> None:
+    """Add what a bucket's refresh changed to the DJ's running totals of `month` and of every later
+    kept month, keeping `month` first if it is new (a copy of the totals of the latest month before
+    it). Under the DJ's lock (after the bucket's: always that order): two refreshes of one DJ that
+    move totals run one after the other, so a new month's copy never misses an earlier month's change."""
+    def later_months() -> list[date]:
+        return list(db.session.scalars(select(AnalyticsTotalMonth.month).where(
+            AnalyticsTotalMonth.dj_id == dj_id, AnalyticsTotalMonth.month >= month).order_by(AnalyticsTotalMonth.month)))
+
+    months = later_months()
+    if months and months[0] == month and not any(changes.values()):
+        return  # the usual refund or veto: no song or tipper count moved
+    lock_dj(dj_id)
+    months = later_months()  # again, under the lock
+    if month not in months:  # every month with a bucket is kept (as the rebuild keeps them)
+        _keep_month(dj_id, month)
+        months.insert(0, month)
+    for model, key, count, _ in TOTALS:
+        values = [{"dj_id": dj_id, "month": m, key: k, count: n} for m in months
+                  for k, n in changes[model].items()]
+        if values:
+            _upsert(model, values, ["dj_id", "month", key], (count,))
+        if any(n < 0 for n in changes[model].values()):
+            table = model.__table__
+            db.session.execute(delete(table).where(table.c.dj_id == dj_id, table.c.month >= month,
+                                                   table.c[count] <= 0))
+
+
+def _keep_month(dj_id: int, month: date) -> None:
+    """Start keeping running totals at `month`: the totals of the latest kept month before it."""
+    db.session.execute(insert(AnalyticsTotalMonth).values(dj_id=dj_id, month=month))
+    before = db.session.scalar(select(func.max(AnalyticsTotalMonth.month)).where(
+        AnalyticsTotalMonth.dj_id == dj_id, AnalyticsTotalMonth.month < month))
+    if before is None:
+        return
+    for model, key, count, _ in TOTALS:
+        table = model.__table__
+        db.session.execute(insert(table).from_select(["dj_id", "month", key, count], select(
+            table.c.dj_id, literal(month, Date), table.c[key], table.c[count]).where(
+            table.c.dj_id == dj_id, table.c.month == before)))
 
 
 def refresh_requests(request_ids: Iterable[int]) -> int:
@@ -333,33 +350,33 @@ def rebuild(dj_id: int | None = None) -> int:
 
 
 def rebuild_months(dj_id: int) -> None:
-    """The DJ's month rows again, as the sums of their day rows; commits."""
-    tracks: dict[tuple[date, int], dict] = {}
-    for day, track_id, title, artist, genre, requests in db.session.execute(
-            select(AnalyticsTrack.day, AnalyticsTrack.track_id, AnalyticsTrack.title, AnalyticsTrack.artist,
-                   AnalyticsTrack.genre, AnalyticsTrack.requests).where(AnalyticsTrack.dj_id == dj_id)
-            .order_by(AnalyticsTrack.day, AnalyticsTrack.set_id)):
-        row = tracks.setdefault((day.replace(day=1), track_id), {
-            "dj_id": dj_id, "month": day.replace(day=1), "track_id": track_id, "requests": 0})
-        row.update(title=title, artist=artist, genre=genre, requests=row["requests"] + requests)  # the latest labels
-    tippers: dict[tuple[date, int], dict] = {}
-    for day, device_id, tips, cents in db.session.execute(
-            select(AnalyticsTipper.day, AnalyticsTipper.device_id, AnalyticsTipper.tips, AnalyticsTipper.cents)
-            .where(AnalyticsTipper.dj_id == dj_id)):
-        row = tippers.setdefault((day.replace(day=1), device_id), {
-            "dj_id": dj_id, "month": day.replace(day=1), "device_id": device_id, "tips": 0, "cents": 0})
-        row["tips"] += tips
-        row["cents"] += cents
+    """The DJ's month rows again from their day rows: the wait histograms (sums) and the running
+    totals at every month with a bucket; commits."""
     waits: dict[tuple[date, int], dict] = {}
     for day, minutes, count in db.session.execute(
             select(AnalyticsWait.day, AnalyticsWait.minutes, AnalyticsWait.count).where(AnalyticsWait.dj_id == dj_id)):
         row = waits.setdefault((day.replace(day=1), minutes), {
             "dj_id": dj_id, "month": day.replace(day=1), "minutes": minutes, "count": 0})
         row["count"] += count
+    months = sorted({day.replace(day=1) for day in db.session.scalars(
+        select(AnalyticsBucket.day).where(AnalyticsBucket.dj_id == dj_id))})
+    rows: dict[type, list[dict]] = {AnalyticsWaitMonth: list(waits.values()),
+                                    AnalyticsTotalMonth: [{"dj_id": dj_id, "month": m} for m in months]}
+    for model, key, count, day_model in TOTALS:
+        per_month: dict[date, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        for day, k, n in db.session.execute(select(day_model.day, getattr(day_model, key), getattr(day_model, count))
+                                            .where(day_model.dj_id == dj_id)):
+            per_month[day.replace(day=1)][k] += n
+        running: dict[int, int] = defaultdict(int)
+        rows[model] = []
+        for month in months:
+            for k, n in per_month[month].items():
+                running[k] += n
+            rows[model].extend({"dj_id": dj_id, "month": month, key: k, count: n}
+                               for k, n in sorted(running.items()) if n > 0)
     for model in MONTHLY:
         db.session.execute(delete(model).where(model.dj_id == dj_id))
-    _write({AnalyticsTrackMonth: list(tracks.values()), AnalyticsTipperMonth: list(tippers.values()),
-            AnalyticsWaitMonth: list(waits.values())})
+    _write(rows)
     db.session.commit()
 
 

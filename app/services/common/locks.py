@@ -13,7 +13,7 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from ...extensions import db
-from ...models import Booking, DJSet
+from ...models import Booking, DJProfile, DJSet
 
 
 def lock_set(set_id: int) -> None:
@@ -23,3 +23,10 @@ def lock_set(set_id: int) -> None:
 def lock_booking(booking_id: int) -> None:
     """The same for a booking (a deposit payment has no set: its booking is what orders its changes)."""
     db.session.execute(update(Booking).where(Booking.id == booking_id).values(dj_id=Booking.dj_id))
+
+
+def lock_dj(dj_id: int) -> None:
+    """The same for a DJ's profile row: what orders the refreshes that move a DJ's analytics running
+    totals (services/analytics/rollup.py)."""
+    table = DJProfile.__table__  # a Core UPDATE: the session's DJ objects are left as they are
+    db.session.execute(update(table).where(table.c.id == dj_id).values(timezone=table.c.timezone))
