@@ -121,24 +121,25 @@ def figures(dj_id: int, span: Period, event_id: int | None = None) -> dict:
         owner = model.dj_id == dj_id if event_id is None else model.event_id == event_id
         return and_(owner, model.day >= span.start, model.day <= span.end)
 
-    counts = [func.coalesce(func.sum(getattr(AnalyticsHour, name)), 0) for name in (
+    # Added up in the database, twice, rather than a row per night and hour in Python: per weekday and
+    # hour (the totals, the hours of the night, the heatmap) and per day (requests and net over time).
+    h = AnalyticsHour
+    counts = [func.coalesce(func.sum(getattr(h, name)), 0) for name in (
         "requests", "accepted", "vetoed", "refunded", "request_gross_cents", "request_refund_cents", "tips",
         "tips_refunded", "tip_gross_cents", "tip_refund_cents", "wait_count", "wait_seconds")]
-    grouped = db.session.execute(
-        select(AnalyticsHour.day, AnalyticsHour.weekday, AnalyticsHour.hour, *counts)
-        .where(where(AnalyticsHour)).group_by(AnalyticsHour.day, AnalyticsHour.weekday, AnalyticsHour.hour)).all()
     total = [0] * 12
     by_hour = {hour: 0 for hour in range(24)}
-    by_day: dict[date, list[int]] = {}
     heat = [[0] * 24 for _ in range(7)]
-    for day, weekday, hour, *values in grouped:
+    for weekday, hour, *values in db.session.execute(
+            select(h.weekday, h.hour, *counts).where(where(h)).group_by(h.weekday, h.hour)):
         values = [int(v) for v in values]
         total = [a + b for a, b in zip(total, values)]
         by_hour[hour] += values[0]
         heat[weekday][hour] += values[0]
-        slot = by_day.setdefault(day, [0, 0])
-        slot[0] += values[0]
-        slot[1] += values[4] - values[5] + values[8] - values[9]
+    by_day = {day: [int(n), int(cents)] for day, n, cents in db.session.execute(
+        select(h.day, func.sum(h.requests),
+               func.sum(h.request_gross_cents - h.request_refund_cents + h.tip_gross_cents - h.tip_refund_cents))
+        .where(where(h)).group_by(h.day))}
     (requests, accepted, vetoed, refunded, req_gross, req_refund, tips, tips_refunded, tip_gross, tip_refund,
      wait_count, wait_seconds) = total
 
