@@ -22,7 +22,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, delete, func, insert, literal, select
+from sqlalchemy import Date, delete, func, insert, literal, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -54,6 +54,7 @@ from ..common.locks import lock_dj
 REFUND_STATES = ("REFUND_PENDING", "REFUNDED", "REFUND_FAILED")  # the money is going (or gone) back
 ACCEPTED_STATUSES = ("accepted", "playing", "played")
 ROLLUPS = (AnalyticsHour, AnalyticsWait, AnalyticsTrack, AnalyticsTipper)
+MONEY_ROLLUPS = (AnalyticsHour, AnalyticsTipper)  # what a payment's state counts in
 MONTHLY = (AnalyticsWaitMonth, AnalyticsTotalMonth, AnalyticsTrackTotal, AnalyticsTipperTotal)
 # running totals: (table, its key, its count) and the day rows they add up
 TOTALS = ((AnalyticsTrackTotal, "track_id", "requests", AnalyticsTrack),
@@ -99,8 +100,11 @@ def wait_minutes(paid_at: datetime, playing_at: datetime) -> tuple[int, int]:
 
 # -- computing a set's rows from the raw rows ----------------------------------------------------
 
-def compute(info: SetInfo, window: tuple[datetime, datetime] | None = None) -> dict[type, list[dict]]:
-    """The rollup rows of set `info` (only what was paid inside `window`, if given), by table."""
+def compute(info: SetInfo, window: tuple[datetime, datetime] | None = None,
+            money_only: bool = False) -> dict[type, list[dict]]:
+    """The rollup rows of set `info` (only what was paid inside `window`, if given), by table; with
+    `money_only`, only the rows a payment's state counts in (hours and tippers: no track or wait rows,
+    and the requests are read without their tracks)."""
     zone = info.zone
     key = {"set_id": info.set_id, "dj_id": info.dj_id, "event_id": info.event_id}
     hours: dict[tuple[date, int], dict] = {}
@@ -116,10 +120,12 @@ def compute(info: SetInfo, window: tuple[datetime, datetime] | None = None) -> d
                            **{name: 0 for name in HOUR_COUNTS}}
         return hours[slot]
 
-    requests = (select(SongRequest.created_at, SongRequest.status, SongRequest.playing_at, SongRequest.track_id,
-                       Payment.amount_cents, Payment.state, Track.title, Track.artist, Track.genre)
-                .join(Track, Track.id == SongRequest.track_id)
-                .outerjoin(Payment, Payment.id == SongRequest.payment_id)
+    labels = (Track.title, Track.artist, Track.genre) if not money_only else ()
+    requests = select(SongRequest.created_at, SongRequest.status, SongRequest.playing_at, SongRequest.track_id,
+                      Payment.amount_cents, Payment.state, *labels)
+    if not money_only:
+        requests = requests.join(Track, Track.id == SongRequest.track_id)
+    requests = (requests.outerjoin(Payment, Payment.id == SongRequest.payment_id)
                 .where(SongRequest.set_id == info.set_id))
     tips = (select(Tip.created_at, Tip.device_id, Payment.amount_cents, Payment.state)
             .join(Payment, Payment.id == Tip.payment_id).where(Tip.set_id == info.set_id))
@@ -127,7 +133,7 @@ def compute(info: SetInfo, window: tuple[datetime, datetime] | None = None) -> d
         requests = requests.where(SongRequest.created_at >= window[0], SongRequest.created_at < window[1])
         tips = tips.where(Tip.created_at >= window[0], Tip.created_at < window[1])
 
-    for created, status, playing_at, track_id, cents, state, title, artist, genre in db.session.execute(requests):
+    for created, status, playing_at, track_id, cents, state, *label in db.session.execute(requests):
         row = hour_row(created)
         row["requests"] += 1
         row["accepted"] += status in ACCEPTED_STATUSES
@@ -143,6 +149,9 @@ def compute(info: SetInfo, window: tuple[datetime, datetime] | None = None) -> d
             row["wait_count"] += 1
             row["wait_seconds"] += seconds
             waits[(day, minutes)] += 1
+        if money_only:
+            continue
+        title, artist, genre = label
         track = tracks.setdefault((day, track_id), {**key, "day": day, "track_id": track_id, "title": title,
                                                     "artist": artist or "", "genre": genre or "", "requests": 0})
         track["requests"] += 1
@@ -159,6 +168,8 @@ def compute(info: SetInfo, window: tuple[datetime, datetime] | None = None) -> d
             tipper[0] += 1
             tipper[1] += cents
 
+    if money_only:
+        waits.clear()
     return {
         AnalyticsHour: list(hours.values()),
         AnalyticsWait: [{**key, "day": day, "minutes": minutes, "count": count}
@@ -187,19 +198,25 @@ def _write(rows: dict[type, list[dict]]) -> None:
             db.session.execute(insert(model), values)
 
 
-def refresh_bucket(set_id: int, day: date) -> bool:
-    """Recompute the rollups of set `set_id` on local `day` from the raw rows, and commit."""
+def refresh_bucket(set_id: int, day: date, money_only: bool = False) -> bool:
+    """Recompute the rollups of set `set_id` on local `day` from the raw rows, and commit. With
+    `money_only` (after payments moved: a refund, a tip paid), only the rows a payment's state counts
+    in: the hour and tipper rows (a song's or a wait's count does not depend on its payment; a request
+    created or moved has its own full refresh)."""
     info = set_info(set_id)
     if info is None:  # the set is gone, and its rollups with it (ON DELETE CASCADE)
         db.session.rollback()
         return False
     _upsert_bucket(info, [day], utcnow())  # the lock: first write of the transaction
-    rows = compute(info, day_window(day, info.zone))
-    old_rows = {model: _replace_rows(model, set_id, day, rows[model]) for model in ROLLUPS}
+    rows = compute(info, day_window(day, info.zone), money_only)
+    models = MONEY_ROLLUPS if money_only else ROLLUPS
+    old_rows = {model: _replace_rows(model, set_id, day, rows[model]) for model in models}
     month = day.replace(day=1)
-    _add_waits(info.dj_id, month, old_rows[AnalyticsWait], rows[AnalyticsWait])
+    if not money_only:
+        _add_waits(info.dj_id, month, old_rows[AnalyticsWait], rows[AnalyticsWait])
     _add_to_totals(info.dj_id, month, {
-        model: _changes(old_rows[day_model], rows[day_model], key, count) for model, key, count, day_model in TOTALS})
+        model: _changes(old_rows[day_model], rows[day_model], key, count) if day_model in models else {}
+        for model, key, count, day_model in TOTALS})
     db.session.commit()
     return True
 
@@ -303,13 +320,13 @@ def refresh_requests(request_ids: Iterable[int]) -> int:
 def refresh_payments(payment_ids: Iterable[int]) -> int:
     """After requests' or tips' payments moved (refunds, a tip paid): the buckets of what they paid for."""
     ids = list(payment_ids)
-    rows = db.session.execute(select(SongRequest.set_id, SongRequest.created_at)
-                              .where(SongRequest.payment_id.in_(ids))).all()
-    rows += db.session.execute(select(Tip.set_id, Tip.created_at).where(Tip.payment_id.in_(ids))).all()
-    return _refresh_moments(rows)
+    rows = db.session.execute(union_all(
+        select(SongRequest.set_id, SongRequest.created_at).where(SongRequest.payment_id.in_(ids)),
+        select(Tip.set_id, Tip.created_at).where(Tip.payment_id.in_(ids)))).all()
+    return _refresh_moments(rows, money_only=True)
 
 
-def _refresh_moments(rows: Iterable[tuple[int, datetime]]) -> int:
+def _refresh_moments(rows: Iterable[tuple[int, datetime]], money_only: bool = False) -> int:
     infos: dict[int, SetInfo | None] = {}
     buckets = set()
     for set_id, created in rows:
@@ -319,7 +336,7 @@ def _refresh_moments(rows: Iterable[tuple[int, datetime]]) -> int:
             buckets.add((set_id, local_day(created, infos[set_id].zone)))
     db.session.rollback()  # end the read before the first bucket's lock
     for set_id, day in sorted(buckets):
-        refresh_bucket(set_id, day)
+        refresh_bucket(set_id, day, money_only)
     return len(buckets)
 
 
