@@ -197,13 +197,13 @@ def month_split(span: Period) -> tuple[tuple[date, date] | None, list[tuple[date
     return (first, last), edges
 
 
-def _rows(day_model, month_model, columns: tuple[str, ...], dj_id: int, span: Period, event_id: int | None,
-          *conditions):
-    """The wait histogram rows (`columns`) of the range: whole months from the month rows, the days
-    around them (or one event's days) from the day rows; one subquery for the caller to add up."""
+def _wait_rows(dj_id: int, span: Period, event_id: int | None):
+    """The wait histogram rows (minutes, count) of the range: whole months from the month rows, the
+    days around them (or one event's days) from the day rows; one subquery for the caller to add up."""
+    day_model, month_model = AnalyticsWait, AnalyticsWaitMonth
+
     def pick(model):
-        return select(*[getattr(model, name) for name in columns]).where(
-            *[condition(model) for condition in conditions])
+        return select(model.minutes, model.count)
 
     if event_id is not None:
         parts = [pick(day_model).where(day_model.event_id == event_id, day_model.day >= span.start,
@@ -282,7 +282,7 @@ def _tippers(dj_id: int, span: Period, event_id: int | None) -> tuple[int, int]:
 
 def _waits(dj_id: int, span: Period, event_id: int | None) -> dict[int, int]:
     """The range's histogram of waits {whole minutes: played requests}."""
-    rows = _rows(AnalyticsWait, AnalyticsWaitMonth, ("minutes", "count"), dj_id, span, event_id)
+    rows = _wait_rows(dj_id, span, event_id)
     return {int(minutes): int(n) for minutes, n in db.session.execute(
         select(rows.c.minutes, func.sum(rows.c.count)).group_by(rows.c.minutes))}
 

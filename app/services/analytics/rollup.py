@@ -180,16 +180,18 @@ def compute(info: SetInfo, window: tuple[datetime, datetime] | None = None,
     }
 
 
-def _upsert_bucket(info: SetInfo, days: Iterable[date], at: datetime) -> None:
+def _upsert_bucket(info: SetInfo, days: Iterable[date], at: datetime) -> list[int]:
+    """Insert or bump the buckets' rows; their versions (1: new)."""
     values = [{"set_id": info.set_id, "day": day, "dj_id": info.dj_id, "event_id": info.event_id,
                "refreshed_at": at, "version": 1} for day in sorted(set(days))]
     if not values:
-        return
+        return []
     dialect = db.session.get_bind().dialect.name
     statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(AnalyticsBucket).values(values)
-    db.session.execute(statement.on_conflict_do_update(
+    return list(db.session.scalars(statement.on_conflict_do_update(
         index_elements=["set_id", "day"], set_={"refreshed_at": statement.excluded.refreshed_at,
-                                                 "version": AnalyticsBucket.__table__.c.version + 1}))
+                                                 "version": AnalyticsBucket.__table__.c.version + 1})
+        .returning(AnalyticsBucket.version)))
 
 
 def _write(rows: dict[type, list[dict]]) -> None:
@@ -207,7 +209,7 @@ def refresh_bucket(set_id: int, day: date, money_only: bool = False) -> bool:
     if info is None:  # the set is gone, and its rollups with it (ON DELETE CASCADE)
         db.session.rollback()
         return False
-    _upsert_bucket(info, [day], utcnow())  # the lock: first write of the transaction
+    version, = _upsert_bucket(info, [day], utcnow())  # the lock: first write of the transaction
     rows = compute(info, day_window(day, info.zone), money_only)
     models = MONEY_ROLLUPS if money_only else ROLLUPS
     old_rows = {model: _replace_rows(model, set_id, day, rows[model]) for model in models}
@@ -216,7 +218,7 @@ def refresh_bucket(set_id: int, day: date, money_only: bool = False) -> bool:
         _add_waits(info.dj_id, month, old_rows[AnalyticsWait], rows[AnalyticsWait])
     _add_to_totals(info.dj_id, month, {
         model: _changes(old_rows[day_model], rows[day_model], key, count) if day_model in models else {}
-        for model, key, count, day_model in TOTALS})
+        for model, key, count, day_model in TOTALS}, month_kept=version > 1)
     db.session.commit()
     return True
 
@@ -268,20 +270,18 @@ def _add_waits(dj_id: int, month: date, old: list[dict], new: list[dict]) -> Non
             AnalyticsWaitMonth.dj_id == dj_id, AnalyticsWaitMonth.month == month, AnalyticsWaitMonth.count <= 0))
 
 
-def _add_to_totals(dj_id: int, month: date, changes: dict[type, dict[int, int]]) -> None:
+def _add_to_totals(dj_id: int, month: date, changes: dict[type, dict[int, int]], month_kept: bool = False) -> None:
     """Add what a bucket's refresh changed to the DJ's running totals of `month` and of every later
     kept month, keeping `month` first if it is new (a copy of the totals of the latest month before
     it). Under the DJ's lock (after the bucket's: always that order): two refreshes of one DJ that
-    move totals run one after the other, so a new month's copy never misses an earlier month's change."""
-    def later_months() -> list[date]:
-        return list(db.session.scalars(select(AnalyticsTotalMonth.month).where(
-            AnalyticsTotalMonth.dj_id == dj_id, AnalyticsTotalMonth.month >= month).order_by(AnalyticsTotalMonth.month)))
-
-    months = later_months()
-    if months and months[0] == month and not any(changes.values()):
+    move totals run one after the other, so a new month's copy never misses an earlier month's change.
+    `month_kept`: the bucket was there before this refresh, so its month is kept already (every
+    bucket's month is: the refresh that made the bucket kept it, the rebuild keeps them all)."""
+    if month_kept and not any(changes.values()):
         return  # the usual refund or veto: no song or tipper count moved
     lock_dj(dj_id)
-    months = later_months()  # again, under the lock
+    months = list(db.session.scalars(select(AnalyticsTotalMonth.month).where(
+        AnalyticsTotalMonth.dj_id == dj_id, AnalyticsTotalMonth.month >= month).order_by(AnalyticsTotalMonth.month)))
     if month not in months:  # every month with a bucket is kept (as the rebuild keeps them)
         _keep_month(dj_id, month)
         months.insert(0, month)
