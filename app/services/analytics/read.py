@@ -56,7 +56,8 @@ def read_figures(dj_id: int, span: Period, event_id: int | None = None) -> Readi
 def rollup_version(dj_id: int, span: Period, event_id: int | None = None) -> str:
     """What the range's figures were read from: its buckets' count, versions and latest refresh. Any
     refresh of a bucket in the range (whatever order transactions commit in) changes it; figures of
-    a range depend on its buckets only (month rows are read for whole months inside it)."""
+    a range depend on its buckets only (month histograms are read for whole months inside it; the
+    running totals at its end less those before its start add up exactly its buckets' rows)."""
     owner = AnalyticsBucket.dj_id == dj_id if event_id is None else AnalyticsBucket.event_id == event_id
     count, versions, latest = db.session.execute(
         select(func.count(), func.coalesce(func.sum(AnalyticsBucket.version), 0), func.max(AnalyticsBucket.refreshed_at))
