@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import time
 from datetime import datetime, timedelta, timezone
@@ -71,6 +72,9 @@ def populate(n_djs: int, n_bookings: int) -> dict:
     for chunk in range(0, len(slots), 20000):
         db.session.execute(insert(BookingSlot), slots[chunk:chunk + 20000])
     db.session.commit()
+    from app.services.bookings import rebuild_weeks
+
+    rebuild_weeks()  # the rules went in by bulk INSERT, past the hook that keeps the masks
     return {"djs": len(djs), "rules": len(rules), "bookings": len(bookings), "slots": len(slots), "venue": venue.id}
 
 
@@ -95,16 +99,26 @@ def main() -> None:
         results = {}
         for (case_name, filters), sort in [(c, s) for c in cases.items() for s in ("rate", "distance")]:
             name = f"{case_name}, by {sort}"
-            times, found = [], []
+            times, cpu, found = [], [], []
             for run in range(args.runs):
                 starts = today + timedelta(days=rng.randrange(1, 120))
                 db.session.expire_all()
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 rows = search_djs(venue, starts_at=starts, ends_at=starts + timedelta(hours=5), sort=sort, **filters())
                 times.append((time.perf_counter() - t0) * 1000)
+                cpu.append((time.process_time() - c0) * 1000)
                 found.append(len(rows))
-            results[name] = {**summary(times), "mean_found": round(sum(found) / len(found), 1)}
-        print(json.dumps({"data": made, "search": results}, indent=2))
+            results[name] = {**summary(times), "cpu_p50_ms": summary(cpu)["p50_ms"], "cpu_p95_ms": summary(cpu)["p95_ms"],
+                             "mean_found": round(sum(found) / len(found), 1)}
+        load = os.getloadavg()[0]
+        print(f"{made['djs']:,} DJs, {made['bookings']:,} bookings ({db.engine.dialect.name}); load average {load:.1f}"
+              " (wall times on a shared machine; CPU: this process only, without PostgreSQL's own work)")
+        print(f"{'search':<34}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'CPU p50':>9}{'CPU p95':>9}{'found':>7}")
+        for name, r in results.items():
+            print(f"{name:<34}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}{r['max_ms']:>9.1f}{r['cpu_p50_ms']:>9.1f}"
+                  f"{r['cpu_p95_ms']:>9.1f}{r['mean_found']:>7.1f}")
+        print(json.dumps({"bench": "bookings", "backend": db.engine.dialect.name, "load": load, "data": made,
+                          "search": results}))
 
 
 if __name__ == "__main__":

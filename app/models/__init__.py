@@ -1,8 +1,8 @@
 """Every model, importable from one place (Alembic reads the metadata here)."""
-from .analytics import (AnalyticsBucket, AnalyticsHour, AnalyticsSync, AnalyticsTipper, AnalyticsTipperMonth,
-                        AnalyticsTrack, AnalyticsTrackMonth, AnalyticsWait)
+from .analytics import (AnalyticsBucket, AnalyticsHour, AnalyticsSync, AnalyticsTipper, AnalyticsTipperTotal,
+                        AnalyticsTotalMonth, AnalyticsTrack, AnalyticsTrackTotal, AnalyticsWait, AnalyticsWaitMonth)
 from .base import CURRENCY, utcnow  # noqa: F401
-from .bookings import AvailabilityException, AvailabilityRule, Booking, BookingSlot
+from .bookings import AvailabilityException, AvailabilityRule, AvailabilityWeek, Booking, BookingSlot
 from .events import DJSet, Event
 from .imports import LibraryImport
 from .library import Track
@@ -16,9 +16,9 @@ from .users import GuestDevice, User, UserSession
 from .vouchers import Voucher, VoucherBatch
 
 __all__ = [
-    "AnalyticsBucket", "AnalyticsHour", "AnalyticsSync", "AnalyticsTipper", "AnalyticsTipperMonth", "AnalyticsTrack",
-    "AnalyticsTrackMonth", "AnalyticsWait",
-    "AuditLog", "AvailabilityException", "AvailabilityRule", "Ban", "BlockedKeyword", "Booking",
+    "AnalyticsBucket", "AnalyticsHour", "AnalyticsSync", "AnalyticsTipper", "AnalyticsTipperTotal",
+    "AnalyticsTotalMonth", "AnalyticsTrack", "AnalyticsTrackTotal", "AnalyticsWait", "AnalyticsWaitMonth",
+    "AuditLog", "AvailabilityException", "AvailabilityRule", "AvailabilityWeek", "Ban", "BlockedKeyword", "Booking",
     "BookingSlot", "DJ_GENRES", "DJProfile", "DJSet", "Dispute", "Event", "FraudAlert", "GuestDevice",
     "IdempotencyKey", "LibraryImport", "Notification", "Payment", "PaymentTransition", "PushSubscription",
     "RefundRequest", "Report",

@@ -131,31 +131,54 @@ def _dj_fk() -> Mapped[int]:
     return mapped_column(sa.ForeignKey("dj_profiles.id", ondelete="CASCADE"), primary_key=True)
 
 
-class AnalyticsTrackMonth(db.Model):
-    """A DJ's requests of one track in one local month, over every set: the sum of its
-    analytics_tracks rows, kept by the same refresh (by difference), so a long range reads a row a
-    month per track instead of a row a night."""
+class AnalyticsTotalMonth(db.Model):
+    """A local month in which the DJ's running totals (below) are kept: every month one of the DJ's
+    buckets falls in. A range's counts are the totals at its end less those before its start, read
+    at the latest of these months (services/analytics/figures.py)."""
 
-    __tablename__ = "analytics_track_months"
-    __table_args__ = (sa.Index("ix_analytics_track_months_counts", "dj_id", "month", "track_id", "requests"),)
+    __tablename__ = "analytics_total_months"
 
     dj_id: Mapped[int] = _dj_fk()
     month: Mapped[date] = mapped_column(sa.Date, primary_key=True)  # its first day
+
+
+class AnalyticsTrackTotal(db.Model):
+    """A DJ's requests of one track from the first day of their history to the end of `month` (a
+    running total, one of analytics_total_months): a range of any length reads two months' rows of
+    these (and the days of at most half a month at each end) instead of a row per month or night.
+    Kept by the refresh by difference (this month and every later one); absent means zero."""
+
+    __tablename__ = "analytics_track_totals"
+    __table_args__ = (sa.Index("ix_analytics_track_totals_counts", "dj_id", "month", "track_id", "requests"),)
+
+    dj_id: Mapped[int] = _dj_fk()
+    month: Mapped[date] = mapped_column(sa.Date, primary_key=True)
     track_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
-    title: Mapped[str] = mapped_column(sa.String(300))
-    artist: Mapped[str] = mapped_column(sa.String(300))
-    genre: Mapped[str] = mapped_column(sa.String(80))
     requests: Mapped[int] = mapped_column(sa.Integer)
 
 
-class AnalyticsTipperMonth(db.Model):
-    """A DJ's tips from one device in one local month (the sum of its analytics_tippers rows)."""
+class AnalyticsTipperTotal(db.Model):
+    """A DJ's kept tips from one device up to the end of `month` (a running total, as above)."""
 
-    __tablename__ = "analytics_tipper_months"
-    __table_args__ = (sa.Index("ix_analytics_tipper_months_counts", "dj_id", "month", "device_id", "tips"),)
+    __tablename__ = "analytics_tipper_totals"
+    __table_args__ = (sa.Index("ix_analytics_tipper_totals_counts", "dj_id", "month", "device_id", "tips"),)
 
     dj_id: Mapped[int] = _dj_fk()
     month: Mapped[date] = mapped_column(sa.Date, primary_key=True)
     device_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     tips: Mapped[int] = mapped_column(sa.Integer)
-    cents: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class AnalyticsWaitMonth(db.Model):
+    """A DJ's played requests of one local month that waited `minutes` (the sum of its analytics_waits
+    rows, kept by the same refresh, by difference): the wait histogram of whole months, so a long
+    range's p90 reads a row per month and minute instead of one per night and minute. Whole minutes
+    add up exactly, so the p90 of any range is the same as from the day rows (exact to the minute)."""
+
+    __tablename__ = "analytics_wait_months"
+    __table_args__ = (sa.Index("ix_analytics_wait_months_counts", "dj_id", "month", "minutes", "count"),)
+
+    dj_id: Mapped[int] = _dj_fk()
+    month: Mapped[date] = mapped_column(sa.Date, primary_key=True)  # its first day
+    minutes: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    count: Mapped[int] = mapped_column(sa.Integer)

@@ -47,12 +47,31 @@ class AvailabilityRule(db.Model):
     end_minute: Mapped[int] = mapped_column(sa.SmallInteger)
 
 
+class AvailabilityWeek(db.Model):
+    """A DJ's weekly rules as bits, derived from `availability_rules` (services/bookings/availability.py
+    keeps it in the rules' own transaction): `mask_N` is weekday N (Monday 0), bit k set when one rule
+    covers the local minutes 30k to 30k+30 whole. The venue's search checks "free for the whole range"
+    with a few bitwise ANDs on this row instead of reading every candidate's rules. No row: no rules."""
+
+    __tablename__ = "availability_weeks"
+
+    dj_id: Mapped[int] = mapped_column(sa.ForeignKey("dj_profiles.id", ondelete="CASCADE"), primary_key=True)
+    mask_0: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    mask_1: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    mask_2: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    mask_3: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    mask_4: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    mask_5: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    mask_6: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+
+
 class AvailabilityException(db.Model):
     """A date that overrides the weekly rules: a day off, or extra hours."""
 
     __tablename__ = "availability_exceptions"
     __table_args__ = (
         sa.UniqueConstraint("dj_id", "day", name="uq_availability_exceptions_dj_day"),
+        sa.Index("ix_availability_exceptions_day", "day", "dj_id"),  # the search: who has one around a range
         sa.CheckConstraint(
             "(start_minute IS NULL AND end_minute IS NULL) OR "
             "(start_minute >= 0 AND end_minute <= 1440 AND end_minute > start_minute)",
@@ -103,6 +122,8 @@ class BookingSlot(db.Model):
     """A 30-minute slot held by an active booking; the key forbids overlaps."""
 
     __tablename__ = "booking_slots"
+    # the search's "DJs holding a slot in the range": one range read, not a look-up per DJ
+    __table_args__ = (sa.Index("ix_booking_slots_slot_start", "slot_start", "dj_id"),)
 
     dj_id: Mapped[int] = mapped_column(sa.ForeignKey("dj_profiles.id", ondelete="CASCADE"), primary_key=True)
     slot_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)

@@ -359,3 +359,66 @@ def test_a_cancellation_racing_an_acceptance_inside_seven_days_has_one_winner_an
     assert db.session.get(Payment, payment.id).state == ("REFUNDED" if cancel_refunded else "COMPLETED")
     assert len(_mails(venue.user.email, "accepted your booking")) == (0 if cancel_refunded else 1)
     assert len(_mails(venue.user.email, "is refunded")) == (1 if cancel_refunded else 0)
+def test_search_finds_exactly_the_djs_free_for_the_whole_range(app_ctx):
+    """The search filters by the weekly rules' bits in SQL (services/bookings/weeks.py); whatever the
+    rules (overlapping, across midnight, edited), exceptions, held slots and zones (a daylight-saving
+    change, a zone 45 minutes off the half hour), it finds the DJs the slot-by-slot check finds."""
+    import random
+    from zoneinfo import ZoneInfo
+
+    from app.models import AvailabilityRule, AvailabilityWeek
+
+    rng = random.Random(1415)
+    venue = factories.create_venue()
+    zones = ("Africa/Johannesburg", "Europe/London", "Asia/Kathmandu", "America/Sao_Paulo")
+    saturday = next_saturday(21)
+    starts = [saturday, saturday + timedelta(hours=3, minutes=30), saturday - timedelta(days=1, hours=20),
+              datetime(2027, 3, 27, 22, tzinfo=timezone.utc), datetime(2027, 3, 28, 0, 30, tzinfo=timezone.utc)]
+    djs = []
+    for n in range(40):
+        dj = bookable_dj(f"DJ Exact {n}", zone=zones[n % len(zones)], rules=False)
+        for _ in range(rng.randrange(0, 5)):  # 30-minute steps; an end before the start runs past midnight
+            start, end = rng.randrange(48) * 30, rng.randrange(48) * 30
+            if start != end:
+                bookings.add_rule(dj, rng.randrange(7), start, end)
+        if rng.random() < 0.3:  # an edited week: one rule taken away again
+            rule = db.session.scalar(select(AvailabilityRule).where(AvailabilityRule.dj_id == dj.id))
+            if rule is not None:
+                assert bookings.remove_rule(dj, rule.id)
+        for at in rng.sample(starts, 2):  # exceptions around the searched nights
+            day = at.astimezone(ZoneInfo(dj.timezone)).date() + timedelta(days=rng.choice((-1, 0, 1)))
+            if rng.random() < 0.5:
+                bookings.set_exception(dj, day, available=False)
+            else:
+                first = rng.randrange(47) * 30
+                bookings.set_exception(dj, day, available=True, start_minute=first,
+                                       end_minute=rng.randrange(first // 30 + 1, 49) * 30)
+        if rng.random() < 0.25:  # a held night
+            at = rng.choice(starts) + timedelta(minutes=30 * rng.randrange(-4, 8))
+            held = Booking(dj_id=dj.id, venue_id=venue.id, starts_at=at, ends_at=at + timedelta(hours=2),
+                           status="accepted", deposit_cents=0)
+            db.session.add(held)
+            db.session.flush()
+            db.session.add_all(BookingSlot(dj_id=dj.id, slot_start=at + timedelta(minutes=30 * k), booking_id=held.id)
+                               for k in range(4))
+            db.session.commit()
+        djs.append(dj)
+    for dj in djs:  # the kept bits are the rules' (a rule's removal included)
+        week = db.session.get(AvailabilityWeek, dj.id)
+        rules = db.session.execute(select(AvailabilityRule.weekday, AvailabilityRule.start_minute,
+                                          AvailabilityRule.end_minute).where(AvailabilityRule.dj_id == dj.id)).all()
+        kept = [getattr(week, f"mask_{day}") for day in range(7)] if week else [0] * 7
+        assert kept == bookings.weeks.week_masks(rules)
+
+    checked = 0
+    for at in starts:
+        for minutes in (30, 120, 300, 600):
+            ends = at + timedelta(minutes=minutes)
+            held = set(db.session.scalars(select(BookingSlot.dj_id).where(BookingSlot.slot_start >= at,
+                                                                            BookingSlot.slot_start < ends)))
+            expected = {dj.id for dj in djs if dj.id not in held and bookings.is_available(dj, at, ends)}
+            for sort in bookings.SORTS:
+                found = {f.dj.id for f in bookings.search_djs(venue, starts_at=at, ends_at=ends, sort=sort)}
+                assert found == expected, (at, minutes, sort)
+            checked += len(expected)
+    assert checked > 50  # the ranges found DJs, not only refusals

@@ -16,14 +16,15 @@ from sqlalchemy import and_, case, func, select, union_all
 from sqlalchemy.exc import SQLAlchemyError
 
 from ...extensions import db
-from ...models import (AnalyticsHour, AnalyticsTipper, AnalyticsTipperMonth, AnalyticsTrack, AnalyticsTrackMonth,
-                       AnalyticsWait, DJProfile, Event, Track)
+from ...models import (AnalyticsHour, AnalyticsTipper, AnalyticsTipperTotal, AnalyticsTotalMonth, AnalyticsTrack,
+                       AnalyticsTrackTotal, AnalyticsWait, AnalyticsWaitMonth, DJProfile, Event, Track)
 from ..common.errors import DomainError, NotFound
 
 PRESETS = {"today": "Today", "week": "This week", "month": "This month", "30d": "Last 30 days",
            "90d": "Last 90 days", "365d": "Last 365 days", "custom": "Custom"}
 MAX_DAYS = 3 * 366
 DAILY_UP_TO = 62  # longer ranges are shown by week
+DAYS_ONLY_UP_TO = 31  # up to a month, songs and tippers are read from the day rows; longer, from running totals
 TOP = 10
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 NIGHT_HOURS = tuple(range(12, 24)) + tuple(range(0, 12))  # a night reads from noon to noon
@@ -120,31 +121,29 @@ def figures(dj_id: int, span: Period, event_id: int | None = None) -> dict:
         owner = model.dj_id == dj_id if event_id is None else model.event_id == event_id
         return and_(owner, model.day >= span.start, model.day <= span.end)
 
-    counts = [func.coalesce(func.sum(getattr(AnalyticsHour, name)), 0) for name in (
+    # Added up in the database, twice, rather than a row per night and hour in Python: per weekday and
+    # hour (the totals, the hours of the night, the heatmap) and per day (requests and net over time).
+    h = AnalyticsHour
+    counts = [func.coalesce(func.sum(getattr(h, name)), 0) for name in (
         "requests", "accepted", "vetoed", "refunded", "request_gross_cents", "request_refund_cents", "tips",
         "tips_refunded", "tip_gross_cents", "tip_refund_cents", "wait_count", "wait_seconds")]
-    grouped = db.session.execute(
-        select(AnalyticsHour.day, AnalyticsHour.weekday, AnalyticsHour.hour, *counts)
-        .where(where(AnalyticsHour)).group_by(AnalyticsHour.day, AnalyticsHour.weekday, AnalyticsHour.hour)).all()
     total = [0] * 12
     by_hour = {hour: 0 for hour in range(24)}
-    by_day: dict[date, list[int]] = {}
     heat = [[0] * 24 for _ in range(7)]
-    for day, weekday, hour, *values in grouped:
+    for weekday, hour, *values in db.session.execute(
+            select(h.weekday, h.hour, *counts).where(where(h)).group_by(h.weekday, h.hour)):
         values = [int(v) for v in values]
         total = [a + b for a, b in zip(total, values)]
         by_hour[hour] += values[0]
         heat[weekday][hour] += values[0]
-        slot = by_day.setdefault(day, [0, 0])
-        slot[0] += values[0]
-        slot[1] += values[4] - values[5] + values[8] - values[9]
+    by_day = {day: [int(n), int(cents)] for day, n, cents in db.session.execute(
+        select(h.day, func.sum(h.requests),
+               func.sum(h.request_gross_cents - h.request_refund_cents + h.tip_gross_cents - h.tip_refund_cents))
+        .where(where(h)).group_by(h.day))}
     (requests, accepted, vetoed, refunded, req_gross, req_refund, tips, tips_refunded, tip_gross, tip_refund,
      wait_count, wait_seconds) = total
 
-    waits = dict(db.session.execute(
-        select(AnalyticsWait.minutes, func.sum(AnalyticsWait.count)).where(where(AnalyticsWait))
-        .group_by(AnalyticsWait.minutes)).all())
-    waits = {int(k): int(v) for k, v in waits.items()}
+    waits = _waits(dj_id, span, event_id)
     per_track = _per_track(dj_id, span, event_id)
     songs = sorted(per_track, key=lambda r: (-r[3], r[0]))[:TOP]
     genres: dict[str, int] = {}
@@ -198,51 +197,94 @@ def month_split(span: Period) -> tuple[tuple[date, date] | None, list[tuple[date
     return (first, last), edges
 
 
-def _per_track(dj_id: int, span: Period, event_id: int | None) -> list[tuple[str, str, str, int]]:
-    """(title, artist, genre, requests) of every track requested in the range: whole months from the
-    month rows, the days around them (or one event's days) from the day rows, each read from an index
-    that holds the counts (no row lookups); the names are the library's, as it has them now."""
-    day_rows = select(AnalyticsTrack.track_id, AnalyticsTrack.requests)
+def _wait_rows(dj_id: int, span: Period, event_id: int | None):
+    """The wait histogram rows (minutes, count) of the range: whole months from the month rows, the
+    days around them (or one event's days) from the day rows; one subquery for the caller to add up."""
+    day_model, month_model = AnalyticsWait, AnalyticsWaitMonth
+
+    def pick(model):
+        return select(model.minutes, model.count)
+
     if event_id is not None:
-        parts = [day_rows.where(AnalyticsTrack.event_id == event_id, AnalyticsTrack.day >= span.start,
-                                AnalyticsTrack.day <= span.end)]
+        parts = [pick(day_model).where(day_model.event_id == event_id, day_model.day >= span.start,
+                                       day_model.day <= span.end)]
     else:
         months, edges = month_split(span)
-        parts = [day_rows.where(AnalyticsTrack.dj_id == dj_id, AnalyticsTrack.day >= start, AnalyticsTrack.day <= end)
+        parts = [pick(day_model).where(day_model.dj_id == dj_id, day_model.day >= start, day_model.day <= end)
                  for start, end in edges]
         if months:
-            parts.append(select(AnalyticsTrackMonth.track_id, AnalyticsTrackMonth.requests)
-                         .where(AnalyticsTrackMonth.dj_id == dj_id, AnalyticsTrackMonth.month >= months[0],
-                                AnalyticsTrackMonth.month <= months[1]))
-    rows = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
-    counts = (select(rows.c.track_id, func.sum(rows.c.requests).label("n")).group_by(rows.c.track_id)
-              .subquery())
+            parts.append(pick(month_model).where(month_model.dj_id == dj_id, month_model.month >= months[0],
+                                                 month_model.month <= months[1]))
+    return union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+
+
+def _counted(day_model, total_model, key: str, count: str, dj_id: int, span: Period, event_id: int | None,
+             *conditions):
+    """(k, n) rows whose sums per `key` are the range's counts: for a short range (or one event) its
+    day rows; for a longer one the running totals at its end less those before its start (each: a
+    kept month's totals, give or take the days of at most half a month), whatever its length."""
+    def days(first: date, last: date, sign: int):
+        owner = day_model.dj_id == dj_id if event_id is None else day_model.event_id == event_id
+        return select(getattr(day_model, key).label("k"), (getattr(day_model, count) * sign).label("n")).where(
+            owner, day_model.day >= first, day_model.day <= last, *[c(day_model) for c in conditions])
+
+    def totals(month: date, sign: int):
+        return select(getattr(total_model, key).label("k"), (getattr(total_model, count) * sign).label("n")).where(
+            total_model.dj_id == dj_id, total_model.month == month, *[c(total_model) for c in conditions])
+
+    if event_id is not None or span.days <= DAYS_ONLY_UP_TO:
+        return days(span.start, span.end, 1).subquery()
+    kept = list(db.session.scalars(select(AnalyticsTotalMonth.month).where(AnalyticsTotalMonth.dj_id == dj_id)
+                                   .order_by(AnalyticsTotalMonth.month)))
+
+    def up_to(day: date, sign: int) -> list:
+        """The counts from the first day of the history to `day`, as rows."""
+        month = day.replace(day=1)
+        earlier = [m for m in kept if m <= month]
+        if not earlier:
+            return []  # nothing counted yet
+        if earlier[-1] < month:  # no bucket in `day`'s month: the latest kept month's totals
+            return [totals(earlier[-1], sign)]
+        last_day = _month_end(month)
+        if (last_day - day).days < day.day:  # nearer the month's end: its totals less the days after `day`
+            return [totals(month, sign)] + ([days(day + timedelta(days=1), last_day, -sign)] if day < last_day else [])
+        return ([totals(earlier[-2], sign)] if len(earlier) > 1 else []) + [days(month, day, sign)]
+
+    parts = up_to(span.end, 1) + up_to(span.start - timedelta(days=1), -1)
+    return union_all(*parts).subquery() if parts else days(span.start, span.end, 1).subquery()
+
+
+def _month_end(month: date) -> date:
+    return (month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+
+
+def _per_track(dj_id: int, span: Period, event_id: int | None) -> list[tuple[str, str, str, int]]:
+    """(title, artist, genre, requests) of every track requested in the range; the names are the
+    library's, as it has them now."""
+    rows = _counted(AnalyticsTrack, AnalyticsTrackTotal, "track_id", "requests", dj_id, span, event_id)
+    counts = select(rows.c.k, func.sum(rows.c.n).label("n")).group_by(rows.c.k).subquery()
     found = db.session.execute(
-        select(Track.title, Track.artist, Track.genre, counts.c.n).join(Track, Track.id == counts.c.track_id)
+        select(Track.title, Track.artist, Track.genre, counts.c.n).join(Track, Track.id == counts.c.k)
         .where(counts.c.n > 0)).all()
     return [(title, artist or "", genre or "Unknown", int(n)) for title, artist, genre, n in found]
 
 
 def _tippers(dj_id: int, span: Period, event_id: int | None) -> tuple[int, int]:
     """How many phones tipped in the range, and how many of them more than once."""
-    day_rows = select(AnalyticsTipper.device_id, AnalyticsTipper.tips).where(AnalyticsTipper.device_id != 0)
-    if event_id is not None:
-        parts = [day_rows.where(AnalyticsTipper.event_id == event_id, AnalyticsTipper.day >= span.start,
-                                AnalyticsTipper.day <= span.end)]
-    else:
-        months, edges = month_split(span)
-        parts = [day_rows.where(AnalyticsTipper.dj_id == dj_id, AnalyticsTipper.day >= start,
-                                AnalyticsTipper.day <= end) for start, end in edges]
-        if months:
-            parts.append(select(AnalyticsTipperMonth.device_id, AnalyticsTipperMonth.tips)
-                         .where(AnalyticsTipperMonth.dj_id == dj_id, AnalyticsTipperMonth.device_id != 0,
-                                AnalyticsTipperMonth.month >= months[0], AnalyticsTipperMonth.month <= months[1]))
-    rows = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
-    per_tipper = select(rows.c.device_id, func.sum(rows.c.tips).label("n")).group_by(rows.c.device_id).subquery()
+    rows = _counted(AnalyticsTipper, AnalyticsTipperTotal, "device_id", "tips", dj_id, span, event_id,
+                    lambda model: model.device_id != 0)
+    per_tipper = select(rows.c.k, func.sum(rows.c.n).label("n")).group_by(rows.c.k).subquery()
     tippers, repeat = db.session.execute(
         select(func.count(), func.coalesce(func.sum(case((per_tipper.c.n > 1, 1), else_=0)), 0))
-        .select_from(per_tipper)).one()
+        .select_from(per_tipper).where(per_tipper.c.n > 0)).one()
     return int(tippers), int(repeat)
+
+
+def _waits(dj_id: int, span: Period, event_id: int | None) -> dict[int, int]:
+    """The range's histogram of waits {whole minutes: played requests}."""
+    rows = _wait_rows(dj_id, span, event_id)
+    return {int(minutes): int(n) for minutes, n in db.session.execute(
+        select(rows.c.minutes, func.sum(rows.c.count)).group_by(rows.c.minutes))}
 
 
 def _by_day(by_day: dict[date, list[int]], span: Period) -> dict:

@@ -22,7 +22,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Date, delete, func, insert, literal, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -32,10 +32,12 @@ from ...models import (
     AnalyticsHour,
     AnalyticsSync,
     AnalyticsTipper,
-    AnalyticsTipperMonth,
+    AnalyticsTipperTotal,
+    AnalyticsTotalMonth,
     AnalyticsTrack,
-    AnalyticsTrackMonth,
+    AnalyticsTrackTotal,
     AnalyticsWait,
+    AnalyticsWaitMonth,
     DJProfile,
     DJSet,
     Event,
@@ -47,11 +49,16 @@ from ...models import (
 )
 from ...models.analytics import WAIT_MINUTES_CAP
 from ..common.errors import NotFound
+from ..common.locks import lock_dj
 
 REFUND_STATES = ("REFUND_PENDING", "REFUNDED", "REFUND_FAILED")  # the money is going (or gone) back
 ACCEPTED_STATUSES = ("accepted", "playing", "played")
 ROLLUPS = (AnalyticsHour, AnalyticsWait, AnalyticsTrack, AnalyticsTipper)
-MONTHLY = (AnalyticsTrackMonth, AnalyticsTipperMonth)
+MONEY_ROLLUPS = (AnalyticsHour, AnalyticsTipper)  # what a payment's state counts in
+MONTHLY = (AnalyticsWaitMonth, AnalyticsTotalMonth, AnalyticsTrackTotal, AnalyticsTipperTotal)
+# running totals: (table, its key, its count) and the day rows they add up
+TOTALS = ((AnalyticsTrackTotal, "track_id", "requests", AnalyticsTrack),
+          (AnalyticsTipperTotal, "device_id", "tips", AnalyticsTipper))
 HOUR_COUNTS = ("requests", "accepted", "vetoed", "refunded", "request_gross_cents", "request_refund_cents",
                "tips", "tips_refunded", "tip_gross_cents", "tip_refund_cents", "wait_count", "wait_seconds")
 CATCH_UP = "catch-up"
@@ -93,8 +100,11 @@ def wait_minutes(paid_at: datetime, playing_at: datetime) -> tuple[int, int]:
 
 # -- computing a set's rows from the raw rows ----------------------------------------------------
 
-def compute(info: SetInfo, window: tuple[datetime, datetime] | None = None) -> dict[type, list[dict]]:
-    """The rollup rows of set `info` (only what was paid inside `window`, if given), by table."""
+def compute(info: SetInfo, window: tuple[datetime, datetime] | None = None,
+            money_only: bool = False) -> dict[type, list[dict]]:
+    """The rollup rows of set `info` (only what was paid inside `window`, if given), by table; with
+    `money_only`, only the rows a payment's state counts in (hours and tippers: no track or wait rows,
+    and the requests are read without their tracks)."""
     zone = info.zone
     key = {"set_id": info.set_id, "dj_id": info.dj_id, "event_id": info.event_id}
     hours: dict[tuple[date, int], dict] = {}
@@ -110,10 +120,12 @@ def compute(info: SetInfo, window: tuple[datetime, datetime] | None = None) -> d
                            **{name: 0 for name in HOUR_COUNTS}}
         return hours[slot]
 
-    requests = (select(SongRequest.created_at, SongRequest.status, SongRequest.playing_at, SongRequest.track_id,
-                       Payment.amount_cents, Payment.state, Track.title, Track.artist, Track.genre)
-                .join(Track, Track.id == SongRequest.track_id)
-                .outerjoin(Payment, Payment.id == SongRequest.payment_id)
+    labels = (Track.title, Track.artist, Track.genre) if not money_only else ()
+    requests = select(SongRequest.created_at, SongRequest.status, SongRequest.playing_at, SongRequest.track_id,
+                      Payment.amount_cents, Payment.state, *labels)
+    if not money_only:
+        requests = requests.join(Track, Track.id == SongRequest.track_id)
+    requests = (requests.outerjoin(Payment, Payment.id == SongRequest.payment_id)
                 .where(SongRequest.set_id == info.set_id))
     tips = (select(Tip.created_at, Tip.device_id, Payment.amount_cents, Payment.state)
             .join(Payment, Payment.id == Tip.payment_id).where(Tip.set_id == info.set_id))
@@ -121,7 +133,7 @@ def compute(info: SetInfo, window: tuple[datetime, datetime] | None = None) -> d
         requests = requests.where(SongRequest.created_at >= window[0], SongRequest.created_at < window[1])
         tips = tips.where(Tip.created_at >= window[0], Tip.created_at < window[1])
 
-    for created, status, playing_at, track_id, cents, state, title, artist, genre in db.session.execute(requests):
+    for created, status, playing_at, track_id, cents, state, *label in db.session.execute(requests):
         row = hour_row(created)
         row["requests"] += 1
         row["accepted"] += status in ACCEPTED_STATUSES
@@ -137,6 +149,9 @@ def compute(info: SetInfo, window: tuple[datetime, datetime] | None = None) -> d
             row["wait_count"] += 1
             row["wait_seconds"] += seconds
             waits[(day, minutes)] += 1
+        if money_only:
+            continue
+        title, artist, genre = label
         track = tracks.setdefault((day, track_id), {**key, "day": day, "track_id": track_id, "title": title,
                                                     "artist": artist or "", "genre": genre or "", "requests": 0})
         track["requests"] += 1
@@ -153,6 +168,8 @@ def compute(info: SetInfo, window: tuple[datetime, datetime] | None = None) -> d
             tipper[0] += 1
             tipper[1] += cents
 
+    if money_only:
+        waits.clear()
     return {
         AnalyticsHour: list(hours.values()),
         AnalyticsWait: [{**key, "day": day, "minutes": minutes, "count": count}
@@ -163,16 +180,18 @@ def compute(info: SetInfo, window: tuple[datetime, datetime] | None = None) -> d
     }
 
 
-def _upsert_bucket(info: SetInfo, days: Iterable[date], at: datetime) -> None:
+def _upsert_bucket(info: SetInfo, days: Iterable[date], at: datetime) -> list[int]:
+    """Insert or bump the buckets' rows; their versions (1: new)."""
     values = [{"set_id": info.set_id, "day": day, "dj_id": info.dj_id, "event_id": info.event_id,
                "refreshed_at": at, "version": 1} for day in sorted(set(days))]
     if not values:
-        return
+        return []
     dialect = db.session.get_bind().dialect.name
     statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(AnalyticsBucket).values(values)
-    db.session.execute(statement.on_conflict_do_update(
+    return list(db.session.scalars(statement.on_conflict_do_update(
         index_elements=["set_id", "day"], set_={"refreshed_at": statement.excluded.refreshed_at,
-                                                 "version": AnalyticsBucket.__table__.c.version + 1}))
+                                                 "version": AnalyticsBucket.__table__.c.version + 1})
+        .returning(AnalyticsBucket.version)))
 
 
 def _write(rows: dict[type, list[dict]]) -> None:
@@ -181,18 +200,25 @@ def _write(rows: dict[type, list[dict]]) -> None:
             db.session.execute(insert(model), values)
 
 
-def refresh_bucket(set_id: int, day: date) -> bool:
-    """Recompute the rollups of set `set_id` on local `day` from the raw rows, and commit."""
+def refresh_bucket(set_id: int, day: date, money_only: bool = False) -> bool:
+    """Recompute the rollups of set `set_id` on local `day` from the raw rows, and commit. With
+    `money_only` (after payments moved: a refund, a tip paid), only the rows a payment's state counts
+    in: the hour and tipper rows (a song's or a wait's count does not depend on its payment; a request
+    created or moved has its own full refresh)."""
     info = set_info(set_id)
     if info is None:  # the set is gone, and its rollups with it (ON DELETE CASCADE)
         db.session.rollback()
         return False
-    _upsert_bucket(info, [day], utcnow())  # the lock: first write of the transaction
-    rows = compute(info, day_window(day, info.zone))
-    old_rows = {model: _replace_rows(model, set_id, day, rows[model]) for model in ROLLUPS}
-    old_tracks = {row["track_id"]: row["requests"] for row in old_rows[AnalyticsTrack]}
-    old_tippers = {row["device_id"]: (row["tips"], row["cents"]) for row in old_rows[AnalyticsTipper]}
-    _add_to_months(info.dj_id, day.replace(day=1), old_tracks, old_tippers, rows)
+    version, = _upsert_bucket(info, [day], utcnow())  # the lock: first write of the transaction
+    rows = compute(info, day_window(day, info.zone), money_only)
+    models = MONEY_ROLLUPS if money_only else ROLLUPS
+    old_rows = {model: _replace_rows(model, set_id, day, rows[model]) for model in models}
+    month = day.replace(day=1)
+    if not money_only:
+        _add_waits(info.dj_id, month, old_rows[AnalyticsWait], rows[AnalyticsWait])
+    _add_to_totals(info.dj_id, month, {
+        model: _changes(old_rows[day_model], rows[day_model], key, count) if day_model in models else {}
+        for model, key, count, day_model in TOTALS}, month_kept=version > 1)
     db.session.commit()
     return True
 
@@ -225,44 +251,63 @@ def _upsert(model, values: list[dict], keys: list[str], add: tuple[str, ...] = (
         **{name: statement.excluded[name] for name in replace}}))
 
 
-def _add_to_months(dj_id: int, month: date, old_tracks: dict[int, int], old_tippers: dict[int, tuple[int, int]],
-                   rows: dict[type, list[dict]]) -> None:
-    """Move the DJ's month rows by what this bucket's refresh changed (new rows less old ones). In
-    key order, so two refreshes of one month lock its rows in the same order."""
-    tracks = {row["track_id"]: row for row in rows[AnalyticsTrack]}
-    track_values = []
-    for track_id in sorted(set(old_tracks) | set(tracks)):
-        row = tracks.get(track_id)
-        change = (row["requests"] if row else 0) - old_tracks.get(track_id, 0)
-        if change:
-            track_values.append({"dj_id": dj_id, "month": month, "track_id": track_id, "requests": change,
-                                 "title": row["title"] if row else "", "artist": row["artist"] if row else "",
-                                 "genre": row["genre"] if row else ""})
-    tippers = {row["device_id"]: row for row in rows[AnalyticsTipper]}
-    tipper_values = []
-    for device_id in sorted(set(old_tippers) | set(tippers)):
-        row = tippers.get(device_id)
-        old_tips, old_cents = old_tippers.get(device_id, (0, 0))
-        tips, cents = (row["tips"] - old_tips, row["cents"] - old_cents) if row else (-old_tips, -old_cents)
-        if tips or cents:
-            tipper_values.append({"dj_id": dj_id, "month": month, "device_id": device_id, "tips": tips,
-                                  "cents": cents})
-    # a row that is only taken from keeps its labels (a track gone from the bucket may stay in the month)
-    labelled = [v for v in track_values if v["track_id"] in tracks]
-    unlabelled = [v for v in track_values if v["track_id"] not in tracks]
-    if labelled:
-        _upsert(AnalyticsTrackMonth, labelled, ["dj_id", "month", "track_id"], ("requests",),
-                ("title", "artist", "genre"))
-    if unlabelled:
-        _upsert(AnalyticsTrackMonth, unlabelled, ["dj_id", "month", "track_id"], ("requests",))
-    if tipper_values:
-        _upsert(AnalyticsTipperMonth, tipper_values, ["dj_id", "month", "device_id"], ("tips", "cents"))
-    if unlabelled or any(v["requests"] < 0 for v in labelled):
-        db.session.execute(delete(AnalyticsTrackMonth).where(
-            AnalyticsTrackMonth.dj_id == dj_id, AnalyticsTrackMonth.month == month, AnalyticsTrackMonth.requests <= 0))
-    if any(v["tips"] < 0 for v in tipper_values):
-        db.session.execute(delete(AnalyticsTipperMonth).where(
-            AnalyticsTipperMonth.dj_id == dj_id, AnalyticsTipperMonth.month == month, AnalyticsTipperMonth.tips <= 0))
+def _changes(old: list[dict], new: list[dict], key: str, count: str) -> dict[int, int]:
+    """{key: new count less old} of a bucket's rows, the keys that changed only."""
+    before = {row[key]: row[count] for row in old}
+    after = {row[key]: row[count] for row in new}
+    return {k: change for k in sorted(set(before) | set(after)) if (change := after.get(k, 0) - before.get(k, 0))}
+
+
+def _add_waits(dj_id: int, month: date, old: list[dict], new: list[dict]) -> None:
+    """Move the DJ's wait histogram of the month by what this bucket's refresh changed, in key order
+    (two refreshes of one month lock its rows in the same order)."""
+    values = [{"dj_id": dj_id, "month": month, "minutes": minutes, "count": change}
+              for minutes, change in _changes(old, new, "minutes", "count").items()]
+    if values:
+        _upsert(AnalyticsWaitMonth, values, ["dj_id", "month", "minutes"], ("count",))
+    if any(v["count"] < 0 for v in values):
+        db.session.execute(delete(AnalyticsWaitMonth).where(
+            AnalyticsWaitMonth.dj_id == dj_id, AnalyticsWaitMonth.month == month, AnalyticsWaitMonth.count <= 0))
+
+
+def _add_to_totals(dj_id: int, month: date, changes: dict[type, dict[int, int]], month_kept: bool = False) -> None:
+    """Add what a bucket's refresh changed to the DJ's running totals of `month` and of every later
+    kept month, keeping `month` first if it is new (a copy of the totals of the latest month before
+    it). Under the DJ's lock (after the bucket's: always that order): two refreshes of one DJ that
+    move totals run one after the other, so a new month's copy never misses an earlier month's change.
+    `month_kept`: the bucket was there before this refresh, so its month is kept already (every
+    bucket's month is: the refresh that made the bucket kept it, the rebuild keeps them all)."""
+    if month_kept and not any(changes.values()):
+        return  # the usual refund or veto: no song or tipper count moved
+    lock_dj(dj_id)
+    months = list(db.session.scalars(select(AnalyticsTotalMonth.month).where(
+        AnalyticsTotalMonth.dj_id == dj_id, AnalyticsTotalMonth.month >= month).order_by(AnalyticsTotalMonth.month)))
+    if month not in months:  # every month with a bucket is kept (as the rebuild keeps them)
+        _keep_month(dj_id, month)
+        months.insert(0, month)
+    for model, key, count, _ in TOTALS:
+        values = [{"dj_id": dj_id, "month": m, key: k, count: n} for m in months
+                  for k, n in changes[model].items()]
+        if values:
+            _upsert(model, values, ["dj_id", "month", key], (count,))
+        if any(n < 0 for n in changes[model].values()):
+            table = model.__table__
+            db.session.execute(delete(table).where(table.c.dj_id == dj_id, table.c.month >= month,
+                                                   table.c[count] <= 0))
+
+
+def _keep_month(dj_id: int, month: date) -> None:
+    """Start keeping running totals at `month`: the totals of the latest kept month before it."""
+    db.session.execute(insert(AnalyticsTotalMonth).values(dj_id=dj_id, month=month))
+    before = db.session.scalar(select(func.max(AnalyticsTotalMonth.month)).where(
+        AnalyticsTotalMonth.dj_id == dj_id, AnalyticsTotalMonth.month < month))
+    if before is None:
+        return
+    for model, key, count, _ in TOTALS:
+        table = model.__table__
+        db.session.execute(insert(table).from_select(["dj_id", "month", key, count], select(
+            table.c.dj_id, literal(month, Date), table.c[key], table.c[count]).where(
+            table.c.dj_id == dj_id, table.c.month == before)))
 
 
 def refresh_requests(request_ids: Iterable[int]) -> int:
@@ -275,13 +320,13 @@ def refresh_requests(request_ids: Iterable[int]) -> int:
 def refresh_payments(payment_ids: Iterable[int]) -> int:
     """After requests' or tips' payments moved (refunds, a tip paid): the buckets of what they paid for."""
     ids = list(payment_ids)
-    rows = db.session.execute(select(SongRequest.set_id, SongRequest.created_at)
-                              .where(SongRequest.payment_id.in_(ids))).all()
-    rows += db.session.execute(select(Tip.set_id, Tip.created_at).where(Tip.payment_id.in_(ids))).all()
-    return _refresh_moments(rows)
+    rows = db.session.execute(union_all(
+        select(SongRequest.set_id, SongRequest.created_at).where(SongRequest.payment_id.in_(ids)),
+        select(Tip.set_id, Tip.created_at).where(Tip.payment_id.in_(ids)))).all()
+    return _refresh_moments(rows, money_only=True)
 
 
-def _refresh_moments(rows: Iterable[tuple[int, datetime]]) -> int:
+def _refresh_moments(rows: Iterable[tuple[int, datetime]], money_only: bool = False) -> int:
     infos: dict[int, SetInfo | None] = {}
     buckets = set()
     for set_id, created in rows:
@@ -291,7 +336,7 @@ def _refresh_moments(rows: Iterable[tuple[int, datetime]]) -> int:
             buckets.add((set_id, local_day(created, infos[set_id].zone)))
     db.session.rollback()  # end the read before the first bucket's lock
     for set_id, day in sorted(buckets):
-        refresh_bucket(set_id, day)
+        refresh_bucket(set_id, day, money_only)
     return len(buckets)
 
 
@@ -322,26 +367,33 @@ def rebuild(dj_id: int | None = None) -> int:
 
 
 def rebuild_months(dj_id: int) -> None:
-    """The DJ's month rows again, as the sums of their day rows; commits."""
-    tracks: dict[tuple[date, int], dict] = {}
-    for day, track_id, title, artist, genre, requests in db.session.execute(
-            select(AnalyticsTrack.day, AnalyticsTrack.track_id, AnalyticsTrack.title, AnalyticsTrack.artist,
-                   AnalyticsTrack.genre, AnalyticsTrack.requests).where(AnalyticsTrack.dj_id == dj_id)
-            .order_by(AnalyticsTrack.day, AnalyticsTrack.set_id)):
-        row = tracks.setdefault((day.replace(day=1), track_id), {
-            "dj_id": dj_id, "month": day.replace(day=1), "track_id": track_id, "requests": 0})
-        row.update(title=title, artist=artist, genre=genre, requests=row["requests"] + requests)  # the latest labels
-    tippers: dict[tuple[date, int], dict] = {}
-    for day, device_id, tips, cents in db.session.execute(
-            select(AnalyticsTipper.day, AnalyticsTipper.device_id, AnalyticsTipper.tips, AnalyticsTipper.cents)
-            .where(AnalyticsTipper.dj_id == dj_id)):
-        row = tippers.setdefault((day.replace(day=1), device_id), {
-            "dj_id": dj_id, "month": day.replace(day=1), "device_id": device_id, "tips": 0, "cents": 0})
-        row["tips"] += tips
-        row["cents"] += cents
+    """The DJ's month rows again from their day rows: the wait histograms (sums) and the running
+    totals at every month with a bucket; commits."""
+    waits: dict[tuple[date, int], dict] = {}
+    for day, minutes, count in db.session.execute(
+            select(AnalyticsWait.day, AnalyticsWait.minutes, AnalyticsWait.count).where(AnalyticsWait.dj_id == dj_id)):
+        row = waits.setdefault((day.replace(day=1), minutes), {
+            "dj_id": dj_id, "month": day.replace(day=1), "minutes": minutes, "count": 0})
+        row["count"] += count
+    months = sorted({day.replace(day=1) for day in db.session.scalars(
+        select(AnalyticsBucket.day).where(AnalyticsBucket.dj_id == dj_id))})
+    rows: dict[type, list[dict]] = {AnalyticsWaitMonth: list(waits.values()),
+                                    AnalyticsTotalMonth: [{"dj_id": dj_id, "month": m} for m in months]}
+    for model, key, count, day_model in TOTALS:
+        per_month: dict[date, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        for day, k, n in db.session.execute(select(day_model.day, getattr(day_model, key), getattr(day_model, count))
+                                            .where(day_model.dj_id == dj_id)):
+            per_month[day.replace(day=1)][k] += n
+        running: dict[int, int] = defaultdict(int)
+        rows[model] = []
+        for month in months:
+            for k, n in per_month[month].items():
+                running[k] += n
+            rows[model].extend({"dj_id": dj_id, "month": month, key: k, count: n}
+                               for k, n in sorted(running.items()) if n > 0)
     for model in MONTHLY:
         db.session.execute(delete(model).where(model.dj_id == dj_id))
-    _write({AnalyticsTrackMonth: list(tracks.values()), AnalyticsTipperMonth: list(tippers.values())})
+    _write(rows)
     db.session.commit()
 
 

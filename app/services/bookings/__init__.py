@@ -24,6 +24,7 @@ from .checkout import (
 from .fulfil import fulfil_deposit
 from .holds import SlotTaken, release_lapsed_holds
 from .search import SORTS, Found, search_djs
+from .weeks import rebuild_weeks, refresh_weeks
 from .lifecycle import (
     ANSWER_HOURS,
     BookingActionRefused,
@@ -40,5 +41,5 @@ __all__ = ["ANSWER_HOURS", "CANCELLATION_RULE", "WEEKDAYS", "Availability", "Ava
            "BookingActionRefused", "BookingRefused", "BookingStarted", "SlotTaken", "accept", "add_rule",
            "availability_for", "cancel", "check_request", "decline", "deposit_cents", "deposit_payment",
            "expire_unanswered", "fulfil_deposit", "is_available", "release_lapsed_holds", "remove_rule",
-           "set_exception", "start_booking", "sweep_bookings", "withdraw_unavailable", "SORTS", "Found", "search_djs",
-           "Day", "month_calendar"]
+           "rebuild_weeks", "refresh_weeks", "set_exception", "start_booking", "sweep_bookings",
+           "withdraw_unavailable", "SORTS", "Found", "search_djs", "Day", "month_calendar"]

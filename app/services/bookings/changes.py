@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from ...extensions import db
 from ...models import AvailabilityException, AvailabilityRule, DJProfile
@@ -57,12 +57,14 @@ def remove_rule(dj: DJProfile, rule_id: int) -> bool:
     """Delete one of the DJ's own weekly rules, ending the open requests it no longer covers; False if it is
     not theirs (nothing changes). Commits."""
     lock_dj(dj.id)
-    gone = db.session.execute(delete(AvailabilityRule).where(AvailabilityRule.id == rule_id,
-                                                             AvailabilityRule.dj_id == dj.id))
-    if gone.rowcount:
+    rule = db.session.scalar(select(AvailabilityRule).where(AvailabilityRule.id == rule_id,
+                                                            AvailabilityRule.dj_id == dj.id))
+    if rule is not None:
+        db.session.delete(rule)  # through the session: weeks.py's hook keeps the DJ's masks
+        db.session.flush()
         withdraw_unavailable(dj)
     db.session.commit()
-    return bool(gone.rowcount)
+    return rule is not None
 
 
 def set_exception(dj: DJProfile, day: date, *, available: bool, start_minute: int | None = None,

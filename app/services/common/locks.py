@@ -26,7 +26,10 @@ def lock_booking(booking_id: int) -> None:
 
 
 def lock_dj(dj_id: int) -> None:
-    """The same for a DJ's bookable time: availability changes, new booking requests and
-    acceptances of one DJ run one after the other (services/bookings). Take it before any
-    booking's lock."""
-    db.session.execute(update(DJProfile).where(DJProfile.id == dj_id).values(timezone=DJProfile.timezone))
+    """The same for a DJ's profile row. It orders, one after the other, what
+    must not interleave for one DJ: availability changes, new booking requests
+    and acceptances (services/bookings; take it before any booking's lock),
+    and the refreshes that move the DJ's analytics running totals
+    (services/analytics/rollup.py)."""
+    table = DJProfile.__table__  # a Core UPDATE: the session's DJ objects are left as they are
+    db.session.execute(update(table).where(table.c.id == dj_id).values(timezone=table.c.timezone))
