@@ -89,3 +89,18 @@ def test_the_demo_has_a_live_night_on_any_day(app, runner):
     assert "nothing changed" in runner.invoke(args=["seed-demo"]).output
     with app.app_context():
         assert _counts() == before
+
+
+def test_the_seed_leaves_the_demo_djs_analytics_current_without_a_job(app, runner):
+    """`make run` seeds before it starts Redis: the seed enqueues no refresh job
+    and its rollups equal a rebuild from the raw rows."""
+    from app.services import analytics
+    from app.services.common import tasks
+
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    with app.app_context():
+        assert [job.func_name for name in tasks.QUEUES for job in tasks.queue(name).get_jobs()] == []
+        seeded = analytics.rollup_counts()
+        assert seeded["analytics_hours"] and seeded["analytics_tracks"], "no rollup rows for the demo night"
+        analytics.rebuild()
+        assert analytics.rollup_counts() == seeded

@@ -11,6 +11,10 @@ anything a lost job (Redis down at the commit) left stale.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator
+
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
@@ -21,6 +25,19 @@ REQUESTS_JOB = "jobs.analytics.refresh_requests"
 PAYMENTS_JOB = "jobs.analytics.refresh_payments"
 # A request's own creation tells its payment's COMPLETED; a tip is told by its payment.
 PAYMENT_STATES = ("COMPLETED", "REFUND_PENDING", "REFUNDED", "REFUND_FAILED")
+_paused: ContextVar[bool] = ContextVar("analytics_hooks_paused", default=False)
+
+
+@contextmanager
+def refreshes_paused() -> Iterator[None]:
+    """No refresh jobs for what changes meanwhile: for a caller that rebuilds the
+    rollups itself afterwards (the demo seed, which runs before `make run`
+    starts Redis)."""
+    token = _paused.set(True)
+    try:
+        yield
+    finally:
+        _paused.reset(token)
 
 
 def _changed(row, attribute: str) -> bool:
@@ -29,6 +46,8 @@ def _changed(row, attribute: str) -> bool:
 
 @event.listens_for(Session, "before_flush")
 def _note_changes(session: Session, flush_context, instances) -> None:
+    if _paused.get():
+        return
     for row in (*session.new, *session.dirty):
         if isinstance(row, SongRequest) and (row in session.new or _changed(row, "status")):
             tasks.enqueue_coalesced_for_rows(REQUESTS_JOB, row, session)
