@@ -109,8 +109,8 @@ def start_gunicorn(port: int, workers: int = 1) -> subprocess.Popen:
 
 
 @contextmanager
-def demo_server():
-    """gunicorn serving a fresh demo database (bench_app): yields (port, the live event's public id)."""
+def demo_server(workers: int = 1):
+    """gunicorn (`workers` of them) serving a fresh demo database (bench_app): yields (port, the live event's public id)."""
     import secrets
 
     from sqlalchemy import select
@@ -125,7 +125,7 @@ def demo_server():
             event_id = db.session.scalar(select(Event.public_id).where(Event.status == "live"))
         port = free_port()
         os.environ["SANDBOX_BASE_URL"] = f"http://127.0.0.1:{port}"
-        server = start_gunicorn(port)
+        server = start_gunicorn(port, workers)
         try:
             yield port, event_id
         finally:
