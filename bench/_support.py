@@ -90,22 +90,27 @@ def free_port() -> int:
 
 def start_gunicorn(port: int, workers: int = 1) -> subprocess.Popen:
     """The real server (gunicorn.conf.py) on the app's environment, once /healthz answers."""
-    import requests
-
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers), "--access-logfile", "/dev/null", "wsgi:app"],
         cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
+    return answering(proc, f"http://127.0.0.1:{port}/healthz")
+
+
+def answering(proc: subprocess.Popen, url: str, seconds: float = 30) -> subprocess.Popen:
+    """`proc` once `url` answers 2xx (a server just started); stopped, and an error, if not within `seconds`."""
+    import requests
+
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+            if requests.get(url, timeout=1).ok:
                 return proc
         except requests.RequestException:
             time.sleep(0.1)
     proc.terminate()
-    raise RuntimeError("gunicorn did not start")
+    raise RuntimeError(f"the server at {url} did not start")
 
 
 @contextmanager

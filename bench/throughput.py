@@ -21,10 +21,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _support import ROOT, demo_server, free_port
+from _support import ROOT, answering, demo_server, free_port
 
 # wrk's Lua: a new client address per request (X-Forwarded-For; the app trusts one proxy hop).
 SPREAD_ADDRESSES = """
@@ -78,17 +77,7 @@ def bare_server(port: int, workers: int, threads: int, folder: str) -> subproces
         [sys.executable, "-m", "gunicorn", "--chdir", folder, "--bind", f"127.0.0.1:{port}", "--worker-class",
          "gthread", "--workers", str(workers), "--threads", str(threads), "--access-logfile", "/dev/null",
          "bare_app:app"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import requests
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/", timeout=1).ok:
-                return proc
-        except requests.RequestException:
-            time.sleep(0.1)
-    proc.terminate()
-    raise RuntimeError("the bare gunicorn did not start")
+    return answering(proc, f"http://127.0.0.1:{port}/")
 
 
 def main() -> None:
