@@ -4,6 +4,11 @@
 # PG_TEST_DB names the database (default bmm_test): two checkouts on one
 # machine can each run the PostgreSQL suite at once with their own.
 set -euo pipefail
+# Suites started side by side (make -j3) run this at the same instant: one at
+# a time, or both would start the cluster (the second fails on its lock file)
+# and both would create the role.
+exec 9>"${TMPDIR:-/tmp}/bmm-test-postgres.lock"
+flock 9
 # A cluster created without a locale in the environment (a bare container)
 # would be SQL_ASCII; the database below asks for UTF-8 whatever the cluster.
 export LANG="${LANG:-C.UTF-8}"
@@ -14,13 +19,17 @@ if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -qx "$version main"; then
   pg_createcluster "$version" main >/dev/null
 fi
 if ! pg_lsclusters -h | awk -v v="$version" '$1==v && $2=="main" {print $4}' | grep -q online; then
-  pg_ctlcluster "$version" main start >&2
+  # Another program may be starting it at this moment: then waiting for it
+  # below is enough.
+  pg_ctlcluster "$version" main start >&2 9>&- || echo "(pg_ctlcluster start failed; waiting for the server)" >&2
 fi
 port=$(pg_lsclusters -h | awk -v v="$version" '$1==v && $2=="main" {print $3}')
-for _ in $(seq 1 50); do
-  as_postgres pg_isready -q -p "$port" && break
+ready=
+for _ in $(seq 1 100); do
+  if as_postgres pg_isready -q -p "$port"; then ready=1; break; fi
   sleep 0.2
 done
+[ -n "$ready" ] || { echo "PostgreSQL did not become ready on port $port" >&2; exit 1; }
 
 user=bmm_test
 pass=bmm_test
