@@ -238,9 +238,11 @@ def _clean_state(request):
         clean_redis(redis_lib.Redis.from_url(application.config["REDIS_URL"]))
     # Ids come back after the wipe (SQLite reuses them), so per-process caches keyed by them must go too.
     from app.services.analytics import forget_local
+    from app.services.common import cache
     from app.services.library.search import clear_indexes
 
     clear_indexes()
+    cache.clear_local()  # the shared page parts (by event and DJ: ids and versions come back too)
     forget_local()  # the analytics page's last good figures, by DJ id
     # flask-limiter is one object for every app of the process: a test that
     # built an app of its own (on its own Redis, or a dead one) bound it to that

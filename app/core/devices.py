@@ -46,14 +46,19 @@ def current_device(create: bool = True) -> GuestDevice | None:
     return device
 
 
-def socket_device_token() -> str | None:
-    """The public id a live socket's device cookie carries, or None without a
-    valid one (a socket response cannot set a cookie). No query: a reconnect
+def known_device_token() -> str | None:
+    """The public id this browser's device cookie carries, or None without a
+    valid one; never issues a new one (a socket response cannot set a cookie,
+    and a page only asks whether the fan is known). No query: a reconnect
     storm of a whole club after a restart must not queue a thousand lookups."""
-    if not request.cookies.get(current_app.config["DEVICE_COOKIE_NAME"]):
+    raw = request.cookies.get(current_app.config["DEVICE_COOKIE_NAME"])
+    if not raw:
         return None
-    token = device_token()
-    return None if g.get("device_cookie_needed") else token
+    try:
+        token = _serializer().loads(raw)
+    except BadSignature:
+        return None
+    return token if isinstance(token, str) and token else None
 
 
 def signed_device_cookie(public_id: str) -> str:

@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..extensions import client_ip, db
 from ..models import GuestDevice
 from ..services.accounts import sanctions
-from .devices import socket_device_token
+from .devices import known_device_token
 from .htmx import is_htmx
 
 SNAPSHOT_SECONDS = 10.0
@@ -80,7 +80,7 @@ def _show_warning_once() -> None:
         if not _current_snapshot().unseen_warnings:  # the usual case: no query per page
             return
         warning = sanctions.unseen_warning(user_id=user_id,
-                                           device_public_id=socket_device_token() if device_cookie else None)
+                                           device_public_id=known_device_token() if device_cookie else None)
         if warning is None:
             return
         flash(f"A warning from BeatMatchMe: {warning.reason.rstrip('.')}. "

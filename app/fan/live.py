@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Response, redirect, request, url_for
 from marshmallow import ValidationError
 
+from ..core.conditional import revalidated
 from ..core.devices import current_device, device_token
 from ..core.htmx import is_htmx
 from ..core.sanctions import refuse_if_sanctioned
@@ -38,9 +39,10 @@ def vote(public_id: str, request_id: str):
 
 
 @bp.get("/e/<public_id>/live")
+@revalidated
 def live_fragment(public_id: str):
     """The same message the socket sends, for clients that fell back to polling."""
     event = event_service.get_public_event(public_id)
     device = current_device(create=False)
     body = live_render.for_device(event, device.id if device else None, current_position(event.public_id))
-    return Response(body, mimetype="text/plain", headers={"Cache-Control": "no-store"})
+    return Response(body, mimetype="text/plain")

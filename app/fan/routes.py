@@ -3,18 +3,24 @@ from __future__ import annotations
 from flask import redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
-from ..core.devices import current_device, device_token
+from flask_wtf.csrf import generate_csrf
+
+from ..core.conditional import revalidated
+from ..core.devices import known_device_token
 from ..core.htmx import is_htmx
 from ..live import render as live_render
 from ..services import events as event_service
+from ..services.common import cache
 from ..services.events import qr
-from ..services.library import library_index, recent_searches, remember_search, search
+from ..services.live import current_position
 from . import bp
-from .schemas import SEARCH_KEYS, LocationArgs, parse_search_args
+from .schemas import LocationArgs
+from .search import search_parts
 
 
 @bp.get("/events")
 @bp.get("/")  # registered first, so url_for("fan.home") is "/"
+@revalidated
 def home():
     """Live and upcoming events: nearest first when the fan shares a location."""
     notes: list[str] = []
@@ -25,8 +31,20 @@ def home():
             where = LocationArgs().load(given)
         except ValidationError:
             notes.append("That location could not be read, so events are sorted by start time.")
-    listed = event_service.discover_events(where.get("lat"), where.get("lng"))
-    return render_template("fan/home.html", listed=listed, notes=notes, located="lat" in where)
+    if where:  # each fan's own distances: not shared
+        listing = _event_list(where["lat"], where["lng"])
+    else:  # the same for everyone: rendered once per change of the listing (or minute)
+        listing = cache.get_or_make("home-listing", (event_service.listing_version(),), _event_list,
+                                    ttl=LISTING_TTL)
+    return render_template("fan/home.html", listing=listing, notes=notes, located=bool(where))
+
+
+# How stale the cached list of events may be when only time changed it (an event ended).
+LISTING_TTL = 30.0
+
+
+def _event_list(lat: float | None = None, lng: float | None = None) -> str:
+    return render_template("fan/_event_list.html", listed=event_service.discover_events(lat, lng))
 
 
 @bp.get("/j/<public_id>/<token>")
@@ -39,35 +57,22 @@ def join(public_id: str, token: str):
 
 
 @bp.get("/e/<public_id>")
+@revalidated
 def event_page(public_id: str):
     """An event: the DJ's library to search, now playing, and the queue.
 
     The search state lives in the query string; htmx asks for the same URL
-    and gets only the results fragment.
+    and gets only the results fragment. What every fan sees alike is cached
+    (app/live/render.py page_context, fan/search.py); the CSRF token goes
+    into the cached parts' hole here.
     """
-    event = event_service.get_public_event(public_id)
-    dj_set = event.current_set
-    base_price = dj_set.base_price_cents if dj_set else event.dj.default_price_cents
-    index = library_index(event.dj_id)
-    params, notes = parse_search_args(request.args, index.genres)
-    result = search(index, params, base_price)
-    if params.q and result.total:
-        remember_search(device_token(), event.dj_id, params.q)
-
-    def page_url(page: int) -> str:
-        args = {key: request.args.getlist(key) for key in SEARCH_KEYS if key in request.args}
-        return url_for("fan.event_page", public_id=public_id, **args, page=page)
-
-    suggestions = None
-    if not params.q:
-        suggestions = {"artists": index.top_artists[:6], "recent": recent_searches(device_token(), event.dj_id)}
-    context = dict(event=event, params=params, result=result, notes=notes, genres=index.genres,
-                   page_url=page_url, base_price=base_price, suggestions=suggestions,
-                   accepting=bool(dj_set and dj_set.accepting_requests),
-                   requestable=dj_set is not None)
+    event = event_service.public_event(public_id)
+    position = current_position(event.public_id)
+    live = live_render.page_context(event, position, known_device_token())
+    terms = live["shared"]["set"]
+    found = search_parts(event, terms, htmx=is_htmx())
     if is_htmx():
-        return render_template("fan/_results.html", oob=True, **context)
-
-    device = current_device(create=False)
-    live = live_render.page_context(event, device.id if device else None)
-    return render_template("fan/event.html", with_csrf=True, **live, **context)
+        return found["results"]
+    html = render_template("fan/event.html", with_csrf=True, event=event, search=found, tips_open=terms["tips_open"],
+                           **live)
+    return html.replace(live_render.CSRF_HOLE, generate_csrf())

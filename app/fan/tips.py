@@ -2,13 +2,13 @@
 the thank-you page the fan returns to. The money is services/tips."""
 from __future__ import annotations
 
-import secrets
 
 import redis
 from flask import abort, make_response, redirect, render_template, request, url_for
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from sqlalchemy import select
 
+from ..core.conditional import one_time_key
 from ..core.devices import current_device
 from ..core.htmx import page_or_fragment
 from ..extensions import client_ip, db, redis_store
@@ -64,7 +64,7 @@ def tip_cents(choice: str, custom: str) -> int:
 
 @bp.context_processor
 def _tip_helpers():
-    return {"new_tip_key": lambda: secrets.token_urlsafe(24), "tip_presets": PRESETS}
+    return {"new_tip_key": one_time_key, "tip_presets": PRESETS}
 
 
 def _tip_page(event, *, errors=None, refusal=None, values=None, status=200):

@@ -29,7 +29,9 @@ from flask import render_template
 
 from ..core.htmx import toasts_html
 from ..models import DJSet, Event
-from ..services import live, tips
+from ..services import events, live, tips
+from ..services.common import cache
+from ..services.events import PublicEvent
 from ..services.live import LiveState, OwnParts, Position, QueueIndex, Viewer
 
 EMPTY_VIEWER_STATE = '<div id="viewer-state" hidden hx-swap-oob="true" data-mine="" data-voted=""></div>'
@@ -97,9 +99,52 @@ def for_device(event: Event, device_id: int | None, position: Position) -> str:
                    personal(own_parts(index, {device_id}) if device_id else {}, device_id))
 
 
-def page_context(event: Event, device_id: int | None) -> dict:
-    """What the full event page needs for its live parts, marked for this fan."""
-    state, index, parts = live.page_parts(event, device_id)
-    return dict(dj_set=state.dj_set, playing=state.playing, queue=state.queue, viewer=parts.viewer,
-                my_requests=parts.my_requests, entries=index.by_request, event_public_id=event.public_id,
+# A cached part of the page holds this where the fan's CSRF token goes
+# (vote forms without JavaScript); the page puts the token in (fan/routes.py).
+CSRF_HOLE = "csrf-token-of-this-session"
+# How long the page's shared parts may be reused while the event's position
+# stays: the waits the queue shows move with time, not only with changes.
+PAGE_PARTS_TTL = 15.0
+
+
+def _page_parts(state: LiveState, viewer: Viewer | None, *, csrf_hole: bool) -> dict:
+    context = dict(event=state.event, dj_set=state.dj_set, playing=state.playing, queue=state.queue, viewer=viewer,
+                   with_csrf=True, oob=False)
+    if csrf_hole:
+        context["csrf_token"] = lambda: CSRF_HOLE
+    dj_set = state.dj_set
+    return {
+        "header": render_template("fan/_event_header.html", **context),
+        "queue": render_template("fan/_page_queue.html", **context),
+        "now_title": state.playing.track.title if state.playing else "nothing requested yet",
+        "set": {"base_price": dj_set.base_price_cents if dj_set else state.event.dj.default_price_cents,
+                "accepting": bool(dj_set and dj_set.accepting_requests), "requestable": dj_set is not None,
+                "tips_open": bool(dj_set and dj_set.status == "live")},
+        # What tells whether a fan has marks of their own here (a request or a vote).
+        "set_ids": [s.id for s in state.event.sets], "request_ids": [e.song_request.id for e in state.queue],
+    }
+
+
+def page_context(event: PublicEvent, position: Position, device_token: str | None) -> dict:
+    """The event page's live parts for this fan: `shared` (the header, now
+    playing and the queue as HTML, and the set's terms) and the fan's own.
+
+    Most fans have no request or vote here: their `shared` parts are the same
+    for all of them, rendered once per change of the event (its live
+    position) and cached (services/common/cache.py) with a hole for the CSRF
+    token. A fan with marks of their own (asked for with one query when the
+    browser has a device cookie: a payment just started has published
+    nothing yet) gets the parts rendered for them."""
+    shared = cache.get_or_make(
+        "event-page", (event.public_id, position.seq, position.epoch),
+        lambda: _page_parts(live.load_state(events.get_event(event.public_id)), None, csrf_hole=True),
+        ttl=PAGE_PARTS_TTL)
+    device_id = (live.active_devices(tuple(shared["set_ids"]), shared["request_ids"], device_token).get(device_token)
+                 if device_token else None)
+    if device_id is None:
+        return dict(shared=shared, my_requests=[], entries={}, event_public_id=event.public_id,
+                    viewer_state=EMPTY_VIEWER_STATE, tip_prompt=None)
+    state, index, parts = live.page_parts(events.get_event(event.public_id), device_id)
+    return dict(shared=_page_parts(state, parts.viewer, csrf_hole=False), my_requests=parts.my_requests,
+                entries=index.by_request, event_public_id=event.public_id,
                 viewer_state=viewer_state(index, parts.viewer), tip_prompt=tips.tip_prompt(parts.my_requests))

@@ -22,7 +22,7 @@ from wsproto.utilities import LocalProtocolError
 
 from sqlalchemy import select
 
-from ..core.devices import socket_device_token
+from ..core.devices import known_device_token
 from ..core.sanctions import socket_sanction
 from ..extensions import client_ip, db, sock
 from ..models import Event
@@ -97,7 +97,7 @@ def event_socket(ws, event_id: str):
     config = current_app.config
     holder, cap = ((f"dj:{current_user.id}", config["LIVE_SOCKETS_PER_DJ"]) if is_dj
                    else (f"ip:{client_ip()}", config["LIVE_SOCKETS_PER_ADDRESS"]))
-    conn = Connection(event_id, socket_device_token(), is_dj, holder)
+    conn = Connection(event_id, known_device_token(), is_dj, holder)
     # A suspended or banned fan (account, device or address) gets no socket;
     # one sanctioned while connected is closed at the next check below.
     user_id = current_user.id if current_user.is_authenticated else None

@@ -57,6 +57,11 @@ class ScriptedRedis:
     def pipeline(self, transaction):
         return ScriptedPipeline()
 
+    def hmget(self, key, *fields):
+        """current_position()'s plain read: the event's stream holds IN_REDIS."""
+        assert key.startswith(stream_key("")) and fields == ("seq", "epoch")
+        return [str(IN_REDIS.seq).encode(), IN_REDIS.epoch.encode()]
+
 
 class ScriptedPipeline:
     """current_position()'s read: the event's stream holds IN_REDIS."""

@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import math
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 
-from sqlalchemy import case, exists, select
-from sqlalchemy.orm import joinedload
+import redis
+from sqlalchemy import case, event, exists, select
+from sqlalchemy.orm import Session, joinedload
 
-from ...extensions import db
-from ...models import DJProfile, Event, User, utcnow
+from ...extensions import db, redis_store
+from ...models import DJProfile, DJSet, Event, User, utcnow
+from ..common import cache
 from ..common.errors import NotFound
 
 
@@ -82,7 +86,7 @@ def discover_events(lat: float | None = None, lng: float | None = None, limit: i
 
 def get_event(public_id: str) -> Event:
     event = db.session.scalar(
-        select(Event).options(joinedload(Event.dj)).where(Event.public_id == public_id)
+        select(Event).options(joinedload(Event.dj).joinedload(DJProfile.user)).where(Event.public_id == public_id)
     )
     if event is None:
         raise NotFound("That event")
@@ -96,3 +100,108 @@ def get_public_event(public_id: str) -> Event:
     if not dj_is_public(event.dj) or event.draft:
         raise NotFound("That event")
     return event
+
+
+@dataclass(frozen=True)
+class PublicDJ:
+    stage_name: str
+    library_version: int
+    default_price_cents: int
+
+
+@dataclass(frozen=True)
+class PublicEvent:
+    """What a fan's page needs to know of a public event, as plain data (cacheable)."""
+
+    id: int
+    public_id: str
+    name: str
+    dj_id: int
+    dj: PublicDJ
+
+
+def public_event(public_id: str) -> PublicEvent:
+    """The event as the public may see it (get_public_event: NotFound when it
+    may not), from the cache while nothing that could change it was written
+    (the listing's version, below): a fan's page asks this first, and most
+    pages then need no query at all."""
+    def load() -> dict:
+        event = get_public_event(public_id)
+        dj = event.dj
+        return dict(id=event.id, public_id=event.public_id, name=event.name, dj_id=event.dj_id,
+                    dj=dict(stage_name=dj.stage_name, library_version=dj.library_version or 0,
+                            default_price_cents=dj.default_price_cents))
+
+    facts = dict(cache.get_or_make("public-event", (public_id, listing_version()), load, ttl=PUBLIC_EVENT_TTL))
+    return PublicEvent(**{**facts, "dj": PublicDJ(**facts["dj"])})
+
+
+# The listing's version covers every write that could change these facts; the
+# time only bounds a write made outside the app's sessions (a manual UPDATE).
+PUBLIC_EVENT_TTL = 60.0
+
+
+# -- the listing's version (what the fans' cached list of events is keyed by) --
+#
+# A random token in Redis, drawn again after every commit that wrote an event,
+# a set, a DJ's profile or an account (a DJ verified, an address confirmed):
+# whatever could change which events are listed or what the list says. A
+# token, not a counter: a Redis emptied under running processes gives a new
+# one, never an old number again. The list also changes as time passes (an
+# event's end): the cache's time limit bounds that (fan/routes.py).
+
+LISTING_VERSION_KEY = "bmm:cache:listing-version"
+_CHANGED = "bmm_listing_changed"
+_LISTING_ROWS = (Event, DJSet, DJProfile, User)
+
+
+def listing_version() -> str:
+    """The listing's current version; "-" when Redis cannot say."""
+    client = redis_store.client
+    try:
+        version = client.get(LISTING_VERSION_KEY)
+        if version is None:
+            client.set(LISTING_VERSION_KEY, secrets.token_hex(6), nx=True)
+            version = client.get(LISTING_VERSION_KEY)
+    except redis.RedisError:
+        return "-"
+    return version.decode() if version else "-"
+
+
+def bump_listing_version() -> None:
+    """Never raises (it runs in SQLAlchemy's after_commit hook): without Redis,
+    or outside the app (a script's session), the cache's time limit makes the
+    list good again."""
+    try:
+        redis_store.client.set(LISTING_VERSION_KEY, secrets.token_hex(6))
+    except (redis.RedisError, RuntimeError):
+        pass
+
+
+@event.listens_for(Session, "after_flush")
+def _listing_flushed(session: Session, flush_context) -> None:
+    if any(isinstance(row, _LISTING_ROWS) for row in chain(session.new, session.dirty, session.deleted)):
+        session.info[_CHANGED] = True
+
+
+_LISTING_TABLES = frozenset(row.__tablename__ for row in _LISTING_ROWS)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _listing_statement(state) -> None:
+    """UPDATE/DELETE statements run through the session (a library version bump, a lock) bypass the flush."""
+    if state.is_update or state.is_delete or state.is_insert:
+        table = getattr(state.statement, "table", None)
+        if getattr(table, "name", None) in _LISTING_TABLES:
+            state.session.info[_CHANGED] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _listing_committed(session: Session) -> None:
+    if session.info.pop(_CHANGED, False):
+        bump_listing_version()
+
+
+@event.listens_for(Session, "after_rollback")
+def _listing_rolled_back(session: Session) -> None:
+    session.info.pop(_CHANGED, None)

@@ -18,10 +18,11 @@ from .queue import (
     requests_by_device,
     track_seconds,
 )
-from .state import LiveState, OwnParts, QueueIndex, Viewer, load_state, own_parts, page_parts, release_session
+from .state import LiveState, OwnParts, QueueIndex, Viewer, active_devices, load_state, own_parts, page_parts, release_session
 from .votes import set_vote, voted_request_ids
 
 __all__ = ["CHANNEL_PREFIX", "UNKNOWN_EPOCH", "DeviceRequest", "Earnings", "LiveSet", "LiveState", "OwnParts", "Position",
+           "active_devices",
            "QueueEntry", "QueueIndex", "Row", "Seen", "TipRow", "Toast", "Viewer", "channel", "changes", "current_position",
            "due_toasts", "earnings", "entries_with_waits", "is_current", "live_set", "load_state", "own_parts",
            "page_parts", "publish_after_commit", "publish_now", "push", "queue_for_set", "queue_priority", "recent_tips", "release_session", "remaining_seconds",

@@ -63,12 +63,15 @@ def _new_epoch() -> str:
 def current_position(event_public_id: str, client: redis.Redis | None = None) -> Position:
     """The event's latest position; epoch "-" (and 0) when Redis cannot say.
     Creates the stream, with a new epoch, when Redis has none."""
-    pipe = (client or redis_store.client).pipeline(transaction=True)
+    client = client or redis_store.client
     key = stream_key(event_public_id)
-    pipe.hsetnx(key, "epoch", _new_epoch())
-    pipe.hmget(key, "seq", "epoch")
     try:
-        _, (seq, epoch) = pipe.execute()
+        seq, epoch = client.hmget(key, "seq", "epoch")  # every page view asks: one plain read
+        if epoch is None:
+            pipe = client.pipeline(transaction=True)
+            pipe.hsetnx(key, "epoch", _new_epoch())
+            pipe.hmget(key, "seq", "epoch")
+            _, (seq, epoch) = pipe.execute()
     except redis.RedisError:
         return Position(0, UNKNOWN_EPOCH)
     return Position(int(seq or 0), epoch.decode())

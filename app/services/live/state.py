@@ -120,18 +120,20 @@ def _toast_items(my_requests: list[DeviceRequest], entries: dict[int, Entry]) ->
             for item in my_requests]
 
 
-def active_devices(set_ids: tuple[int, ...], request_ids: list[int]) -> dict[str, int]:
+def active_devices(set_ids: tuple[int, ...], request_ids: list[int] | tuple[int, ...],
+                   device_token: str | None = None) -> dict[str, int]:
     """Public id -> id of the devices that paid for a request in these sets (by card or
-    voucher) or voted in the queue."""
+    voucher) or voted in the queue; only the device `device_token` names, when given."""
     if not set_ids:
         return {}
     payers = select(Payment.device_id).where(Payment.set_id.in_(set_ids), Payment.purpose == "request")
     redeemers = select(SongRequest.device_id).where(SongRequest.set_id.in_(set_ids),
                                                     SongRequest.voucher_id.is_not(None))
     voters = select(Vote.device_id).where(Vote.request_id.in_(request_ids))
-    rows = db.session.execute(select(GuestDevice.public_id, GuestDevice.id)
-                              .where(GuestDevice.id.in_(union(payers, redeemers, voters))))
-    return dict(rows.all())
+    query = select(GuestDevice.public_id, GuestDevice.id).where(GuestDevice.id.in_(union(payers, redeemers, voters)))
+    if device_token is not None:
+        query = query.where(GuestDevice.public_id == device_token)
+    return dict(db.session.execute(query).all())
 
 
 def own_parts(index: QueueIndex, device_ids: set[int]) -> dict[int, OwnParts]:
