@@ -93,7 +93,7 @@ def bytes_per_change(app, dj, set_id: str, n: int) -> list[dict]:
             event = db.session.get(DJSet, db.session.scalar(select(DJSet.id).where(DJSet.public_id == set_id))).event
             state = live.load_state(event)
             whole = render.message(position, render.public_parts(state)) + render.EMPTY_VIEWER_STATE + \
-                render.dj_parts_of(state)
+                render.dj_parts(state.dj_set)
             db.session.remove()
         return len(text.encode()), len(whole.encode()), ms
 

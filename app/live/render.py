@@ -15,10 +15,12 @@ fragments with ids, marked for out-of-band swaps:
     <div id="tip-prompt" hx-swap-oob="true">…</div>          (fans with requests: tip after your song)
     <div id="toasts" hx-swap-oob="beforeend">…</div>          (when one is due)
 
-Every message carries the whole current state of the parts it names, so a
-client that missed messages is current again with the next one, and the
-snapshot sent on every (re)connect is an ordinary message. What the parts
-say comes from services/live (state.py); nothing here queries on its own.
+Every message to a fan carries the whole current state of the parts it
+names, so a client that missed messages is current again with the next one,
+and the snapshot sent on every (re)connect is an ordinary message. The DJ's
+dashboard gets the whole view in its snapshot and then only what changed
+(`dj_changes`, below). What the parts say comes from services/live
+(state.py, dashboard.py); nothing here queries on its own.
 """
 from __future__ import annotations
 
@@ -87,11 +89,6 @@ def dj_parts(dj_set: DJSet, *, now: datetime | None = None) -> str:
 
 def dj_parts_html(live_set: LiveSet) -> str:
     return render_template("dj/_live.html", live=live_set, oob=True)
-
-
-def dj_parts_of(state: LiveState) -> str:
-    """The DJ's live parts for the set the event's channel shows (none without a set)."""
-    return dj_parts(state.dj_set) if state.dj_set is not None else ""
 
 
 # -- the DJ's small pushes (docs/live.md) -------------------------------------------------------
