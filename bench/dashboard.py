@@ -29,13 +29,29 @@ from datetime import timedelta
 from _support import bench_app, summary
 
 
+def paid_request(dj_set, track, fan_public_id: str, **fields) -> None:
+    """A paid pending request of R20 from a fan of its own (in the session, not committed)."""
+    from app.extensions import db
+    from app.models import GuestDevice, Payment, SongRequest
+    from app.services.payments.ledger import record_transition
+
+    fan = GuestDevice(public_id=fan_public_id)
+    db.session.add(fan)
+    db.session.flush()
+    payment = Payment(purpose="request", amount_cents=2000, provider="sandbox", device_id=fan.id,
+                      set_id=dj_set.id, track_id=track.id)
+    record_transition(payment, "PENDING", "bench")
+    record_transition(payment, "COMPLETED", "bench")
+    db.session.add(SongRequest(set_id=dj_set.id, track_id=track.id, device_id=fan.id, payment_id=payment.id,
+                               amount_cents=2000, **fields))
+
+
 def fill_queue(app, n: int) -> tuple[str, str]:
     """N paid pending requests (votes and ages spread out); returns (set id, one request id)."""
     from sqlalchemy import select
 
     from app.extensions import db
-    from app.models import DJSet, GuestDevice, Payment, SongRequest, Track, utcnow
-    from app.services.payments.ledger import record_transition
+    from app.models import DJSet, SongRequest, Track, utcnow
 
     with app.app_context():
         dj_set = db.session.scalar(select(DJSet).where(DJSet.status == "live"))
@@ -43,18 +59,10 @@ def fill_queue(app, n: int) -> tuple[str, str]:
                                     .order_by(Track.id).offset(100).limit(n)).all()
         now = utcnow()
         for i, track in enumerate(tracks):
-            device = GuestDevice(public_id=f"bench-fan-{i}")
-            db.session.add(device)
-            db.session.flush()
-            payment = Payment(purpose="request", amount_cents=2000, provider="sandbox", device_id=device.id,
-                              set_id=dj_set.id, track_id=track.id)
-            record_transition(payment, "PENDING", "bench")
-            record_transition(payment, "COMPLETED", "bench")
-            db.session.add(SongRequest(
-                set_id=dj_set.id, track_id=track.id, device_id=device.id, payment_id=payment.id,
-                amount_cents=2000, vote_count=i % 7, created_at=now - timedelta(seconds=30 * (n - i)),
-                shoutout="Happy birthday!" if i % 5 == 0 else None,
-                shoutout_status="approved" if i % 5 == 0 else "none"))
+            paid_request(dj_set, track, f"bench-fan-{i}", vote_count=i % 7,
+                         created_at=now - timedelta(seconds=30 * (n - i)),
+                         shoutout="Happy birthday!" if i % 5 == 0 else None,
+                         shoutout_status="approved" if i % 5 == 0 else "none")
         db.session.commit()
         first = db.session.scalar(select(SongRequest.public_id).where(
             SongRequest.set_id == dj_set.id, SongRequest.status == "pending").order_by(SongRequest.id.desc()))
@@ -70,10 +78,9 @@ def bytes_per_change(app, dj, set_id: str, n: int) -> list[dict]:
     from app.extensions import db
     from app.live import render
     from app.live.hub import Connection, Hub
-    from app.models import DJSet, GuestDevice, Payment, SongRequest, Track
+    from app.models import DJSet, GuestDevice, SongRequest, Track
     from app.services import live
     from app.services.live import Position, set_vote
-    from app.services.payments.ledger import record_transition
 
     hub = Hub(app)
     with app.app_context():
@@ -117,15 +124,7 @@ def bytes_per_change(app, dj, set_id: str, n: int) -> list[dict]:
             dj_set = db.session.scalar(select(DJSet).where(DJSet.public_id == set_id))
             track = db.session.scalars(select(Track).where(Track.dj_id == dj_set.event.dj_id)
                                        .order_by(Track.id).offset(100 + n).limit(1)).one()
-            fan = GuestDevice(public_id="bench-newcomer")
-            db.session.add(fan)
-            db.session.flush()
-            payment = Payment(purpose="request", amount_cents=2000, provider="sandbox", device_id=fan.id,
-                              set_id=dj_set.id, track_id=track.id)
-            record_transition(payment, "PENDING", "bench")
-            record_transition(payment, "COMPLETED", "bench")
-            db.session.add(SongRequest(set_id=dj_set.id, track_id=track.id, device_id=fan.id,
-                                       payment_id=payment.id, amount_cents=2000))
+            paid_request(dj_set, track, "bench-newcomer")
             db.session.commit()
 
     answers = {}

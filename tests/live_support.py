@@ -121,6 +121,17 @@ def signed_device_cookie(public_id: str) -> str:
     return f"{current_app.config['DEVICE_COOKIE_NAME']}={cookie_value(public_id)}"
 
 
+def crowd(night, n: int) -> list:
+    """`n` more paid pending requests at the night's set, each from a fan of its
+    own, committed (the night's spare tracks, from the first)."""
+    from app.extensions import db
+    from tests.factories import device, paid_request
+
+    requests = [paid_request(night.set, track, device(f"crowd-{i}")) for i, track in enumerate(night.tracks[:n])]
+    db.session.commit()
+    return requests
+
+
 class DJTablet:
     """What the DJ's dashboard shows, as static/js/dj-live.js keeps it: the
     parts' and rows' versions (data-v) and the rows' order. A message with the

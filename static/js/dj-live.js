@@ -100,4 +100,5 @@
   }
 
   window.BMM.applyChanges = applyChanges;
+  window.BMM.shownCheck = shown; // what the page shows, as data-check says it (the tests compare)
 })();

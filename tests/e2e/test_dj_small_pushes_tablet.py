@@ -12,11 +12,12 @@ import pytest
 from playwright.sync_api import expect
 
 from app.extensions import db
+from app.live.render import check, dj_parts
 from app.services.live import publish_after_commit
 from app.services.requests import actions as dj_actions
 from tests.e2e.conftest import TABLET, screenshot as full_screenshot
 from tests.factories import PASSWORD, device, paid_request
-from tests.live_support import vote
+from tests.live_support import DJTablet, crowd, vote
 from tests.payment_support import wait_for
 
 pytestmark = pytest.mark.browser
@@ -27,8 +28,7 @@ WAITING = 24  # on top of the night's three
 @pytest.fixture
 def night(night, app_ctx):
     night.attach()
-    night.extra = [paid_request(night.set, track, device(f"crowd-{i}")) for i, track in enumerate(night.tracks[:WAITING])]
-    db.session.commit()
+    night.extra = crowd(night, WAITING)
     return night
 
 
@@ -75,14 +75,13 @@ def order(page) -> list[str]:
     return page.locator("#dj-requests .dj-row").evaluate_all("rows => rows.map(r => r.dataset.request)")
 
 
-def reload_order(app, night) -> list[str]:
-    """The order a fresh page would show (the server's whole view)."""
-    from app.live.render import dj_parts
-    from tests.live_support import DJTablet
-
+def reload_view(app, night) -> DJTablet:
+    """What a fresh page would show (the server's whole view)."""
     db.session.rollback()
+    tablet = DJTablet()
     with app.test_request_context("/"):
-        return [request_id for request_id, _ in DJTablet.ROW.findall(dj_parts(db.session.merge(night.set)))]
+        tablet.apply("0 -\n" + dj_parts(db.session.merge(night.set)))
+    return tablet
 
 
 def test_the_dashboard_follows_every_change_in_small_pushes_and_recovers_a_lost_one(app, night, live_server,
@@ -102,8 +101,10 @@ def test_the_dashboard_follows_every_change_in_small_pushes_and_recovers_a_lost_
 
     def shows_the_truth():
         """The rows a reload would show, in its order, numbered 1, 2, 3 …"""
-        wait_for(lambda: order(page) == reload_order(app, night), message="the order a reload shows")
+        wait_for(lambda: order(page) == list(reload_view(app, night).rows), message="the order a reload shows")
         assert positions(page) == [str(n) for n in range(1, len(order(page)) + 1)]
+        now = reload_view(app, night)  # and every part and row as it shows them: the page's own check agrees
+        assert page.evaluate("BMM.shownCheck()") == check(now.parts, now.rows)
 
     expect(page.locator("#dj-requests .dj-row")).to_have_count(WAITING + 3)
     snapshots = len(line.received)

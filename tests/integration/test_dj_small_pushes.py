@@ -15,7 +15,7 @@ from app.services.live import publish_after_commit
 from app.services.requests import actions as dj_actions
 from tests.conftest import sign_in
 from tests.factories import device, paid_request
-from tests.live_support import DJTablet, SocketReader, seq_of, vote
+from tests.live_support import DJTablet, SocketReader, crowd, seq_of, vote
 
 WAITING = 30  # more on top of the night's own three
 
@@ -23,8 +23,7 @@ WAITING = 30  # more on top of the night's own three
 @pytest.fixture
 def night(night, app_ctx):
     night.attach()
-    night.extra = [paid_request(night.set, track, device(f"crowd-{i}")) for i, track in enumerate(night.tracks[:WAITING])]
-    db.session.commit()
+    night.extra = crowd(night, WAITING)
     return night
 
 
