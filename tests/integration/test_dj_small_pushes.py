@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 
 import pytest
 
@@ -179,3 +180,44 @@ def test_with_the_socket_up_an_actions_answer_is_the_toast_alone(app, night):
         polled = client.post(f"/dj/requests/{night.extra[1].public_id}/accept",
                              headers={**headers, "Idempotency-Key": secrets.token_hex(8)})
     assert polled.status_code == 200 and len(rows_in(polled.get_data(as_text=True))) == WAITING + 3
+
+
+def test_the_list_is_sent_whole_when_it_empties_or_appears_and_the_view_stays_exact(app, night):
+    """Through the hub's own render (no socket): the first message it sends an
+    event's dashboard is the whole view; a list that empties or appears again
+    comes whole (it is short then); a fan's message never carries the DJ's
+    parts, nor the DJ's the fans'."""
+    from app.live.hub import Connection, Hub
+    from app.services.live import Position
+
+    event_id = night.event.public_id
+    hub = Hub(app)
+    dj, fan = Connection(event_id, None, is_dj=True), Connection(event_id, None)
+    tablet = DJTablet()
+    seq = iter(range(1, 100))
+
+    def change() -> str:
+        db.session.commit()
+        render = threading.Thread(target=hub._broadcast, args=(event_id, Position(next(seq), "e"), [dj, fan]))
+        render.start()  # in a thread of its own, as the hub's render thread (and app context) is
+        render.join()
+        assert 'id="dj-' not in fan.queue.get_nowait()
+        message = dj.queue.get_nowait()
+        assert 'id="queue"' not in message and 'id="viewer-state"' not in message
+        tablet.apply(message)
+        db.session.rollback()
+        now = truth(app, night)
+        assert tablet.exact and (tablet.rows, tablet.parts) == (now.rows, now.parts)
+        return message
+
+    first = change()
+    assert len(rows_in(first)) == WAITING + 3 and 'id="dj-delta"' not in first
+    for request in [*night.extra, night.requests["Despacito"], night.requests["Señorita"], night.requests["bad guy"]]:
+        request.status = "played"
+    emptied = change()
+    assert 'id="dj-requests"' in emptied and "No requests waiting" in emptied and 'id="dj-delta"' in emptied
+    newcomer = paid_request(night.set, night.tracks[WAITING], device("newcomer"))
+    appeared = change()
+    assert 'id="dj-requests"' in appeared and rows_in(appeared) == [(newcomer.public_id, tablet.rows[newcomer.public_id])]
+    paid_request(night.set, night.tracks[WAITING + 1], device("second"))
+    assert 'id="dj-requests"' not in change()
