@@ -431,8 +431,10 @@ class Hub:
     def follow_on(self, event_id: str, view: render.DJView) -> None:
         """A DJ's snapshot: when the hub has sent the event's dashboards nothing
         yet, the next change is told as changes since this snapshot (not the
-        whole list again). (setdefault is atomic: a render in between wins.)"""
-        self.dj_views.setdefault(event_id, view)
+        whole list again). A render racing this one is harmless: whichever view
+        stays, the tablets check each change against it (render.dj_changes)."""
+        if self.dj_views.get(event_id) is None:
+            self.dj_views[event_id] = view
 
     def public_snapshot(self, event_id: str, position: Position, render) -> tuple[str, object]:
         """The event's public parts and queue index at `position`, rendered at most
