@@ -119,3 +119,53 @@ def signed_device_cookie(public_id: str) -> str:
     from app.core.devices import signed_device_cookie as cookie_value
 
     return f"{current_app.config['DEVICE_COOKIE_NAME']}={cookie_value(public_id)}"
+
+
+def crowd(night, n: int) -> list:
+    """`n` more paid pending requests at the night's set, each from a fan of its
+    own, committed (the night's spare tracks, from the first)."""
+    from app.extensions import db
+    from tests.factories import device, paid_request
+
+    requests = [paid_request(night.set, track, device(f"crowd-{i}")) for i, track in enumerate(night.tracks[:n])]
+    db.session.commit()
+    return requests
+
+
+class DJTablet:
+    """What the DJ's dashboard shows, as static/js/dj-live.js keeps it: the
+    parts' and rows' versions (data-v) and the rows' order. A message with the
+    whole list replaces it; one of changes updates the rows it carries, then
+    takes the order it names, and is `exact` when it followed on from the last
+    one applied and the result adds up to its data-check (else the page asks
+    for a snapshot)."""
+
+    PART = re.compile(r'<\w+ id="(dj-now-playing|dj-set-status|dj-earnings|dj-count)"[^>]*? data-v="([^"]+)"')
+    ROW = re.compile(r'<li class="queue-item dj-row[^"]*" data-request="([^"]+)" id="dj-row-[^"]+" data-v="([^"]+)"')
+    DELTA = re.compile(r'<template id="dj-delta" data-base="([^"]+)"(?: data-order="([^"]*)")? data-check="([^"]+)">'
+                       r'(.*?)</template>', re.S)
+
+    def __init__(self):
+        self.position: str | None = None
+        self.parts: dict[str, str] = {}
+        self.rows: dict[str, str] = {}  # public id -> version, in order
+        self.exact = True
+
+    def apply(self, message: str) -> None:
+        from app.live.render import check
+
+        head, _, body = message.partition("\n")
+        delta = self.DELTA.search(body)
+        outside = self.DELTA.sub("", body)
+        self.parts.update(self.PART.findall(outside))
+        if 'id="dj-requests"' in outside:
+            self.rows = dict(self.ROW.findall(outside))
+        if delta:
+            base, order, digest, rows = delta.groups()
+            for request_id, version in self.ROW.findall(rows):
+                self.rows[request_id] = version
+            if order is not None:
+                assert set(order.split()) <= set(self.rows), "a row named in the order never arrived"
+                self.rows = {request_id: self.rows[request_id] for request_id in order.split()}
+            self.exact = base == self.position and check(self.parts, self.rows) == digest
+        self.position = head

@@ -12,8 +12,11 @@ offline and replays them with the same keys); services/requests/actions.py appli
 each key once. The answer is the set's live parts (out-of-band swaps by id)
 plus a toast: 200 when applied (`Idempotent-Replayed: true` for a stored
 outcome), 409/422 with the current state when refused, which undoes the
-tablet's optimistic change. The same live parts are pushed to the DJ's socket
-by the live hub (app/live/render.dj_parts) and polled every 10 s as a fallback.
+tablet's optimistic change; a tablet whose live socket is up (`X-Live-Socket:
+open`) gets the toast alone, as the socket brings the change. The live hub
+pushes the DJ's socket what changed (app/live/render.dj_changes; a snapshot,
+render.dj_parts, on connect), and the parts are polled every 10 s as a
+fallback while the socket is down.
 """
 from __future__ import annotations
 
@@ -137,7 +140,10 @@ def _answer(dj_set: DJSet, message: str, *, status: int = 200, code: str | None 
     if not is_htmx():
         flash(message, "success" if status == 200 else "error")
         return redirect(url_for("dj.live_set", set_id=dj_set.public_id), code=303)
-    body = live_render.dj_parts(dj_set) + toast_html("done" if status == 200 else "refused", message, code or "DONE")
+    toast = toast_html("done" if status == 200 else "refused", message, code or "DONE")
+    # A tablet whose live socket is up gets the change from the socket (a small
+    # push on top of what the socket sent it), so its answer is the toast alone.
+    body = toast if request.headers.get("X-Live-Socket") == "open" else live_render.dj_parts(dj_set) + toast
     headers = {"Cache-Control": "no-store"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -11,7 +11,9 @@
   carries the whole state of the parts it names.
 - The render thread reads the database once per changed event and renders
   the public fragment once, the per-fan parts only for fans with something of
-  their own, and the DJ's dashboard parts only when the DJ is connected.
+  their own, and, when the DJ's dashboard is connected, what changed on it
+  since the hub's last message for the event (render.dj_changes: the DJ's
+  small pushes; `dj_views` keeps what was last sent).
 - Offering a message never blocks: a connection whose queue is full (a slow
   or dead phone) is dropped and reconnects later to a fresh snapshot.
 - If the Redis subscription breaks, the listener reconnects with backoff and
@@ -135,6 +137,8 @@ class Hub:
         self.cache: dict[str, tuple[float, Position, str, object]] = {}
         self.snapshot_locks: dict[str, threading.Lock] = {}
         self.event_djs: dict[str, tuple[float, int]] = {}  # event -> (when, its DJ's id)
+        # event -> what its DJ's dashboards were last sent (render thread only): changes send the difference
+        self.dj_views: dict[str, render.DJView | None] = {}
         self.open_sockets = 0  # admitted in this process (and being admitted)
         self.held: Counter[str] = Counter()  # holder -> sockets in this process
         self.released: list[tuple[str, str]] | None = None  # slots given back during a renewal
@@ -192,6 +196,7 @@ class Hub:
                 conns.discard(conn)
                 if not conns:
                     del self.connections[conn.event_id]
+                    self.dj_views.pop(conn.event_id, None)
             self._forget(conn)
             if self.released is not None:
                 self.released.append((conn.holder, conn.slot))
@@ -401,22 +406,35 @@ class Hub:
                 return False
             state = live.load_state(event)
             public, index = render.public_parts(state), state.index()
-            devices = {index.device_id(c.device_token) for c in conns} - {None}
+            fans = [c for c in conns if not c.is_dj]
+            devices = {index.device_id(c.device_token) for c in fans} - {None}
             personal = render.own_parts(index, devices) if devices else {}
-            dj = render.dj_parts_of(state) if any(c.is_dj for c in conns) else ""
+            dj = ""
+            if len(fans) < len(conns):  # the DJ's dashboard is open: what changed since the last message
+                view = render.dj_view_of(state, position)
+                dj = render.message(position, render.dj_changes(self.dj_views.get(event_id), view))
+                self.dj_views[event_id] = view
+            else:
+                self.dj_views.pop(event_id, None)
             live.release_session()
         self.cache[event_id] = (time.monotonic(), position, public, index)
         self.stats["renders"] += 1
         head = render.message(position, public)
         for conn in conns:
-            text = head + render.personal(personal, index.device_id(conn.device_token))
-            if conn.is_dj:
-                text += dj
+            text = dj if conn.is_dj else head + render.personal(personal, index.device_id(conn.device_token))
             if conn.offer(text):
                 self.stats["messages"] += 1
             else:
                 self.stats["dropped"] += 1
         return True
+
+    def follow_on(self, event_id: str, view: render.DJView) -> None:
+        """A DJ's snapshot: when the hub has sent the event's dashboards nothing
+        yet, the next change is told as changes since this snapshot (not the
+        whole list again). A render racing this one is harmless: whichever view
+        stays, the tablets check each change against it (render.dj_changes)."""
+        if self.dj_views.get(event_id) is None:
+            self.dj_views[event_id] = view
 
     def public_snapshot(self, event_id: str, position: Position, render) -> tuple[str, object]:
         """The event's public parts and queue index at `position`, rendered at most

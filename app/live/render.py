@@ -15,13 +15,16 @@ fragments with ids, marked for out-of-band swaps:
     <div id="tip-prompt" hx-swap-oob="true">…</div>          (fans with requests: tip after your song)
     <div id="toasts" hx-swap-oob="beforeend">…</div>          (when one is due)
 
-Every message carries the whole current state of the parts it names, so a
-client that missed messages is current again with the next one, and the
-snapshot sent on every (re)connect is an ordinary message. What the parts
-say comes from services/live (state.py); nothing here queries on its own.
+Every message to a fan carries the whole current state of the parts it
+names, so a client that missed messages is current again with the next one,
+and the snapshot sent on every (re)connect is an ordinary message. The DJ's
+dashboard gets the whole view in its snapshot and then only what changed
+(`dj_changes`, below). What the parts say comes from services/live
+(state.py, dashboard.py); nothing here queries on its own.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
@@ -32,7 +35,7 @@ from ..models import DJSet, Event
 from ..services import events, live, tips
 from ..services.common import cache
 from ..services.events import PublicEvent
-from ..services.live import LiveState, OwnParts, Position, QueueIndex, Viewer
+from ..services.live import LiveSet, LiveState, OwnParts, Position, QueueIndex, Viewer
 
 EMPTY_VIEWER_STATE = '<div id="viewer-state" hidden hx-swap-oob="true" data-mine="" data-voted=""></div>'
 
@@ -81,14 +84,86 @@ def personal(parts: dict[int, str], device_id: int | None) -> str:
 def dj_parts(dj_set: DJSet, *, now: datetime | None = None) -> str:
     """The DJ dashboard's live parts, each a top-level element with a stable id
     (#dj-now-playing, #dj-set-status, #dj-earnings, #dj-requests) marked for an
-    out-of-band swap. Safe to render outside the DJ's request (the live hub
-    does): no CSRF tokens, no per-user state."""
-    return render_template("dj/_live.html", live=live.live_set(dj_set, now), oob=True)
+    out-of-band swap: the whole view (a snapshot). Safe to render outside the
+    DJ's request (the live hub does): no CSRF tokens, no per-user state."""
+    return dj_parts_html(live.live_set(dj_set, now))
 
 
-def dj_parts_of(state: LiveState) -> str:
-    """The DJ's live parts for the set the event's channel shows (none without a set)."""
-    return dj_parts(state.dj_set) if state.dj_set is not None else ""
+def dj_parts_html(live_set: LiveSet) -> str:
+    return render_template("dj/_live.html", live=live_set, oob=True)
+
+
+# -- the DJ's small pushes (docs/live.md) -------------------------------------------------------
+# A change sends the DJ's tablet only what changed since the hub's previous
+# message for the event: the parts whose version changed, the rows that are
+# new or changed, and the order (public ids) when it changed, in
+#
+#   <template id="dj-delta" data-base="41 9f3c2a1b" data-order="id id …" data-check="1a2b3c4d">
+#     <li id="dj-row-…" …>…</li>
+#   </template>
+#
+# `data-base`: the position of the message this one follows; `data-check`:
+# a digest of every part's and row's version in order (`check`), which the
+# tablet computes over what it shows after applying: a tablet that missed
+# a message or shows anything else asks for a snapshot.
+PART_TEMPLATES = {"dj-now-playing": "dj/_live_now_playing.html", "dj-set-status": "dj/_live_set_status.html",
+                  "dj-earnings": "dj/_live_earnings.html", "dj-count": "dj/_live_count.html"}
+
+
+@dataclass(frozen=True)
+class DJView:
+    """What the hub last sent the DJ's tablets of an event: the set, the
+    message's position, each part's version and each waiting row's version in
+    queue order."""
+
+    set_id: str
+    position: Position
+    parts: dict[str, str]
+    rows: dict[str, str]  # public id -> version, in queue order
+    live: LiveSet
+
+    @classmethod
+    def of(cls, live_set: LiveSet, position: Position) -> DJView:
+        return cls(live_set.dj_set.public_id, position, dict(live_set.versions),
+                   {row.public_id: row.version for row in live_set.queue}, live_set)
+
+
+def check(parts: dict[str, str], rows: dict[str, str]) -> str:
+    """FNV-1a (32 bits) of "<part id>:<version> … <row id>:<version> …" (the parts
+    in PART_TEMPLATES' order): static/js/dj-live.js computes the same over the page."""
+    text = " ".join([f"{part}:{parts[part]}" for part in PART_TEMPLATES] + [f"{rid}:{v}" for rid, v in rows.items()])
+    h = 0x811C9DC5
+    for byte in text.encode():
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return f"{h:08x}"
+
+
+def dj_view_of(state: LiveState, position: Position) -> DJView | None:
+    """The DJ's view of the set the event's channel shows (None without a set)."""
+    return DJView.of(live.live_set(state.dj_set), position) if state.dj_set is not None else None
+
+
+def dj_changes(old: DJView | None, new: DJView | None) -> str:
+    """The DJ's parts of a message: everything when there is nothing to follow
+    on from (`old` None, another set), else only what changed (above)."""
+    if new is None:
+        return ""
+    if old is None or old.set_id != new.set_id:
+        return dj_parts_html(new.live)
+    html = "".join(render_template(PART_TEMPLATES[part], live=new.live, oob=True)
+                   for part, version in new.parts.items() if old.parts.get(part) != version and part != "dj-count")
+    rows = order = ""
+    if not old.rows or not new.rows:  # the list appears or empties: it is small, send it whole
+        html += render_template("dj/_live_requests.html", live=new.live, oob=True)
+    else:
+        if old.parts["dj-count"] != new.parts["dj-count"]:
+            html += render_template(PART_TEMPLATES["dj-count"], live=new.live, oob=True)
+        rows = "".join(render_template("dj/_live_row.html", r=row) for row in new.live.queue
+                       if old.rows.get(row.public_id) != row.version)
+        if list(old.rows) != list(new.rows):
+            order = f' data-order="{" ".join(new.rows)}"'
+    return (html + f'<template id="dj-delta" data-base="{old.position.head()}"{order} '
+                   f'data-check="{check(new.parts, new.rows)}">{rows}</template>')
 
 
 def for_device(event: Event, device_id: int | None, position: Position) -> str:

@@ -1,4 +1,5 @@
-"""The WebSocket endpoint: /live/events/<event_id>.
+"""The WebSocket endpoint: /live/events/<event_id> (`?view=dj`: the event's
+DJ's dashboard, which gets the DJ's parts: docs/live.md, "The DJ's small pushes").
 
 One handler thread per socket (see gunicorn.conf.py for why that is the
 server model). It asks the process's hub to admit it (closing with 1013
@@ -62,9 +63,17 @@ def _same_origin() -> bool:
 
 
 def snapshot(conn: Connection) -> str:
-    """The whole current state for this connection (sent first, and on "resync")."""
+    """The whole current state for this connection (sent first, and on "resync"):
+    a DJ's dashboard gets its own parts alone, everyone else the event's."""
     position = current_position(conn.event_id)
     hub = hub_for(current_app)
+    if conn.is_dj:
+        view = render.dj_view_of(live.load_state(events.get_event(conn.event_id)), position)
+        text = render.message(position, render.dj_parts_html(view.live) if view else "")
+        live.release_session()
+        if view is not None:
+            hub.follow_on(conn.event_id, view)
+        return text
 
     def public():
         state = live.load_state(events.get_event(conn.event_id))
@@ -74,8 +83,6 @@ def snapshot(conn: Connection) -> str:
     device_id = index.device_id(conn.device_token)
     own = render.own_parts(index, {device_id}) if device_id is not None else {}
     text = render.message(position, public_html, render.personal(own, device_id))
-    if conn.is_dj:
-        text += render.dj_parts_of(live.load_state(events.get_event(conn.event_id)))
     live.release_session()
     return text
 
@@ -90,6 +97,9 @@ def event_socket(ws, event_id: str):
         return _refuse(ws, "no such event")
     is_dj = bool(current_user.is_authenticated and current_user.role == "dj"
                  and current_user.dj_profile and current_user.dj_profile.id == dj_id)
+    # `?view=dj`: the DJ's dashboard, which gets the DJ's parts (and only
+    # those); the DJ looking at the fans' page gets what fans get.
+    dashboard = is_dj and request.args.get("view") == "dj"
     # The fan is known by the signed cookie alone (no query): the queue index
     # maps the public ids of fans with anything of their own to their devices.
     # A fan's sockets count against their address; the event's DJ's against
@@ -97,7 +107,7 @@ def event_socket(ws, event_id: str):
     config = current_app.config
     holder, cap = ((f"dj:{current_user.id}", config["LIVE_SOCKETS_PER_DJ"]) if is_dj
                    else (f"ip:{client_ip()}", config["LIVE_SOCKETS_PER_ADDRESS"]))
-    conn = Connection(event_id, known_device_token(), is_dj, holder)
+    conn = Connection(event_id, known_device_token(), dashboard, holder)
     # A suspended or banned fan (account, device or address) gets no socket;
     # one sanctioned while connected is closed at the next check below.
     user_id = current_user.id if current_user.is_authenticated else None

@@ -113,6 +113,13 @@
   }
 
   // -- applying live parts -----------------------------------------------------------------
+  // While the live socket is up it alone changes the live parts (dj-live.js
+  // applies its small pushes on top of what it sent), so an action's answer is
+  // then a toast; otherwise (polling, offline replays) it carries the parts.
+  function socketLive() {
+    return document.documentElement.getAttribute('data-live-state') === 'live';
+  }
+
   // An answer for another set's page keeps this page's parts (only its toasts are shown).
   function applyParts(html, parts) {
     window.BMM.swapOob(html, { replace: parts !== false });
@@ -147,11 +154,13 @@
       method: 'POST',
       credentials: 'same-origin',
       cache: 'no-store',
-      headers: { 'HX-Request': 'true', 'X-CSRFToken': csrf, 'Idempotency-Key': entry.key },
+      headers: { 'HX-Request': 'true', 'X-CSRFToken': csrf, 'Idempotency-Key': entry.key,
+                 'X-Live-Socket': socketLive() ? 'open' : 'closed' },
       body: encode(entry.fields)
     }).then(function (response) {
       return response.text().then(function (body) {
-        var ours = entry.setId === setId; // an action queued on another set's page: don't swap its parts in
+        // An action queued on another set's page, or the socket is live: don't swap parts in.
+        var ours = entry.setId === setId && !socketLive();
         if (response.ok) {
           applyParts(body, ours);
           return 'done';
@@ -294,8 +303,12 @@
     var arrived = ids.filter(function (id) { return !seen.has(id); });
     arrived.forEach(function (id) { seen.add(id); newUntil[id] = now + NEW_FOR_MS; });
     ids.forEach(function (id) {
-      if (!(newUntil[id] > now)) return;
       var row = rowFor(id);
+      if (!(newUntil[id] > now)) { // rows stay across small pushes: take an old mark off
+        row.classList.remove('dj-row--new');
+        row.querySelectorAll('.dj-new-badge').forEach(function (badge) { badge.remove(); });
+        return;
+      }
       row.classList.add('dj-row--new');
       var meta = row.querySelector('.dj-meta');
       if (meta && !meta.querySelector('.dj-new-badge')) {
@@ -495,11 +508,16 @@
   document.addEventListener('bmm:live-update', soon);
   document.addEventListener('htmx:oobAfterSwap', soon);
 
-  // The 10-second poll is the fallback: skip it while the socket is live, and offline.
+  // The 10-second poll is the fallback: skip it while the socket is live, and offline;
+  // and drop an answer that comes after the socket is back (its snapshot is newer).
+  function isPoll(event) {
+    return event.detail && event.detail.elt && event.detail.elt.id === 'dj-poll';
+  }
   document.addEventListener('htmx:beforeRequest', function (event) {
-    if (!event.detail || !event.detail.elt || event.detail.elt.id !== 'dj-poll') return;
-    var state = document.documentElement.getAttribute('data-live-state');
-    if (!navigator.onLine || state === 'live') event.preventDefault();
+    if (isPoll(event) && (!navigator.onLine || socketLive())) event.preventDefault();
+  });
+  document.addEventListener('htmx:beforeSwap', function (event) {
+    if (isPoll(event) && socketLive()) event.preventDefault();
   });
 
   window.addEventListener('online', function () { failures = 0; stalled = false; flush(); });

@@ -12,6 +12,9 @@
  * lower seq is an older state arriving late and is dropped; a new epoch
  * means the server's counter started again (Redis restarted), so that
  * message is taken as it comes, a fresh start.
+ * The DJ's dashboard gets changes only after its snapshot (dj-live.js
+ * applies them); when they do not add up to the server's state it asks for a
+ * snapshot ("resync").
  *
  * - Reconnects on ANY close (clean ones and server restarts included) after
  *   1, 2, 4, 8, 16, then every 30 s; after 5 failed attempts it also polls
@@ -44,10 +47,11 @@
   var BUSY_DELAY_S = [30, 60];      // a refused socket's next try, at random in this range
   var BUSY_POLL_MS = [15000, 20000]; // and its polling meanwhile
 
-  // url_for() writes socket routes as ws://host/...; keep only the path, so the
+  // url_for() writes socket routes as ws://host/...; keep only the path (and query), so the
   // page's own scheme (https -> wss) and host apply behind any proxy.
-  var socketPath = new URL(panel.getAttribute('data-live'), location.href).pathname;
-  var socketUrl = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + socketPath;
+  var socketRoute = new URL(panel.getAttribute('data-live'), location.href);
+  var socketUrl = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host +
+    socketRoute.pathname + socketRoute.search;
   var pollUrl = panel.getAttribute('data-live-poll');
 
   var ws = null;
@@ -79,8 +83,13 @@
     var epoch = head[1] || '';
     // An older state than we show (same epoch, lower seq): drop it.
     if (!snapshot && epoch === lastEpoch && !isNaN(seq) && seq < lastSeq) return;
+    var had = { seq: lastSeq, epoch: lastEpoch };
     if (!isNaN(seq)) { lastSeq = seq; lastEpoch = epoch; }
-    window.BMM.swapOob(text.slice(newline + 1));
+    var body = text.slice(newline + 1);
+    window.BMM.swapOob(body);
+    // A message of changes only (the DJ's dashboard: dj-live.js) that does not
+    // follow on from what this page shows: ask for the whole state.
+    if (window.BMM.applyChanges && window.BMM.applyChanges(body, had) === false) resync();
     markViewer();
     syncRequests();
     syncBar();

@@ -285,7 +285,7 @@ def test_the_events_dj_counts_by_account_not_by_the_venues_address(night, live_s
     try:
         assert admitted(fan)
         assert not admitted(SocketReader(ws(live_server, event.public_id)))
-        dj = SocketReader(ws(live_server, event.public_id),
+        dj = SocketReader(ws(live_server, event.public_id) + "?view=dj",  # what the dashboard opens
                           headers={"Cookie": f"{app.config['SESSION_COOKIE_NAME']}={session}"})
         assert admitted(dj)
         assert 'id="dj-requests"' in dj.messages[0]

@@ -187,7 +187,7 @@ def test_the_djs_live_socket_closes_once_its_session_is_signed_out(app, night, l
     must not keep watching it after sign-out."""
     booth = signed_in_browser(app, night.logins["dj"])
     app.config["LIVE_SESSION_CHECK_SECONDS"] = 0.1
-    url = live_server.replace("http://", "ws://") + f"/live/events/{night.event.public_id}"
+    url = live_server.replace("http://", "ws://") + f"/live/events/{night.event.public_id}?view=dj"  # the dashboard's
     copied = SocketReader(url, headers={"Cookie": f"bmm_session={booth.get_cookie('bmm_session').value}"})
     try:
         copied.wait_for(lambda m: 'id="dj-' in m)  # the DJ's view

@@ -7,8 +7,10 @@ read as plain columns in one query (no ORM objects) with everything the
 template prints already worked out."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from sqlalchemy import func, select
 
@@ -51,6 +53,14 @@ class Row:
     age: str  # "4 min"
     undo_ms: int  # how long an accept can still be undone (0: not any more)
 
+    @property
+    def version(self) -> str:
+        """A digest of what the row shows but its position and age (the tablet
+        numbers its rows and ages them itself): the live hub sends a row to the
+        tablet again only when this changes (docs/live.md, "The DJ's small pushes")."""
+        return digest(self.public_id, self.status, self.title, self.artist, self.requester, self.shoutout,
+                      self.shoutout_held, self.votes, self.amount_cents, self.iso, self.undo_ms > 0)
+
 
 @dataclass(frozen=True, slots=True)
 class TipRow:
@@ -78,6 +88,25 @@ class LiveSet:
     @property
     def accepted(self) -> int:
         return sum(1 for row in self.queue if row.status == "accepted")
+
+    @cached_property
+    def versions(self) -> dict[str, str]:
+        """A digest of everything each of the dashboard's other live parts shows,
+        by element id (printed as its data-v): the hub resends a part when its
+        version changes, and the tablet checks what it shows against them."""
+        s, e = self.dj_set, self.event
+        return {
+            "dj-now-playing": self.playing.version if self.playing else "-",
+            "dj-set-status": digest(s.public_id, s.accepting_requests, s.status, s.requests_state, e.venue_name,
+                                    e.timezone, s.starts_at, s.ends_at, s.base_price_cents, s.hourly_cap),
+            "dj-earnings": digest(self.earnings, self.tips),
+            "dj-count": digest(len(self.queue), self.accepted),
+        }
+
+
+def digest(*values) -> str:
+    """8 hex digits that change with any of `values`."""
+    return hashlib.blake2b(repr(values).encode(), digest_size=4).hexdigest()
 
 
 def earnings(dj_set: DJSet) -> Earnings:
