@@ -239,10 +239,12 @@ def _clean_state(request):
     # Ids come back after the wipe (SQLite reuses them), so per-process caches keyed by them must go too.
     from app.services.analytics import forget_local
     from app.services.common import cache
+    from app.services.events.listing import forget_listing_version
     from app.services.library.search import clear_indexes
 
     clear_indexes()
     cache.clear_local()  # the shared page parts (by event and DJ: ids and versions come back too)
+    forget_listing_version()
     forget_local()  # the analytics page's last good figures, by DJ id
     # flask-limiter is one object for every app of the process: a test that
     # built an app of its own (on its own Redis, or a dead one) bound it to that

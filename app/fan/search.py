@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import render_template, request, url_for
 from markupsafe import Markup
 
-from ..core.devices import device_token
+from ..core.devices import device_token, known_device_token
 from ..services.common import cache
 from ..services.library import library_index, recent_searches, remember_search, search
 from .schemas import SEARCH_KEYS, parse_search_args
@@ -53,7 +53,8 @@ def search_parts(event, terms: dict, *, htmx: bool) -> dict:
         if parts["total"]:
             remember_search(device_token(), event.dj_id, parts["q"])
     elif RECENT_MARK in parts["results"]:
-        recent = recent_searches(device_token(), event.dj_id)
+        known = known_device_token()  # a browser without a device cookie has searched nothing yet
+        recent = recent_searches(known, event.dj_id) if known else []
         parts["results"] = parts["results"].replace(RECENT_MARK, render_template(
             "fan/_recent_searches.html", recent=recent, event_public_id=event.public_id) if recent else "")
     return parts

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
@@ -155,8 +156,19 @@ _CHANGED = "bmm_listing_changed"
 _LISTING_ROWS = (Event, DJSet, DJProfile, User)
 
 
+# Each process reads the version at most once a second (the home page and
+# every event page ask for it): a change made by another process reaches a
+# page within that second; one made here, at once.
+VERSION_READ_SECONDS = 1.0
+_known_version: tuple[float, str] | None = None
+
+
 def listing_version() -> str:
     """The listing's current version; "-" when Redis cannot say."""
+    global _known_version
+    known = _known_version
+    if known is not None and time.monotonic() - known[0] < VERSION_READ_SECONDS:
+        return known[1]
     client = redis_store.client
     try:
         version = client.get(LISTING_VERSION_KEY)
@@ -165,17 +177,28 @@ def listing_version() -> str:
             version = client.get(LISTING_VERSION_KEY)
     except redis.RedisError:
         return "-"
+    _known_version = (time.monotonic(), version.decode()) if version else None
     return version.decode() if version else "-"
+
+
+def forget_listing_version() -> None:
+    """The next call reads Redis (tests empty Redis under a running process)."""
+    global _known_version
+    _known_version = None
 
 
 def bump_listing_version() -> None:
     """Never raises (it runs in SQLAlchemy's after_commit hook): without Redis,
     or outside the app (a script's session), the cache's time limit makes the
     list good again."""
+    global _known_version
+    version = secrets.token_hex(6)
+    _known_version = None
     try:
-        redis_store.client.set(LISTING_VERSION_KEY, secrets.token_hex(6))
+        redis_store.client.set(LISTING_VERSION_KEY, version)
     except (redis.RedisError, RuntimeError):
-        pass
+        return
+    _known_version = (time.monotonic(), version)
 
 
 @event.listens_for(Session, "after_flush")
