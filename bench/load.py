@@ -80,15 +80,16 @@ STATE_RE = re.compile(r'id="checkout-status"[^>]*data-state="([A-Z_]+)"', re.S)
 # --------------------------------------------------------------------------- the client (one process)
 
 class Recorder:
-    def __init__(self, until: float):
-        self.until = until
-        self.samples: list[tuple[str, float, str]] = []  # (action, ms, "" or the error's kind)
+    def __init__(self, until: float, steady_from: float):
+        self.until, self.steady_from = until, steady_from
+        self.samples: list[tuple[str, float, str, bool]] = []  # (action, ms, "" or the error's kind, after the ramp)
         self.extra: Counter = Counter()
         self.confirm_ms: list[float] = []
 
     def add(self, action: str, ms: float, error: str = "") -> None:
-        if time.time() <= self.until:
-            self.samples.append((action, ms, error))
+        now = time.time()
+        if now <= self.until:
+            self.samples.append((action, ms, error, now - ms / 1000 >= self.steady_from))
 
 
 class Stop(Exception):
@@ -319,7 +320,7 @@ async def user(role: str, number: int, plan: dict, rec: Recorder, start_at: floa
 async def run_client(plan: dict, users: list[tuple[str, int]]) -> dict:
     import aiohttp
 
-    rec = Recorder(plan["until"])
+    rec = Recorder(plan["until"], plan["start"] + plan["ramp"])
     tasks = [asyncio.create_task(user(role, n, plan, rec, plan["start"] + plan["ramp"] * n / plan["users"], aiohttp))
              for role, n in users]
     await asyncio.wait(tasks, timeout=max(1.0, plan["until"] - time.time() + 15))
@@ -551,6 +552,7 @@ def check_money(app) -> dict:
 
     from app.extensions import db
     from app.models import Payment, SongRequest
+    from app.models.requests import ACTIVE_REQUEST_STATUSES
     from tests.payment_support import money_invariants
 
     with app.app_context():
@@ -564,12 +566,14 @@ def check_money(app) -> dict:
                                          .group_by(Payment.state)).all())
         paid_requests = db.session.scalar(select(func.count()).select_from(SongRequest)
                                           .where(SongRequest.payment_id.is_not(None)))
+        waiting = db.session.scalar(select(func.count()).select_from(SongRequest)
+                                    .where(SongRequest.status.in_(ACTIVE_REQUEST_STATUSES)))
         doubled = db.session.scalar(select(func.count()).select_from(
             select(SongRequest.payment_id).where(SongRequest.payment_id.is_not(None))
             .group_by(SongRequest.payment_id).having(func.count() > 1).subquery()))
         return {"ok": not broken and not doubled, "broken": broken, "tally": tally,
                 "payments_by_state": states, "requests_with_a_payment": paid_requests,
-                "payments_with_two_requests": doubled}
+                "payments_with_two_requests": doubled, "queue_at_the_end": waiting}
 
 
 # --------------------------------------------------------------------------- the report
@@ -579,13 +583,16 @@ def report(args, results: list[dict], confirm: list[float], money: dict, server:
     by_action: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, Counter] = defaultdict(Counter)
     extra: Counter = Counter()
+    steady: list[float] = []  # the pages and actions once every fan has arrived
     for r in results:
         extra.update(r["extra"])
-        for action, ms, error in r["samples"]:
+        for action, ms, error, after_ramp in r["samples"]:
             if error:
                 errors[action][error] += 1
             else:
                 by_action[action].append(ms)
+                if after_ramp and action not in ("static file", "live socket: open + snapshot"):
+                    steady.append(ms)
     seconds = args.duration
     rows = {}
     print(f"\n{'action':<30}{'ok':>8}{'errors':>8}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
@@ -609,6 +616,11 @@ def report(args, results: list[dict], confirm: list[float], money: dict, server:
              "p99_ms": round(percentile(http, 99), 1) if http else None}
     print(f"{'pages and actions (no static)':<30}{total['requests']:>8}{n_errors:>8}{total['req_s']:>8.1f}"
           f"{total['p50_ms'] or 0:>9.1f}{total['p95_ms'] or 0:>9.1f}{total['p99_ms'] or 0:>9.1f}")
+    if steady:
+        total["after_the_ramp"] = {"requests": len(steady), "p50_ms": round(percentile(steady, 50), 1),
+                                   "p95_ms": round(percentile(steady, 95), 1), "p99_ms": round(percentile(steady, 99), 1)}
+        print(f"{'  the same after the ramp':<30}{len(steady):>8}{'':>8}{'':>8}{total['after_the_ramp']['p50_ms']:>9.1f}"
+              f"{total['after_the_ramp']['p95_ms']:>9.1f}{total['after_the_ramp']['p99_ms']:>9.1f}")
     if n_errors:
         print("\nerrors by kind:")
         for action, kinds in errors.items():
@@ -621,7 +633,7 @@ def report(args, results: list[dict], confirm: list[float], money: dict, server:
     print(f"money invariants: {'OK' if money['ok'] else 'BROKEN: ' + (money['broken'] or 'a payment with two requests')}"
           f"  {money['tally']}  payments by state {money['payments_by_state']}, requests with a payment "
           f"{money['requests_with_a_payment']}, payments with two requests {money['payments_with_two_requests']}"
-          f"; jobs left in the queues {queue_left}")
+          f"; jobs left in the queues {queue_left}; requests waiting at the end {money['queue_at_the_end']}")
     print("\nserver time per endpoint (both nodes' /metrics; p95 from the histogram's buckets, the worse node):")
     for endpoint, f in sorted(server.items(), key=lambda kv: -kv[1]["count"])[:14]:
         print(f"  {endpoint:<34}{f['count']:>8}  mean {f['mean_ms']:>7.1f} ms  p95 {f['p95_ms']:>7.1f} ms")
@@ -707,6 +719,8 @@ def main() -> None:
                    "clients_share_of_a_core": [round(r["cpu_s"] / r["wall_s"], 2) for r in results],
                    "app_nodes_web_and_workers": round(server_cpu, 1),
                    "whole_machine": round((busy1[0] - busy0[0]) / ticks, 1)}
+            # PostgreSQL, Redis, this process, and whatever else the machine was running
+            cpu["the_rest"] = round(cpu["whole_machine"] - cpu["app_nodes_web_and_workers"] - sum(cpu["clients"]), 1)
             confirm = [ms for r in results for ms in r["confirm_ms"]]
             summary = report(args, results, confirm, money, server, cpu, slow, loads, queue_left)
     finally:
