@@ -380,6 +380,18 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def postgres_cpu() -> float:
+    """CPU time of every PostgreSQL process now alive (the cluster is the machine's: others' work counts too)."""
+    pids = subprocess.run(["pgrep", "-u", "postgres"], capture_output=True, text=True).stdout.split()
+    return sum(cpu_seconds(int(p)) for p in pids)
+
+
+def redis_pid(url: str) -> int | None:
+    port = re.search(r":(\d+)/", url).group(1)
+    found = subprocess.run(["pgrep", "-f", f"redis-server.*{port}"], capture_output=True, text=True).stdout.split()
+    return int(found[0]) if found else None
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) jiffies of the whole machine, from /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -700,6 +712,8 @@ def main() -> None:
             plan_path.write_text(json.dumps(plan))
             loads = {"before": [round(x, 2) for x in os.getloadavg()]}
             server_cpu0 = sum(n.cpu() for n in nodes)
+            redis = redis_pid(app.config["REDIS_URL"])
+            pg0, redis0 = postgres_cpu(), cpu_seconds(redis) if redis else 0.0
             busy0 = machine_busy()
             clients = [subprocess.Popen([sys.executable, __file__, "--client", str(plan_path), str(i),
                                          str(folder / f"client-{i}.json")], cwd=ROOT)
@@ -709,6 +723,7 @@ def main() -> None:
             busy1 = machine_busy()
             loads["end"] = [round(x, 2) for x in os.getloadavg()]
             server_cpu = sum(n.cpu() for n in nodes) - server_cpu0
+            pg_cpu, redis_cpu = postgres_cpu() - pg0, (cpu_seconds(redis) if redis else 0.0) - redis0
             results = [json.loads((folder / f"client-{i}.json").read_text()) for i in range(args.processes)]
             queue_left = settle_queues(app.config["REDIS_URL"])
             money = check_money(app)
@@ -719,8 +734,10 @@ def main() -> None:
                    "clients_share_of_a_core": [round(r["cpu_s"] / r["wall_s"], 2) for r in results],
                    "app_nodes_web_and_workers": round(server_cpu, 1),
                    "whole_machine": round((busy1[0] - busy0[0]) / ticks, 1)}
-            # PostgreSQL, Redis, this process, and whatever else the machine was running
-            cpu["the_rest"] = round(cpu["whole_machine"] - cpu["app_nodes_web_and_workers"] - sum(cpu["clients"]), 1)
+            cpu |= {"postgresql (all its processes)": round(pg_cpu, 1), "redis": round(redis_cpu, 1)}
+            # this process, and whatever else the machine was running
+            cpu["the_rest"] = round(cpu["whole_machine"] - cpu["app_nodes_web_and_workers"] - sum(cpu["clients"])
+                                    - pg_cpu - redis_cpu, 1)
             confirm = [ms for r in results for ms in r["confirm_ms"]]
             summary = report(args, results, confirm, money, server, cpu, slow, loads, queue_left)
     finally:
