@@ -211,7 +211,10 @@ async def hold_socket(fan: FanClient, plan: dict, rng: random.Random) -> None:
     except (fan.aiohttp.ClientError, asyncio.TimeoutError) as exc:
         fan.fail("live socket: open + snapshot", f"connection: {type(exc).__name__}")
     try:
-        first = await ws.receive(timeout=30)
+        try:
+            first = await ws.receive(timeout=30)
+        except asyncio.TimeoutError:
+            fan.fail("live socket: open + snapshot", "timeout (no snapshot within 30 s)")
         if first.type != fan.aiohttp.WSMsgType.TEXT:
             fan.fail("live socket: open + snapshot", f"socket closed before its snapshot ({ws.close_code})")
         rec.add("live socket: open + snapshot", (time.perf_counter() - started) * 1000)
