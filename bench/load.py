@@ -522,6 +522,22 @@ def warm_up(nodes: list[Node], plan: dict) -> None:
                 requests.get(node.url + path, headers={"X-Forwarded-For": f"10.255.255.{i + 1}"}, timeout=60)
 
 
+def server_errors(nodes: list[Node]) -> Counter:
+    """The nodes' ERROR lines (web and worker), by message and the exception's last line."""
+    found: Counter = Counter()
+    for node in nodes:
+        for line in node.log.read_text(errors="replace").splitlines():
+            if '"level": "ERROR"' not in line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            last = (record.get("exc") or "").strip().splitlines()[-1:] or [""]
+            found[(record.get("msg", "")[:80], last[0][:120])] += 1
+    return found
+
+
 def roles_for(users: int) -> list[tuple[str, int]]:
     counts = {role: int(round(users * share)) for role, share in MIX}
     counts["browse"] += users - sum(counts.values())
@@ -793,6 +809,7 @@ def main() -> None:
             money |= {"dj_played": dj.played, "dj_errors": dict(dj.errors)}
             server = merge_metrics([scrape(n) for n in nodes])
             slow = slow_queries(nodes)
+            logged = server_errors(nodes)
             ticks = os.sysconf("SC_CLK_TCK")
             cpu = {"clients": [round(r["cpu_s"], 1) for r in results],
                    "clients_share_of_a_core": [round(r["cpu_s"] / r["wall_s"], 2) for r in results],
@@ -804,6 +821,10 @@ def main() -> None:
                                     - pg_cpu - redis_cpu, 1)
             confirm = [ms for r in results for ms in r["confirm_ms"]]
             summary = report(args, results, confirm, money, server, cpu, slow, loads, queue_left)
+            print(f"errors in the nodes' logs: {sum(logged.values()) or 'none'}")
+            for (message, exc), n in logged.most_common(5):
+                print(f"  x{n} {message} {exc}")
+            summary["server_errors_logged"] = sum(logged.values())
     finally:
         for node in nodes:
             node.stop()
