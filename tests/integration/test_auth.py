@@ -191,3 +191,30 @@ def test_a_burst_of_simultaneous_guesses_gets_five_tries_not_twenty(app, live_se
     with ThreadPoolExecutor(max_workers=20) as pool:
         statuses = sorted(r.status_code for r in pool.map(guess, range(20)))
     assert statuses.count(401) == 5 and statuses.count(429) == 15, statuses
+
+
+def test_a_returning_device_is_marked_seen_at_most_every_five_minutes(app_ctx, time_machine):
+    """A crowd's every request must not write its device row (bench/load.py):
+    only once the last mark is five minutes old."""
+    from datetime import timedelta
+
+    from app.services.accounts.devices import device_for
+
+    time_machine.move_to("2030-05-01T21:00:00+00:00", tick=False)
+    device_for("phone-1", ip="10.0.0.1", user_agent="a phone")
+    db.session.commit()
+
+    def seen():
+        db.session.rollback()  # what was committed
+        return db.session.scalar(db.select(GuestDevice.last_seen_at).where(GuestDevice.public_id == "phone-1"))
+
+    first = seen()
+    time_machine.shift(timedelta(minutes=4))
+    device_for("phone-1", ip="10.0.0.1", user_agent="a phone")
+    assert not db.session.dirty  # nothing to write
+    db.session.commit()
+    assert seen() == first
+    time_machine.shift(timedelta(minutes=2))
+    device_for("phone-1", ip="10.0.0.1", user_agent="a phone")
+    db.session.commit()
+    assert seen() == first + timedelta(minutes=6)

@@ -3,6 +3,8 @@ signed cookie carries (the cookie itself is web plumbing: app/core/devices.py).
 The row is created lazily, the first time the device does something."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -11,15 +13,22 @@ from ...extensions import db
 from ...models import GuestDevice, utcnow
 
 
+# Marked seen at most this often, like a session (services/accounts/sessions.py):
+# otherwise every request of every fan would write (and lock) its device row.
+SEEN_EVERY = timedelta(minutes=5)
+
+
 def find_device(public_id: str) -> GuestDevice | None:
     return db.session.scalar(select(GuestDevice).where(GuestDevice.public_id == public_id))
 
 
 def device_for(public_id: str, *, ip: str | None, user_agent: str, create: bool = True) -> GuestDevice | None:
-    """The device with this public id, marked seen; created on first use when `create`."""
+    """The device with this public id, marked seen (at most every SEEN_EVERY); created on first use when `create`."""
     device = find_device(public_id)
     if device is not None:
-        device.last_seen_at = utcnow()
+        now = utcnow()
+        if now - device.last_seen_at >= SEEN_EVERY:
+            device.last_seen_at = now
         return device
     if not create:
         return None
