@@ -46,10 +46,17 @@ from prometheus_client import multiprocess  # noqa: E402
 
 bind = os.environ.get("BIND", "127.0.0.1:5000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
+# gthread (the default) or gevent: docs/live.md, "Server model", has the
+# measurements of both.
+worker_class = os.environ.get("WEB_WORKER_CLASS", "gthread")
+if worker_class not in ("gthread", "gevent"):
+    raise SystemExit(f"WEB_WORKER_CLASS must be gthread or gevent, not {worker_class!r}")
+GEVENT = worker_class == "gevent"
 threads = int(os.environ.get("WEB_THREADS", "700"))
-# Every socket is a connection; leave room for kept-alive HTTP ones.
-worker_connections = threads + 200
+# Every socket is a connection; leave room for kept-alive HTTP ones. Under
+# gevent a connection is a greenlet, not a thread, and this is the worker's
+# only bound (WEB_CONNECTIONS, default 3,000).
+worker_connections = int(os.environ.get("WEB_CONNECTIONS", "3000")) if GEVENT else threads + 200
 timeout = 60
 # The longest request line gunicorn takes (its maximum; the default is 4094):
 # a search URL with many genre filters fits. Longer lines get a bare 400.
@@ -216,11 +223,11 @@ def on_exit(server):
                 pass
 
 
-def _warm_static(static, app):
+def _warm_static(static, app, native_id=threading.get_native_id):
     """At the lowest CPU priority (on Linux a thread has its own nice value):
     never in the way of the other workers' start or of a request."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        os.setpriority(os.PRIO_PROCESS, native_id(), 19)
     except (AttributeError, OSError):
         pass
     static.warm(app)
@@ -241,10 +248,20 @@ def post_worker_init(worker):
     from app.live.hub import hub_for
 
     app = worker.wsgi
-    app.config["WEB_THREADS"] = worker.cfg.threads  # the live hub keeps LIVE_HTTP_THREADS of them for HTTP
+    # What bounds the worker's concurrent requests and sockets (threads; under
+    # gevent its connections): the live hub keeps LIVE_HTTP_THREADS of them for HTTP.
+    app.config["WEB_THREADS"] = worker.cfg.worker_connections if GEVENT else worker.cfg.threads
     # The static text compressed before the first visitor asks (app/core/static.py): beside
     # the requests (brotli lets go of the GIL), so the worker is ready no later for it.
-    threading.Thread(target=_warm_static, args=(static, app), name="static-warm", daemon=True).start()
+    # (Under gevent a "thread" is a greenlet of the worker's one real thread,
+    # which must not be reniced: the work goes to a real thread of gevent's pool.)
+    if GEVENT:
+        import gevent
+        from gevent import monkey
+
+        gevent.get_hub().threadpool.spawn(_warm_static, static, app, monkey.get_original("threading", "get_native_id"))
+    else:
+        threading.Thread(target=_warm_static, args=(static, app), name="static-warm", daemon=True).start()
     _write(_marker(worker.ppid, f"ready.{worker.age}"), str(os.getpid()))
     graceful_exit = worker.handle_exit
     closing = []  # a list append is atomic; no lock in a signal handler
