@@ -279,7 +279,12 @@ def post_worker_init(worker):
     def on_term(sig, frame):
         if not closing:
             closing.append(sig)
-            threading.Thread(target=close_sockets, name="live-shutdown", daemon=True).start()
+            if GEVENT:  # the handler runs in gevent's loop, which must not wait for a thread's start
+                import gevent
+
+                gevent.spawn(close_sockets)
+            else:
+                threading.Thread(target=close_sockets, name="live-shutdown", daemon=True).start()
         graceful_exit(sig, frame)
 
     signal.signal(signal.SIGTERM, on_term)
