@@ -1,30 +1,36 @@
 """gunicorn settings for `make run` and production.
 
-Server model for the live queue: gthread, a thread per open WebSocket.
-
-flask-sock (simple-websocket) can run under gthread, gevent or eventlet. We
-keep gthread, the model the rest of the app already runs under, because:
+Server model for the live queue: gthread, a thread per open WebSocket
+(WEB_WORKER_CLASS=gthread, the default); WEB_WORKER_CLASS=gevent runs the
+same app on gevent's worker (gevent is not in requirements.txt: install it
+to use it). Both were measured (bench/live_fanout.py; docs/live.md, "Server
+model", has the figures) and gthread stays the default:
 
 - It is plain threads: psycopg 3, SQLite, redis-py and RQ need no monkey
-  patching, and a slow database call never stalls every socket of a process.
-- A socket costs two threads (the handler, which sends, and
-  simple-websocket's reader), each an 8 MB *virtual* stack of which a few
-  tens of KB are touched; fans' sockets refuse permessage-deflate (app/live/routes.py),
-  which would add hundreds of KB of zlib state per socket.
-  bench/live_fanout.py measures the resident memory; docs/live.md has the
-  figures at 1,000 sockets.
-- The hub (app/live/hub.py) renders each change once per process and only
-  hands finished text to the handlers, so the per-socket work is a queue put
-  and a send.
+  patching, and nothing CPU-bound in a request (argon2 at sign-in, a big
+  page's render) stalls every socket of the worker, as it would in gevent's
+  one thread. Under gevent psycopg 3 does cooperate (it notices the patched
+  `select` and waits through it), and the socket tests pass on both databases.
+- Since the render thread writes the pushes into the sockets itself
+  (app/live/hub.py), a change wakes no handler thread, so the threads cost
+  what gevent's greenlets cost per change; at 1,000 sockets the two
+  delivered alike on this 2-core machine, gevent with less memory.
+- A socket costs two threads (the handler, which sends what the render
+  thread could not, and simple-websocket's reader), each an 8 MB *virtual*
+  stack of which a few tens of KB are touched; fans' sockets refuse
+  permessage-deflate (app/live/routes.py), which would add hundreds of KB
+  of zlib state per socket.
 
-So `threads` bounds the open sockets per worker (plus ordinary requests).
+So `threads` bounds the open sockets per worker (plus ordinary requests);
+under gevent `worker_connections` (WEB_CONNECTIONS) does.
 A worker never gives sockets more than WEB_THREADS - LIVE_HTTP_THREADS of
 its threads (app/live/hub.py refuses the next with 1013 "try again later";
 post_worker_init below tells the app the thread count), so plain HTTP always
 finds a thread however many sockets are opened, and one client address holds
 at most LIVE_SOCKETS_PER_ADDRESS sockets across the workers (docs/live.md,
 "Caps"). The defaults (2 workers x 700 threads, 100 kept for HTTP) hold
-1,200 fans' sockets.
+1,200 fans' sockets; a node for more raises WEB_THREADS (5,000 sockets:
+2 x 2,700 measured) or runs gevent.
 """
 import html
 import os
