@@ -2,8 +2,9 @@
 
 One handler thread per socket (see gunicorn.conf.py for why that is the
 server model). It asks the process's hub to admit it (closing with 1013
-"try again later" when a cap refuses it), sends a full snapshot, then sends
-whatever the hub queues for it, and answers the client's heartbeat
+"try again later" when a cap refuses it), sends a full snapshot, then
+sends whatever the hub queues for it (what its render thread could not
+write into the socket itself: hub.Connection.deliver), and answers the client's heartbeat
 ("ping" -> "pong") and resync requests ("resync" -> a snapshot, a few per
 socket and LIVE_RESYNC_SECONDS: a token bucket; the excess coalesces into one
 snapshot sent when the bucket allows).
