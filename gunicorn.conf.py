@@ -1,30 +1,36 @@
 """gunicorn settings for `make run` and production.
 
-Server model for the live queue: gthread, a thread per open WebSocket.
-
-flask-sock (simple-websocket) can run under gthread, gevent or eventlet. We
-keep gthread, the model the rest of the app already runs under, because:
+Server model for the live queue: gthread, a thread per open WebSocket
+(WEB_WORKER_CLASS=gthread, the default); WEB_WORKER_CLASS=gevent runs the
+same app on gevent's worker (gevent is not in requirements.txt: install it
+to use it). Both were measured (bench/live_fanout.py; docs/live.md, "Server
+model", has the figures) and gthread stays the default:
 
 - It is plain threads: psycopg 3, SQLite, redis-py and RQ need no monkey
-  patching, and a slow database call never stalls every socket of a process.
-- A socket costs two threads (the handler, which sends, and
-  simple-websocket's reader), each an 8 MB *virtual* stack of which a few
-  tens of KB are touched; fans' sockets refuse permessage-deflate (app/live/routes.py),
-  which would add hundreds of KB of zlib state per socket.
-  bench/live_fanout.py measures the resident memory; docs/live.md has the
-  figures at 1,000 sockets.
-- The hub (app/live/hub.py) renders each change once per process and only
-  hands finished text to the handlers, so the per-socket work is a queue put
-  and a send.
+  patching, and nothing CPU-bound in a request (argon2 at sign-in, a big
+  page's render) stalls every socket of the worker, as it would in gevent's
+  one thread. Under gevent psycopg 3 does cooperate (it notices the patched
+  `select` and waits through it), and the socket tests pass on both databases.
+- Since the render thread writes the pushes into the sockets itself
+  (app/live/hub.py), a change wakes no handler thread, so the threads cost
+  what gevent's greenlets cost per change; at 1,000 sockets the two
+  delivered alike on this 2-core machine, gevent with less memory.
+- A socket costs two threads (the handler, which sends what the render
+  thread could not, and simple-websocket's reader), each an 8 MB *virtual*
+  stack of which a few tens of KB are touched; fans' sockets refuse
+  permessage-deflate (app/live/routes.py), which would add hundreds of KB
+  of zlib state per socket.
 
-So `threads` bounds the open sockets per worker (plus ordinary requests).
+So `threads` bounds the open sockets per worker (plus ordinary requests);
+under gevent `worker_connections` (WEB_CONNECTIONS) does.
 A worker never gives sockets more than WEB_THREADS - LIVE_HTTP_THREADS of
 its threads (app/live/hub.py refuses the next with 1013 "try again later";
 post_worker_init below tells the app the thread count), so plain HTTP always
 finds a thread however many sockets are opened, and one client address holds
 at most LIVE_SOCKETS_PER_ADDRESS sockets across the workers (docs/live.md,
 "Caps"). The defaults (2 workers x 700 threads, 100 kept for HTTP) hold
-1,200 fans' sockets.
+1,200 fans' sockets; a node for more raises WEB_THREADS (5,000 sockets:
+2 x 2,700 measured) or runs gevent.
 """
 import html
 import os
@@ -46,10 +52,17 @@ from prometheus_client import multiprocess  # noqa: E402
 
 bind = os.environ.get("BIND", "127.0.0.1:5000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
+# gthread (the default) or gevent: docs/live.md, "Server model", has the
+# measurements of both.
+worker_class = os.environ.get("WEB_WORKER_CLASS", "gthread")
+if worker_class not in ("gthread", "gevent"):
+    raise SystemExit(f"WEB_WORKER_CLASS must be gthread or gevent, not {worker_class!r}")
+GEVENT = worker_class == "gevent"
 threads = int(os.environ.get("WEB_THREADS", "700"))
-# Every socket is a connection; leave room for kept-alive HTTP ones.
-worker_connections = threads + 200
+# Every socket is a connection; leave room for kept-alive HTTP ones. Under
+# gevent a connection is a greenlet, not a thread, and this is the worker's
+# only bound (WEB_CONNECTIONS, default 3,000).
+worker_connections = int(os.environ.get("WEB_CONNECTIONS", "3000")) if GEVENT else threads + 200
 timeout = 60
 # The longest request line gunicorn takes (its maximum; the default is 4094):
 # a search URL with many genre filters fits. Longer lines get a bare 400.
@@ -216,11 +229,11 @@ def on_exit(server):
                 pass
 
 
-def _warm_static(static, app):
+def _warm_static(static, app, native_id=threading.get_native_id):
     """At the lowest CPU priority (on Linux a thread has its own nice value):
     never in the way of the other workers' start or of a request."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        os.setpriority(os.PRIO_PROCESS, native_id(), 19)
     except (AttributeError, OSError):
         pass
     static.warm(app)
@@ -241,10 +254,20 @@ def post_worker_init(worker):
     from app.live.hub import hub_for
 
     app = worker.wsgi
-    app.config["WEB_THREADS"] = worker.cfg.threads  # the live hub keeps LIVE_HTTP_THREADS of them for HTTP
+    # What bounds the worker's concurrent requests and sockets (threads; under
+    # gevent its connections): the live hub keeps LIVE_HTTP_THREADS of them for HTTP.
+    app.config["WEB_THREADS"] = worker.cfg.worker_connections if GEVENT else worker.cfg.threads
     # The static text compressed before the first visitor asks (app/core/static.py): beside
     # the requests (brotli lets go of the GIL), so the worker is ready no later for it.
-    threading.Thread(target=_warm_static, args=(static, app), name="static-warm", daemon=True).start()
+    # (Under gevent a "thread" is a greenlet of the worker's one real thread,
+    # which must not be reniced: the work goes to a real thread of gevent's pool.)
+    if GEVENT:
+        import gevent
+        from gevent import monkey
+
+        gevent.get_hub().threadpool.spawn(_warm_static, static, app, monkey.get_original("threading", "get_native_id"))
+    else:
+        threading.Thread(target=_warm_static, args=(static, app), name="static-warm", daemon=True).start()
     _write(_marker(worker.ppid, f"ready.{worker.age}"), str(os.getpid()))
     graceful_exit = worker.handle_exit
     closing = []  # a list append is atomic; no lock in a signal handler
@@ -262,7 +285,12 @@ def post_worker_init(worker):
     def on_term(sig, frame):
         if not closing:
             closing.append(sig)
-            threading.Thread(target=close_sockets, name="live-shutdown", daemon=True).start()
+            if GEVENT:  # the handler runs in gevent's loop, which must not wait for a thread's start
+                import gevent
+
+                gevent.spawn(close_sockets)
+            else:
+                threading.Thread(target=close_sockets, name="live-shutdown", daemon=True).start()
         graceful_exit(sig, frame)
 
     signal.signal(signal.SIGTERM, on_term)

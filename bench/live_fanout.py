@@ -1,19 +1,26 @@
 """Live fan-out: how fast a queue change reaches every open socket, and how
 fast every fan is back after a server restart.
 
-Runs the real server model (`gunicorn -c gunicorn.conf.py`, 2 gthread
-workers) on a fresh demo database and Redis, and drives it with an
-independent client library (the asyncio `websockets` package), one process,
-one connection per fan.
+Runs the real server model (`gunicorn -c gunicorn.conf.py`, 2 workers of
+WEB_WORKER_CLASS: `--worker-class gthread` (the default) or `gevent`) on a
+fresh demo database and Redis, and drives it with an independent client
+library (the asyncio `websockets` package), one connection per fan, the fans
+spread over `--client-procs` client processes (one asyncio loop each: a
+single process was itself the bottleneck at 1,000 sockets, below).
 
 1. Fan-out: with 100, 500 and 1,000 sockets open on the demo's live event,
    make queue changes the way the app does (a fan's vote, committed and
    published after commit, from this process like a worker would) and time
    each change from just before its commit to its arrival on every socket
-   (the first message whose sequence number includes it). Each fan carries
+   (the first message whose sequence number includes it; the clocks are the
+   machine's monotonic clock, shared by the processes). Each fan carries
    its own device cookie, as phones do. Also reports the server's resident
-   memory (gunicorn master + workers).
-2. Restart: with 1,000 sockets open, restart the server (a reload:
+   memory (gunicorn master + workers), sockets refused (more fans than the
+   server holds), and where the time goes: the server's mean from publish
+   to the message being handed to every socket (`bmm_live_fanout_seconds`,
+   the hub's render and offers) and the CPU the server and the clients
+   spent per change.
+2. Restart: with the sockets open, restart the server (a reload:
    `kill -HUP` the master, as a deploy does; and a cold stop and start);
    the clients reconnect with the product's schedule (1, 2, 4, 8, 16, 30 s).
    Reported per client: reconnect + resync, from its socket closing to its
@@ -23,31 +30,39 @@ one connection per fan.
    over a few at a time (gunicorn.conf.py); on a cold restart the server is
    down for its stop and start.
 
-    python bench/live_fanout.py [--sizes 100,500,1000] [--changes 20]
+    python bench/live_fanout.py [--sizes 100,500,1000] [--changes 20] [--client-procs 4]
+                                [--worker-class gthread|gevent] [--restarts reload,cold]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
+import re
 import secrets
 import signal
 import subprocess
 import time
+import urllib.request
+from collections import Counter
 from pathlib import Path
 
 from _support import bench_app, free_port, percentile, start_gunicorn, summary
 DELAYS = [1, 2, 4, 8, 16, 30]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(c) for c in out]
 
 
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children, in MB."""
     total = 0
-    pids = [pid]
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    pids += [int(c) for c in children]
-    for p in pids:
+    for p in [pid, *_children(pid)]:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -57,10 +72,37 @@ def rss_mb(pid: int) -> float:
     return round(total / 1024, 1)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of `pids` (all their threads), in seconds."""
+    total = 0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            pass
+    return total / CLK_TCK
+
+
+def fanout_metric(port: int) -> tuple[float, float]:
+    """(sum, count) of bmm_live_fanout_seconds over the server's processes."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    total = count = 0.0
+    for line in text.splitlines():
+        if m := re.match(r"bmm_live_fanout_seconds_(sum|count)(?:\{[^}]*\})? ([0-9.e+-]+)", line):
+            if m[1] == "sum":
+                total += float(m[2])
+            else:
+                count += float(m[2])
+    return total, count
+
+
 class Server:
-    def __init__(self, port: int):
+    def __init__(self, port: int, worker_class: str | None = None):
         self.port = port
         self.proc: subprocess.Popen | None = None
+        if worker_class:
+            os.environ["WEB_WORKER_CLASS"] = worker_class
 
     def start(self) -> None:
         self.proc = start_gunicorn(self.port, workers=2)
@@ -68,7 +110,7 @@ class Server:
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=30)
+            self.proc.wait(timeout=60)
 
 
 class Fan:
@@ -82,6 +124,7 @@ class Fan:
         self.snapshots = 0
         self.last_snapshot_at = 0.0
         self.closed_at = 0.0  # when its socket last ended
+        self.refusals: list[int | None] = []  # close codes of sockets closed before their snapshot
         self.task: asyncio.Task | None = None
 
     async def run(self) -> None:
@@ -90,11 +133,11 @@ class Fan:
 
         failures = 0
         while True:
+            first = True
             try:
                 async with connect(self.url, compression=None, open_timeout=30, ping_interval=None,
                                    max_size=2 ** 22, additional_headers={"Cookie": self.cookie}) as ws:
                     failures = 0
-                    first = True
                     async for message in ws:
                         now = time.perf_counter()
                         seq = int(message.split(" ", 1)[0]) if message[:1].isdigit() else -1  # "<seq> <epoch>"
@@ -104,7 +147,12 @@ class Fan:
                             self.connected.set()
                             first = False
                         self.arrivals.append((seq, now))
-            except (OSError, ConnectionClosed, InvalidHandshake, asyncio.TimeoutError):
+                    if first and ws.close_code is not None:
+                        self.refusals.append(ws.close_code)
+            except ConnectionClosed as closed:
+                if first:
+                    self.refusals.append(closed.rcvd.code if closed.rcvd else None)
+            except (OSError, InvalidHandshake, asyncio.TimeoutError):
                 pass
             if self.connected.is_set():
                 self.closed_at = time.perf_counter()
@@ -117,6 +165,101 @@ class Fan:
             if got >= seq:
                 return at
         return None
+
+
+async def _client_loop(pipe) -> None:
+    """A client process: holds its fans and answers the main process's commands."""
+    loop = asyncio.get_running_loop()
+    fans: list[Fan] = []
+    before: dict[int, int] = {}
+    while True:
+        cmd, *args = await loop.run_in_executor(None, pipe.recv)
+        if cmd == "open":  # open fans (url, cookies); the ones not in within `timeout` s are given up
+            url, cookies, timeout = args
+            new = []
+            for n, cookie in enumerate(cookies):
+                fan = Fan(url, cookie)
+                fan.task = asyncio.create_task(fan.run())
+                new.append(fan)
+                if n % 50 == 49:
+                    await asyncio.sleep(0.05)  # a crowd arriving, not a single burst
+            deadline = time.perf_counter() + timeout
+            while time.perf_counter() < deadline and not all(f.connected.is_set() for f in new):
+                await asyncio.sleep(0.05)
+            refused = Counter()
+            for fan in new:
+                if fan.connected.is_set():
+                    fans.append(fan)
+                else:
+                    fan.task.cancel()
+                    refused[fan.refusals[-1] if fan.refusals else "no answer"] += 1
+            pipe.send((sum(1 for f in new if f.connected.is_set()), dict(refused)))
+        elif cmd == "arrivals":  # when each fan got `seq` (None: not before `deadline`)
+            seq, deadline = args
+            while time.perf_counter() < deadline and any(f.arrival_of(seq) is None for f in fans):
+                await asyncio.sleep(0.005)
+            pipe.send([f.arrival_of(seq) for f in fans])
+            for fan in fans:
+                fan.arrivals.clear()
+        elif cmd == "mark":
+            before = {id(f): f.snapshots for f in fans}
+            pipe.send(len(fans))
+        elif cmd == "returned":  # (fresh snapshot at, socket closed at) of each fan back since "mark"
+            (deadline,) = args
+            while time.perf_counter() < deadline and any(f.snapshots == before[id(f)] for f in fans):
+                await asyncio.sleep(0.05)
+            pipe.send([(f.last_snapshot_at, f.closed_at) for f in fans if f.snapshots > before[id(f)]])
+        elif cmd == "stop":
+            for fan in fans:
+                fan.task.cancel()
+            pipe.send(None)
+            return
+
+
+def _client_main(pipe) -> None:
+    asyncio.run(_client_loop(pipe))
+
+
+class Clients:
+    """The fans, spread over `procs` client processes (round robin)."""
+
+    def __init__(self, procs: int):
+        ctx = multiprocessing.get_context("spawn")
+        self.pipes, self.procs = [], []
+        for _ in range(procs):
+            mine, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_client_main, args=(theirs,), daemon=True)
+            proc.start()
+            self.pipes.append(mine)
+            self.procs.append(proc)
+        self.count = 0
+
+    def ask(self, *command) -> list:
+        for pipe in self.pipes:
+            pipe.send(command)
+        return [pipe.recv() for pipe in self.pipes]
+
+    def ask_each(self, commands: list[tuple]) -> list:
+        for pipe, command in zip(self.pipes, commands):
+            pipe.send(command)
+        return [pipe.recv() for pipe in self.pipes]
+
+    def open(self, url: str, cookies: list[str], timeout: float) -> tuple[int, Counter]:
+        k = len(self.pipes)
+        replies = self.ask_each([("open", url, cookies[i::k], timeout) for i in range(k)])
+        refused = Counter()
+        for opened, codes in replies:
+            self.count += opened
+            refused.update(codes)
+        return sum(opened for opened, _ in replies), refused
+
+    def cpu(self) -> float:
+        return cpu_seconds([p.pid for p in self.procs])
+
+    def stop(self) -> None:
+        self.ask("stop")
+        for proc in self.procs:
+            proc.join(timeout=10)
 
 
 def make_change(app, event_id: str, request_ids: list[str], n: int) -> tuple[float, int]:
@@ -133,90 +276,95 @@ def make_change(app, event_id: str, request_ids: list[str], n: int) -> tuple[flo
         return started, current_position(event_id).seq
 
 
-async def fanout_round(app, fans: list[Fan], event_id: str, request_ids: list[str], changes: int) -> dict:
+def fanout_round(app, clients: Clients, server: Server, event_id: str, request_ids: list[str],
+                 changes: int) -> dict:
     latencies: list[float] = []
     missing = 0
-    loop = asyncio.get_running_loop()
+    workers = _children(server.proc.pid)
+    server_cpu, client_cpu = cpu_seconds(workers), clients.cpu()
+    metric = fanout_metric(server.port)
     for n in range(changes):
-        started, seq = await loop.run_in_executor(None, make_change, app, event_id, request_ids, n)
-        deadline = time.perf_counter() + 5
-        while time.perf_counter() < deadline and any(f.arrival_of(seq) is None for f in fans):
-            await asyncio.sleep(0.01)
-        for fan in fans:
-            at = fan.arrival_of(seq)
-            if at is None:
-                missing += 1
-            else:
-                latencies.append((at - started) * 1000)
-        for fan in fans:
-            fan.arrivals.clear()
-        await asyncio.sleep(0.25)
-    return {**summary(latencies), "deliveries": len(latencies), "missing": missing}
+        started, seq = make_change(app, event_id, request_ids, n)
+        for arrivals in clients.ask("arrivals", seq, time.perf_counter() + 5):
+            for at in arrivals:
+                if at is None:
+                    missing += 1
+                else:
+                    latencies.append((at - started) * 1000)
+        time.sleep(0.25)
+    server_cpu, client_cpu = cpu_seconds(workers) - server_cpu, clients.cpu() - client_cpu
+    metric_sum, metric_count = (a - b for a, b in zip(fanout_metric(server.port), metric))
+    where = {"server_handed_over_mean_ms": round(metric_sum / metric_count * 1000, 1) if metric_count else None,
+             "server_cpu_ms_per_change": round(server_cpu / changes * 1000, 1),
+             "client_cpu_ms_per_change": round(client_cpu / changes * 1000, 1)}
+    return {**summary(latencies), "deliveries": len(latencies), "missing": missing, **where}
 
 
-async def main_async(app, args, server: Server, event_id: str, request_ids: list[str]) -> None:
+def main_run(app, args, server: Server, event_id: str, request_ids: list[str]) -> None:
     url = f"ws://127.0.0.1:{server.port}/live/events/{event_id}"
     from tests.live_support import signed_device_cookie
 
     with app.app_context():
         cookies = [signed_device_cookie(f"bench-fan-{n}") for n in range(max(args.sizes))]
-    fans: list[Fan] = []
-    results: dict = {"bench": "live_fanout", "fanout": {}, "restart": {}}
-    print("fan-out: one queue change -> every socket (ms from commit to arrival)")
-    for size in args.sizes:
-        opening = time.perf_counter()
-        while len(fans) < size:
-            fan = Fan(url, cookies[len(fans)])
-            fan.task = asyncio.create_task(fan.run())
-            fans.append(fan)
-            if len(fans) % 50 == 0:
-                await asyncio.sleep(0.05)  # a crowd arriving, not a single burst
-        await asyncio.wait_for(asyncio.gather(*(f.connected.wait() for f in fans)), timeout=120)
-        opened_s = time.perf_counter() - opening
-        await asyncio.sleep(1)
-        result = await fanout_round(app, fans, event_id, request_ids, args.changes)
-        print(f"  {size:>5} sockets: p50 {result['p50_ms']:>7} ms  p95 {result['p95_ms']:>7} ms  "
-              f"max {result['max_ms']:>7} ms  deliveries {result['deliveries']} missing {result['missing']}  "
-              f"server RSS {rss_mb(server.proc.pid)} MB  (opened in {opened_s:.1f} s)")
-        results["fanout"][size] = {**result, "server_rss_mb": rss_mb(server.proc.pid)}
+    clients = Clients(args.client_procs)
+    results: dict = {"bench": "live_fanout", "worker_class": args.worker_class, "client_procs": args.client_procs,
+                     "fanout": {}, "restart": {}}
+    print(f"fan-out: one queue change -> every socket (ms from commit to arrival); "
+          f"server: 2 {args.worker_class} workers; clients: {args.client_procs} processes")
+    asked = 0
+    try:
+        for size in args.sizes:
+            opening = time.perf_counter()
+            _, refused = clients.open(url, cookies[asked:size], args.open_timeout)
+            asked = size
+            opened_s = time.perf_counter() - opening
+            time.sleep(1)
+            result = fanout_round(app, clients, server, event_id, request_ids, args.changes)
+            refusals = ", ".join(f"{n} ({code})" for code, n in refused.items()) or "none"
+            print(f"  {size:>5} asked, {clients.count:>5} open: p50 {result['p50_ms']:>7} ms  "
+                  f"p95 {result['p95_ms']:>7} ms  max {result['max_ms']:>7} ms  deliveries {result['deliveries']} "
+                  f"missing {result['missing']}  server RSS {rss_mb(server.proc.pid)} MB  "
+                  f"(opened in {opened_s:.1f} s; refused/given up: {refusals})")
+            print(f"        where the time goes: publish -> handed to every socket (server mean) "
+                  f"{result['server_handed_over_mean_ms']} ms; CPU per change: server "
+                  f"{result['server_cpu_ms_per_change']} ms, clients {result['client_cpu_ms_per_change']} ms;  "
+                  f"load {os.getloadavg()[0]:.2f}")
+            results["fanout"][size] = {**result, "open": clients.count, "refused": dict(refused),
+                                       "server_rss_mb": rss_mb(server.proc.pid)}
 
-    loop = asyncio.get_running_loop()
-    for mode in args.restarts:
-        before = {id(f): f.snapshots for f in fans}
-        began = time.perf_counter()
-        if mode == "reload":
-            print(f"restart (reload): `kill -HUP` the gunicorn master with {len(fans)} sockets open")
-            server.proc.send_signal(signal.SIGHUP)
-            how = "new workers replace the old ones"
-        else:
-            print(f"restart (cold): stop gunicorn with {len(fans)} sockets open, then start it again")
-            await loop.run_in_executor(None, server.stop)
-            stop_s = time.perf_counter() - began
-            await loop.run_in_executor(None, server.start)
-            how = f"stop {stop_s:.2f} s, start {time.perf_counter() - began - stop_s:.2f} s"
-        deadline = time.perf_counter() + 90
-        while time.perf_counter() < deadline and any(f.snapshots == before[id(f)] for f in fans):
-            await asyncio.sleep(0.05)
-        returned = [f for f in fans if f.snapshots > before[id(f)]]
-        back = [f.last_snapshot_at - began for f in returned]
-        # What a fan lives through: from its socket closing to its fresh snapshot.
-        gaps = [f.last_snapshot_at - f.closed_at for f in returned]
-        within5 = sum(1 for t in back if t <= 5) / len(fans) * 100
-        gaps_within5 = sum(1 for t in gaps if t <= 5) / len(fans) * 100
-        print(f"  {how}; back with a fresh snapshot: {len(back)}/{len(fans)}")
-        print(f"    reconnect + resync (socket closed -> fresh snapshot): p50 {percentile(gaps, 50):.2f} s  "
-              f"p95 {percentile(gaps, 95):.2f} s  max {max(gaps):.2f} s;  within 5 s: {gaps_within5:.1f}%")
-        print(f"    from the restart command: p50 {percentile(back, 50):.2f} s  p95 {percentile(back, 95):.2f} s  "
-              f"max {max(back):.2f} s;  within 5 s: {within5:.1f}%")
-        print(f"  server RSS after the reconnect: {rss_mb(server.proc.pid)} MB")
-        results["restart"][mode] = {
-            "gap_p50_s": round(percentile(gaps, 50), 2), "gap_p95_s": round(percentile(gaps, 95), 2),
-            "gap_max_s": round(max(gaps), 2), "gap_within_5s_pct": round(gaps_within5, 1),
-            "p50_s": round(percentile(back, 50), 2), "p95_s": round(percentile(back, 95), 2),
-            "max_s": round(max(back), 2), "within_5s_pct": round(within5, 1)}
-        await asyncio.sleep(2)
-    for fan in fans:
-        fan.task.cancel()
+        for mode in args.restarts:
+            clients.ask("mark")
+            began = time.perf_counter()
+            if mode == "reload":
+                print(f"restart (reload): `kill -HUP` the gunicorn master with {clients.count} sockets open")
+                server.proc.send_signal(signal.SIGHUP)
+                how = "new workers replace the old ones"
+            else:
+                print(f"restart (cold): stop gunicorn with {clients.count} sockets open, then start it again")
+                server.stop()
+                stop_s = time.perf_counter() - began
+                server.start()
+                how = f"stop {stop_s:.2f} s, start {time.perf_counter() - began - stop_s:.2f} s"
+            returned = [r for reply in clients.ask("returned", time.perf_counter() + 90) for r in reply]
+            back = [snap - began for snap, _ in returned]
+            # What a fan lives through: from its socket closing to its fresh snapshot.
+            gaps = [snap - closed for snap, closed in returned]
+            within5 = sum(1 for t in back if t <= 5) / clients.count * 100
+            gaps_within5 = sum(1 for t in gaps if t <= 5) / clients.count * 100
+            print(f"  {how}; back with a fresh snapshot: {len(back)}/{clients.count}")
+            print(f"    reconnect + resync (socket closed -> fresh snapshot): p50 {percentile(gaps, 50):.2f} s  "
+                  f"p95 {percentile(gaps, 95):.2f} s  max {max(gaps):.2f} s;  within 5 s: {gaps_within5:.1f}%")
+            print(f"    from the restart command: p50 {percentile(back, 50):.2f} s  p95 {percentile(back, 95):.2f} s  "
+                  f"max {max(back):.2f} s;  within 5 s: {within5:.1f}%")
+            print(f"  server RSS after the reconnect: {rss_mb(server.proc.pid)} MB")
+            results["restart"][mode] = {
+                "gap_p50_s": round(percentile(gaps, 50), 2), "gap_p95_s": round(percentile(gaps, 95), 2),
+                "gap_max_s": round(max(gaps), 2), "gap_within_5s_pct": round(gaps_within5, 1),
+                "p50_s": round(percentile(back, 50), 2), "p95_s": round(percentile(back, 95), 2),
+                "max_s": round(max(back), 2), "within_5s_pct": round(within5, 1)}
+            time.sleep(2)
+    finally:
+        clients.stop()
     print(json.dumps(results))
 
 
@@ -225,6 +373,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,500,1000")
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--restarts", default="reload,cold", help="reload (SIGHUP), cold (stop and start)")
+    parser.add_argument("--client-procs", type=int, default=4, help="client processes the fans are spread over")
+    parser.add_argument("--worker-class", default=os.environ.get("WEB_WORKER_CLASS", "gthread"),
+                        choices=("gthread", "gevent"), help="the server's WEB_WORKER_CLASS")
+    parser.add_argument("--open-timeout", type=float, default=60,
+                        help="seconds for the fans to connect; the ones still out are given up (refused)")
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.restarts = [r for r in args.restarts.split(",") if r]
@@ -243,10 +396,10 @@ def main() -> None:
             event_id = event.public_id
             request_ids = list(db.session.scalars(select(SongRequest.public_id).where(
                 SongRequest.set_id == dj_set.id, SongRequest.status.in_(("pending", "accepted")))))
-        server = Server(free_port())
+        server = Server(free_port(), args.worker_class)
         server.start()
         try:
-            asyncio.run(main_async(app, args, server, event_id, request_ids))
+            main_run(app, args, server, event_id, request_ids)
         finally:
             server.stop()
 

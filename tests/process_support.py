@@ -108,7 +108,8 @@ def cron(redis_url: str, **env: str) -> Process:
 
 @contextlib.contextmanager
 def gunicorn(log: str | Path = "gunicorn-live", *, workers: int = 2, threads: int = 32, **env: str):
-    """`gunicorn -c gunicorn.conf.py` with `workers` gthread workers on a free
+    """`gunicorn -c gunicorn.conf.py` with `workers` workers (gthread, or what
+    WEB_WORKER_CLASS in the environment says) on a free
     port, on the test database and Redis (or the `env` given), its sandbox
     reached at itself, its output appended to `log` (a path, or a name under
     artifacts/); yields its URL."""

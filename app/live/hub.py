@@ -2,9 +2,11 @@
 
     Redis pub/sub ──> listener thread ──> dirty events ──> render thread
                                                              │ renders each changed
-                                                             │ event once, then
-                                                             ▼ offers the message to
-               socket handler threads <── bounded per-connection queues
+                                                             │ event once, encodes each
+                                                             │ audience's frame once, then
+                                                             ▼ writes it to every socket
+    socket ──(wouldn't take it whole now)──> bounded per-connection queue
+                                               ──> that socket's handler thread
 
 - The listener only notes which events changed (and their newest sequence
   number); bursts of changes coalesce into one render, because every message
@@ -14,6 +16,16 @@
   their own, and, when the DJ's dashboard is connected, what changed on it
   since the hub's last message for the event (render.dj_changes: the DJ's
   small pushes; `dj_views` keeps what was last sent).
+- The render thread writes each fan's frame (encoded once per message and
+  audience: most fans share one) straight into the socket without waiting
+  (`Connection.deliver`: a non-blocking send), so a change wakes none of a
+  thousand handler threads; only a socket that would not take the frame
+  whole at once (its buffer full: a slow phone), one whose handler is
+  sending, or one with messages already queued, gets it through its queue
+  and handler as before. A frame the socket took in part is finished by
+  whoever writes to the socket next, before anything else (`WakingEvent`).
+  At 1,000 sockets the wake-ups, not the render, were where the time went:
+  docs/live.md, "Figures".
 - Offering a message never blocks: a connection whose queue is full (a slow
   or dead phone) is dropped and reconnects later to a fresh snapshot.
 - If the Redis subscription breaks, the listener reconnects with backoff and
@@ -33,6 +45,7 @@ import json
 import os
 import queue
 import secrets
+import socket
 import threading
 import time
 from collections import Counter
@@ -41,6 +54,7 @@ from dataclasses import dataclass, field
 import redis
 from flask import Flask
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
+from wsproto.frame_protocol import FrameProtocol
 
 from ..extensions import redis_store
 from ..services import events, live
@@ -71,6 +85,55 @@ class Connection:
     closing: str | None = None  # why the server is closing it, once it is
     slot: str = field(default_factory=lambda: secrets.token_hex(8))
     admitted: bool = False
+    # the socket (simple-websocket's), once its snapshot is sent, when the
+    # render thread may write frames into it itself (`deliver`)
+    ws: object | None = None
+    send_now: object = None  # bytes -> how many the socket took at once (BlockingIOError: none)
+
+    def attach(self, ws) -> None:
+        """From now on `deliver` writes into `ws` itself (a socket with no
+        extension negotiated: its frames are plain)."""
+        sock = ws.sock
+        if type(sock).__module__.startswith("gevent"):
+            # gevent's socket would wait for room unless told not to
+            self.send_now = lambda data: sock.send(data, 0, timeout=0.0)
+        else:
+            self.send_now = lambda data: sock.send(data, socket.MSG_DONTWAIT)
+        ws.event.sock = sock
+        self.ws = ws
+
+    def deliver(self, text: str, frame: bytes) -> bool:
+        """Write `frame` (`text`'s WebSocket frame) into the socket now if it
+        takes it without waiting, else `offer(text)` to the handler. Never
+        blocks: the send is non-blocking, and a socket whose handler is
+        sending (its send lock taken) or has messages queued is not written
+        to here (its queue keeps their order). A frame taken in part is left
+        in `pending` for the next writer to finish first."""
+        ws = self.ws
+        if ws is None or self.closing or not self.queue.empty():
+            return self.offer(text)
+        event = ws.event
+        if not event.send_lock.acquire(blocking=False):
+            return self.offer(text)
+        try:
+            if event.pending or not ws.connected:
+                sent = 0
+            else:
+                try:
+                    sent = self.send_now(frame)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:
+                    return False  # the client is gone; its reader thread ends the socket
+            if 0 < sent < len(frame):
+                event.pending = frame[sent:]
+        finally:
+            event.send_lock.release()
+        if sent == 0:
+            return self.offer(text)
+        if event.pending:
+            self.wake()  # the handler finishes the frame even if nothing else comes
+        return True
 
     def offer(self, message: str) -> bool:
         """Queue a message without waiting; a full queue means the client is
@@ -110,18 +173,41 @@ class WakingEvent(threading.Event):
     `send_lock` for each whole send (`send_frame`); the reader sets this
     event, after marking the socket closed and before writing its close
     frame, and `set()` takes the same lock: so a send in flight finishes
-    first, and any later one finds the socket closed and writes nothing."""
+    first, and any later one finds the socket closed and writes nothing.
+    The render thread's own writes (Connection.deliver) take the lock too.
+
+    It also holds what is left of a frame the render thread wrote in part
+    (`pending`, Connection.deliver): every writer finishes it first
+    (`flush`, with `send_lock` held), the reader's close frame included."""
 
     def __init__(self) -> None:
         super().__init__()
         self.on_set = None
         self.send_lock = threading.Lock()
+        self.sock = None  # the socket, given by the handler before anything is left pending
+        self.pending = b""
+
+    def flush(self) -> None:
+        """Write the rest of a partly written frame (call with `send_lock` held)."""
+        if self.pending:
+            rest, self.pending = self.pending, b""
+            self.sock.sendall(rest)
 
     def set(self) -> None:
         with self.send_lock:
+            try:
+                self.flush()
+            except OSError:
+                pass  # the client is gone
             super().set()
         if self.on_set is not None:
             self.on_set()
+
+
+def text_frame(text: str) -> bytes:
+    """`text` as one unmasked, uncompressed WebSocket text frame (what
+    simple-websocket would write for it on a socket without extensions)."""
+    return bytes(FrameProtocol(client=False, extensions=[]).send_data(text, True))
 
 
 class Hub:
@@ -420,9 +506,18 @@ class Hub:
         self.cache[event_id] = (time.monotonic(), position, public, index)
         self.stats["renders"] += 1
         head = render.message(position, public)
+        frames: dict[str, tuple[str, bytes]] = {}  # a fan's own parts -> (their message, its frame)
         for conn in conns:
-            text = dj if conn.is_dj else head + render.personal(personal, index.device_id(conn.device_token))
-            if conn.offer(text):
+            if conn.is_dj:  # the dashboard: its small pushes (compressed sockets go through the queue)
+                delivered = conn.offer(dj)
+            else:
+                # one message and one frame per audience (most fans: the empty own parts)
+                own = render.personal(personal, index.device_id(conn.device_token))
+                if (hit := frames.get(own)) is None:
+                    text = head + own
+                    hit = frames[own] = (text, text_frame(text))
+                delivered = conn.deliver(*hit)
+            if delivered:
                 self.stats["messages"] += 1
             else:
                 self.stats["dropped"] += 1

@@ -3,8 +3,9 @@ DJ's dashboard, which gets the DJ's parts: docs/live.md, "The DJ's small pushes"
 
 One handler thread per socket (see gunicorn.conf.py for why that is the
 server model). It asks the process's hub to admit it (closing with 1013
-"try again later" when a cap refuses it), sends a full snapshot, then sends
-whatever the hub queues for it, and answers the client's heartbeat
+"try again later" when a cap refuses it), sends a full snapshot, then
+sends whatever the hub queues for it (what its render thread could not
+write into the socket itself: hub.Connection.deliver), and answers the client's heartbeat
 ("ping" -> "pong") and resync requests ("resync" -> a snapshot, a few per
 socket and LIVE_RESYNC_SECONDS: a token bucket; the excess coalesces into one
 snapshot sent when the bucket allows).
@@ -129,13 +130,17 @@ def event_socket(ws, event_id: str):
         if ws.event.is_set():
             conn.wake()  # a frame came before we listened
         send_frame(ws, snapshot(conn))
+        if "HTTP_SEC_WEBSOCKET_EXTENSIONS" not in request.environ:
+            # Plain frames (no compression negotiated): from now on the hub's
+            # render thread writes the pushes itself when the socket takes
+            # them at once (Connection.deliver), and this thread sleeps.
+            conn.attach(ws)
         while conn.closing is None:
             try:
                 text = conn.queue.get(timeout=resyncs.wait() if resync_due else check_every)
             except queue.Empty:
                 text = None
-            if text:
-                send_frame(ws, text)
+            send_frame(ws, text)  # (None: only the rest of a frame the hub wrote in part, if any)
             while (incoming := ws.receive(timeout=0)) is not None:
                 if incoming == "ping":
                     send_frame(ws, "pong")
@@ -202,14 +207,19 @@ class TokenBucket:
         return max(0.01, (1 - self.tokens) * self.every)
 
 
-def send_frame(ws, text: str) -> None:
-    """One message, never interleaved with the reader thread's close frame (hub.WakingEvent)."""
+def send_frame(ws, text: str | None) -> None:
+    """One message, never interleaved with the reader thread's close frame
+    nor cut into a frame the hub wrote in part (hub.WakingEvent), which it
+    finishes first."""
     with ws.event.send_lock:
-        ws.send(text)
+        ws.event.flush()
+        if text:
+            ws.send(text)
 
 
 def close_frame(ws, code: int, reason: str | None) -> None:
     with ws.event.send_lock:
+        ws.event.flush()
         ws.close(code, reason)
 
 

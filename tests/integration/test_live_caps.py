@@ -32,7 +32,8 @@ TRY_LATER = 1013
 @pytest.fixture(scope="module")
 def capped_server(app):
     # Behind one proxy: the address is X-Forwarded-For's when a request has one.
-    with gunicorn(threads=THREADS, LIVE_HTTP_THREADS=str(HTTP_THREADS),
+    # (WEB_CONNECTIONS: the same bound when the suite runs under WEB_WORKER_CLASS=gevent.)
+    with gunicorn(threads=THREADS, WEB_CONNECTIONS=str(THREADS), LIVE_HTTP_THREADS=str(HTTP_THREADS),
                   LIVE_SOCKETS_PER_ADDRESS=str(PER_ADDRESS), TRUSTED_PROXY_HOPS="1") as url:
         yield url
 

@@ -1,14 +1,20 @@
 """The live queue: order and waits, votes, and the socket fan-out over Redis."""
 from __future__ import annotations
 
+import base64
+import os
+import socket
 import threading
 from datetime import timedelta
 
 import pytest
+from simple_websocket import Server
 from sqlalchemy import func, select
+from wsproto.frame_protocol import FrameProtocol
 
 from app.extensions import db
-from app.live.hub import SEND_QUEUE_SIZE, Connection, Hub
+from app.live.hub import SEND_QUEUE_SIZE, Connection, Hub, WakingEvent, text_frame
+from app.live.routes import send_frame
 from app.models import SongRequest, Vote, utcnow
 from app.services.live import queue as event_service
 from app.services import events
@@ -246,6 +252,133 @@ def test_a_slow_client_is_dropped_and_never_holds_up_the_others(night, app):
     assert slow.closing == "too slow"
     assert fast.closing is None
     assert hub.stats["dropped"] >= 1
+
+
+def plain_socket(buffer: int | None = None) -> tuple[Server, socket.socket]:
+    """A server-side simple-websocket (as the socket route makes it, no
+    extension) over TCP on this machine, and the phone's end of it with the
+    handshake's answer read. `buffer`: small send and receive buffers (bytes)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        phone = socket.socket()
+        if buffer:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
+            phone.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
+        phone.connect(listener.getsockname())
+        server_end, _ = listener.accept()
+    if buffer:
+        server_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffer)
+    ws = Server({"werkzeug.socket": server_end, "HTTP_HOST": "127.0.0.1", "HTTP_UPGRADE": "websocket",
+                 "HTTP_CONNECTION": "Upgrade", "HTTP_SEC_WEBSOCKET_VERSION": "13",
+                 "HTTP_SEC_WEBSOCKET_KEY": base64.b64encode(os.urandom(16)).decode()}, event_class=WakingEvent)
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += phone.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 101")
+    return ws, phone
+
+
+class PhoneReader:
+    """The frames a phone receives, parsed as a client does (whole messages, in order)."""
+
+    def __init__(self, phone: socket.socket):
+        self.phone, self.frames = phone, FrameProtocol(client=True, extensions=[])
+        self.phone.settimeout(10)  # a frame that never comes fails the test instead of hanging it
+        self.messages: list[str] = []
+        self.partial = ""
+
+    def read(self, until_messages: int | None = None) -> None:
+        """Until `until_messages` messages are in (None: until the server ends the stream)."""
+        while until_messages is None or len(self.messages) < until_messages:
+            data = self.phone.recv(65536)
+            if not data:
+                assert until_messages is None, "the server closed the socket"
+                return
+            self.frames.receive_bytes(data)
+            for frame in self.frames.received_frames():
+                self.partial += frame.payload
+                if frame.message_finished:
+                    self.messages.append(self.partial)
+                    self.partial = ""
+
+
+@pytest.fixture
+def plain_sockets():
+    """plain_socket(), each closed (and its reader thread ended) after the test."""
+    made = []
+
+    def make(buffer: int | None = None):
+        made.append(plain_socket(buffer))
+        return made[-1]
+
+    yield make
+    for ws, phone in made:
+        phone.close()
+        ws.sock.close()
+        ws.thread.join(timeout=5)
+
+
+def test_pushes_are_written_by_the_render_thread_and_a_phone_that_stops_reading_is_dropped(night, app, plain_sockets):
+    """Each push goes straight into the sockets that take it at once (no
+    handler thread woken); a phone that stops reading fills its socket, then
+    its queue, and is dropped, while the render never waits for it; and what
+    it was sent before is whole and in order once it reads again."""
+    event, dj_set, t = night
+    hub = Hub(app)
+    slow, fast = Connection(event.public_id, None), Connection(event.public_id, None)
+    slow_ws, slow_phone = plain_sockets(buffer=4096)
+    fast_ws, fast_phone = plain_sockets()
+    slow.attach(slow_ws)
+    fast.attach(fast_ws)
+    fast_reader = PhoneReader(fast_phone)
+    seq = 0
+    while slow.closing is None and seq < 500:
+        seq += 1
+        hub._broadcast(event.public_id, Position(seq, "e"), [slow, fast])
+        fast_reader.read(until_messages=seq)
+        assert fast.queue.empty()  # written by the render thread: its handler was never needed
+    assert slow.closing == "too slow" and fast.closing is None
+    assert [seq_of(m) for m in fast_reader.messages] == list(range(1, seq + 1))
+    queued = []
+    while not slow.queue.empty():
+        queued.append(slow.queue.get_nowait())
+    assert len([text for text in queued if text]) >= SEND_QUEUE_SIZE - 1
+    # The phone reads again; its handler (as the socket route does) sends what was queued.
+    slow_reader = PhoneReader(slow_phone)
+    sender = threading.Thread(target=send_all, args=(slow_ws, queued))
+    sender.start()
+    slow_reader.read()
+    sender.join()
+    # Every message but the last (dropped: the queue was full), whole and in order.
+    assert [seq_of(m) for m in slow_reader.messages] == list(range(1, seq))
+    body = fast_reader.messages[0].split("\n", 1)[1]
+    assert all(m.split("\n", 1)[1] == body for m in slow_reader.messages)
+
+
+def send_all(ws, texts: list[str | None]) -> None:
+    """What the socket route's handler does with its queue (None: only finish a frame in part), then the end."""
+    for text in texts:
+        send_frame(ws, text)
+    ws.sock.shutdown(socket.SHUT_WR)
+
+
+def test_a_frame_the_socket_took_in_part_is_finished_before_anything_else(app, plain_sockets):
+    """A push bigger than the socket has room for goes in part; the rest is
+    written first by whoever writes next (the handler, woken for it), and a
+    later push waits in the queue: the phone reads each message whole."""
+    conn = Connection("ev", None)
+    ws, phone = plain_sockets(buffer=4096)
+    conn.attach(ws)
+    big = "1 e\n" + "".join(f"<li>{n}</li>" for n in range(20_000))  # far more than the socket's buffers
+    assert conn.deliver(big, text_frame(big))
+    assert ws.event.pending and conn.queue.get_nowait() is None  # the rest waits; the handler is woken for it
+    assert conn.deliver("2 e\nsmall", text_frame("2 e\nsmall"))
+    assert conn.queue.get_nowait() == "2 e\nsmall"  # after the rest of the big one, not into it
+    reader = PhoneReader(phone)
+    sender = threading.Thread(target=send_all, args=(ws, [None, "2 e\nsmall"]))
+    sender.start()
+    reader.read()
+    sender.join()
+    assert reader.messages == [big, "2 e\nsmall"]
 
 
 def test_a_socket_for_an_unknown_event_is_closed_with_a_reason(night, live_server):
