@@ -59,6 +59,7 @@ from wsproto.frame_protocol import FrameProtocol
 from ..extensions import redis_store
 from ..services import events, live
 from ..services.common import metrics
+from ..services.common.errors import NotFound
 from ..services.live import CHANNEL_PREFIX, UNKNOWN_EPOCH, Position, current_position, sockets
 from . import render
 
@@ -487,17 +488,15 @@ class Hub:
         False when the event is gone (nothing was sent)."""
         with self.app.test_request_context("/"):
             try:
-                event = events.get_event(event_id)
-            except Exception:  # noqa: BLE001 - the event is gone: nothing to send
+                public, index = render.public_at(event_id, position)
+            except NotFound:  # the event is gone: nothing to send
                 return False
-            state = live.load_state(event)
-            public, index = render.public_parts(state), state.index()
             fans = [c for c in conns if not c.is_dj]
             devices = {index.device_id(c.device_token) for c in fans} - {None}
             personal = render.own_parts(index, devices) if devices else {}
             dj = ""
             if len(fans) < len(conns):  # the DJ's dashboard is open: what changed since the last message
-                view = render.dj_view_of(state, position)
+                view = render.dj_view_of(live.load_state(events.get_event(event_id)), position)
                 dj = render.message(position, render.dj_changes(self.dj_views.get(event_id), view))
                 self.dj_views[event_id] = view
             else:

@@ -166,12 +166,30 @@ def dj_changes(old: DJView | None, new: DJView | None) -> str:
                    f'data-check="{check(new.parts, new.rows)}">{rows}</template>')
 
 
+# How long the public parts made for a position may be reused: they change
+# with every publish (a new position); the waits also move with time.
+LIVE_PUBLIC_TTL = 15.0
+
+
+def public_at(event_public_id: str, position: Position) -> tuple[str, QueueIndex]:
+    """The event's public parts and queue index as of `position` (or newer),
+    made once per change across the processes and nodes (the cache, keyed by
+    the position): every web process's hub renders the same change, and the
+    vote that made it, the polling fans and the reconnecting sockets ask for
+    it too. NotFound when the event is gone."""
+    def make() -> dict:
+        state = live.load_state(events.get_event(event_public_id))
+        return {"html": public_parts(state), "index": state.index().to_data()}
+
+    value = cache.get_or_make("live-public", (event_public_id, position.seq, position.epoch), make,
+                              ttl=LIVE_PUBLIC_TTL)
+    return value["html"], QueueIndex.from_data(value["index"])
+
+
 def for_device(event: Event, device_id: int | None, position: Position) -> str:
     """A whole message for one fan: the snapshot on (re)connect, and what polling gets."""
-    state = live.load_state(event)
-    index = state.index()
-    return message(position, public_parts(state),
-                   personal(own_parts(index, {device_id}) if device_id else {}, device_id))
+    public, index = public_at(event.public_id, position)
+    return message(position, public, personal(own_parts(index, {device_id}) if device_id else {}, device_id))
 
 
 # A cached part of the page holds this where the fan's CSRF token goes

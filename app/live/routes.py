@@ -76,11 +76,8 @@ def snapshot(conn: Connection) -> str:
             hub.follow_on(conn.event_id, view)
         return text
 
-    def public():
-        state = live.load_state(events.get_event(conn.event_id))
-        return render.public_parts(state), state.index()
-
-    public_html, index = hub.public_snapshot(conn.event_id, position, public)
+    public_html, index = hub.public_snapshot(conn.event_id, position,
+                                             lambda: render.public_at(conn.event_id, position))
     device_id = index.device_id(conn.device_token)
     own = render.own_parts(index, {device_id}) if device_id is not None else {}
     text = render.message(position, public_html, render.personal(own, device_id))

@@ -75,6 +75,17 @@ class QueueIndex:
         """The public ids of these requests, in queue order."""
         return [e.public_id for e in self.entries if e.request_id in request_ids]
 
+    def to_data(self) -> dict:
+        """As JSON-able data, to cache with the rendered public parts (app/live/render.public_at)."""
+        return {"event": self.event_public_id, "sets": list(self.set_ids),
+                "entries": [[e.request_id, e.public_id, e.device_id, e.position, e.wait_s] for e in self.entries],
+                "active": dict(self.active_devices)}
+
+    @classmethod
+    def from_data(cls, data: dict) -> QueueIndex:
+        return cls(data["event"], tuple(data["sets"]), tuple(Entry(*row) for row in data["entries"]),
+                   dict(data["active"]))
+
 
 @dataclass(frozen=True)
 class Viewer:
