@@ -253,6 +253,21 @@ def _clean_state(request):
     limiter.init_app(application)
 
 
+@pytest.fixture
+def app_on_own_redis(app, tmp_path, monkeypatch):
+    """A second app on the test database whose Redis is the test's own
+    redis-server, running until `server.stop()` (Redis going down under it)."""
+    from tests.process_support import own_redis_server
+
+    with own_redis_server(tmp_path) as server:
+        monkeypatch.setenv("REDIS_URL", server.url)
+        other = create_app(TestConfig)
+        yield other, server
+        with other.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
 # -- servers and the worker -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

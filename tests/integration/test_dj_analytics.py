@@ -11,14 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import text
 
-from app import create_app
-from app.config import TestConfig
 from app.extensions import db
 from app.services import analytics
 from tests import factories
 from tests.analytics_support import Item, add_item, history_world, run_analytics_jobs
 from tests.conftest import sign_in
-from tests.process_support import own_redis_server
 
 SP = ZoneInfo("America/Sao_Paulo")
 CUSTOM = {"range": "custom", "from": "2026-01-31", "to": "2026-02-01"}
@@ -169,20 +166,8 @@ def test_when_the_rollups_cannot_be_read_the_last_good_figures_show_with_a_banne
     assert client.get("/dj/analytics/export.csv", query_string={**CUSTOM, "figure": "earnings"}).status_code == 200  # from the copy
 
 
-@pytest.fixture
-def app_without_redis(app, tmp_path, monkeypatch):
-    """An app whose Redis is the test's own redis-server, running until `stop()`."""
-    with own_redis_server(tmp_path) as server:
-        monkeypatch.setenv("REDIS_URL", server.url)
-        other = create_app(TestConfig)
-        yield other, server
-        with other.app_context():
-            db.session.remove()
-            db.engine.dispose()
-
-
-def test_with_redis_down_the_page_still_answers(app, world, app_without_redis, rollups_unreadable):
-    other, server = app_without_redis
+def test_with_redis_down_the_page_still_answers(app, world, app_on_own_redis, rollups_unreadable):
+    other, server = app_on_own_redis
     client = _client(other, world["email"])
     assert "R110" in client.get("/dj/analytics", query_string=CUSTOM).get_data(as_text=True)
     server.stop()

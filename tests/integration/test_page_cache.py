@@ -8,15 +8,12 @@ from datetime import timedelta
 
 import pytest
 
-from app import create_app
-from app.config import TestConfig
 from app.extensions import db
 from app.live.render import CSRF_HOLE
 from app.models import utcnow
 from app.services.common import cache
 from app.services.live import publish_after_commit
 from tests.factories import create_event, device, paid_request
-from tests.process_support import own_redis_server
 
 pytestmark = pytest.mark.night(tracks=6)
 
@@ -95,21 +92,8 @@ def test_the_list_of_events_changes_at_once_when_an_event_is_added(app, night):
     assert "Brand New Night" in client.get("/").get_data(as_text=True)
 
 
-@pytest.fixture
-def app_with_own_redis(app, tmp_path, monkeypatch):
-    """An app whose Redis is the test's own redis-server, running until `stop()`."""
-    with own_redis_server(tmp_path) as server:
-        monkeypatch.setenv("REDIS_URL", server.url)
-        other = create_app(TestConfig)
-        yield other, server
-        cache.clear_local()
-        with other.app_context():
-            db.session.remove()
-            db.engine.dispose()
-
-
-def test_with_redis_down_the_pages_answer_from_each_process(app, night, app_with_own_redis, monkeypatch):
-    other, server = app_with_own_redis
+def test_with_redis_down_the_pages_answer_from_each_process(app, night, app_on_own_redis, monkeypatch):
+    other, server = app_on_own_redis
     page = f"/e/{night.event.public_id}"
     client = other.test_client()
     before = queue_count(client.get(page).get_data(as_text=True))
