@@ -13,7 +13,7 @@ from pypdf import PdfReader
 
 from tests.analytics_support import run_analytics_jobs
 from tests.conftest import csrf_token_from
-from tests.integration.test_dj_analytics import CUSTOM, _client, app_without_redis, world  # noqa: F401 - fixtures
+from tests.integration.test_dj_analytics import CUSTOM, _client, world  # noqa: F401 - fixtures
 
 LONG = {"range": "custom", "from": "2025-06-01", "to": "2026-02-28"}  # > REPORT_JOB_DAYS
 SECTIONS = ["Earnings", "Requests by hour of the night", "Requests by ", "Peak hours", "Genre mix", "Top songs"]
@@ -101,8 +101,8 @@ def test_a_report_that_cannot_be_made_says_so(app, world):
     assert client.get(f"{status_url}/download").status_code == 404
 
 
-def test_with_redis_down_a_long_report_is_refused_politely(app, world, app_without_redis):
-    other, server = app_without_redis
+def test_with_redis_down_a_long_report_is_refused_politely(app, world, app_on_own_redis):
+    other, server = app_on_own_redis
     client = _client(other, world["email"])
     token = csrf_token_from(client.get("/dj/analytics", query_string=LONG).get_data(as_text=True))
     server.stop()
