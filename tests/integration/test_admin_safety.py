@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import re
-import time
 from datetime import timedelta
 
 import pytest
@@ -162,9 +161,11 @@ def test_the_scan_is_registered_and_runs_as_a_job(app, night):
     assert scan() == {"declines": 2, "holds": 1, "refund_abuse": 1, "velocity": 1}
 
 
-def test_the_scan_is_fast_on_thousands_of_payments(night):
+def test_the_scan_on_thousands_of_payments_raises_each_target_once(night):
     """5 000 payments over 30 days from 500 devices and 200 addresses, 1 000 of
-    them in the last 10 minutes: the scan reads only its windows and the few targets."""
+    them in the last 10 minutes: the scan finds its targets, and a second scan
+    nothing new. (Its speed is bench/fraud_scan.py's: a wall-clock limit here
+    failed a loaded machine's run, at 6.6 s for ~0.25 s of work.)"""
     devices = [factories.device(f"bulk-{i}") for i in range(500)]
     now = utcnow()
     rows = []
@@ -178,14 +179,10 @@ def test_the_scan_is_fast_on_thousands_of_payments(night):
                          completed_at=at if state not in ("FAILED", "PENDING", "EXPIRED") else None))
     db.session.execute(insert(Payment), rows)
     db.session.commit()
-    started = time.perf_counter()
     raised = scan()
-    took = time.perf_counter() - started
-    print(f"\nfraud scan over 5 000 payments (1 000 in the window): {took * 1000:.0f} ms, raised {raised}")
-    assert took < 2.0 and sum(raised.values()) > 100
-    started = time.perf_counter()
+    assert raised == {"declines": 28, "holds": 16, "refund_abuse": 20, "velocity": 100}
+    assert db.session.scalar(select(func.count()).select_from(FraudAlert)) == 164
     assert scan() == {}
-    print(f"again, nothing new: {(time.perf_counter() - started) * 1000:.0f} ms")
 
 
 # -- the alerts page ------------------------------------------------------------------------------------------
