@@ -9,8 +9,8 @@ and `/healthz` (no database, no template). Targets (issue 16, item 4): the event
 page >= 600 req/s and the home page >= 1,000 req/s on this 2-core machine, where
 wrk shares the cores with the server.
 
-With 16 connections the figures swing up to 2x between runs: keep-alive
-holds each connection on whichever of the two workers accepted it for the
+With 16 connections the figures swing up to 2x between runs, most likely
+because keep-alive holds each connection on whichever of the two workers accepted it for the
 whole run, and a lopsided split leaves one worker (one GIL) doing most of the
 work. `--connections 64` evens the split out (README: the figures).
 
