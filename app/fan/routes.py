@@ -1,9 +1,8 @@
 from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
-from marshmallow import ValidationError
-
 from flask_wtf.csrf import generate_csrf
+from marshmallow import ValidationError
 
 from ..core.conditional import revalidated
 from ..core.devices import known_device_token
@@ -33,7 +32,7 @@ def home():
             notes.append("That location could not be read, so events are sorted by start time.")
     if where:  # each fan's own distances: not shared
         listing = _event_list(where["lat"], where["lng"])
-    else:  # the same for everyone: rendered once per change of the listing (or minute)
+    else:  # the same for everyone: rendered once per change of the listing (or LISTING_TTL)
         listing = cache.get_or_make("home-listing", (event_service.listing_version(),), _event_list,
                                     ttl=LISTING_TTL)
     return render_template("fan/home.html", listing=listing, notes=notes, located=bool(where))
@@ -63,16 +62,16 @@ def event_page(public_id: str):
 
     The search state lives in the query string; htmx asks for the same URL
     and gets only the results fragment. What every fan sees alike is cached
-    (app/live/render.py page_context, fan/search.py); the CSRF token goes
+    (app/live/render.py page_shared, fan/search.py); the CSRF token goes
     into the cached parts' hole here.
     """
     event = event_service.public_event(public_id)
-    position = current_position(event.public_id)
-    live = live_render.page_context(event, position, known_device_token())
-    terms = live["shared"]["set"]
-    found = search_parts(event, terms, htmx=is_htmx())
+    shared = live_render.page_shared(event, current_position(event.public_id))
+    terms = shared["set"]
     if is_htmx():
-        return found["results"]
+        return search_parts(event, terms, htmx=True)["results"]
+    found = search_parts(event, terms, htmx=False)
+    live = live_render.page_context(event, shared, known_device_token())
     html = render_template("fan/event.html", with_csrf=True, event=event, search=found, tips_open=terms["tips_open"],
                            **live)
     return html.replace(live_render.CSRF_HOLE, generate_csrf())

@@ -218,20 +218,22 @@ def _page_parts(state: LiveState, viewer: Viewer | None, *, csrf_hole: bool) -> 
     }
 
 
-def page_context(event: PublicEvent, position: Position, device_token: str | None) -> dict:
-    """The event page's live parts for this fan: `shared` (the header, now
-    playing and the queue as HTML, and the set's terms) and the fan's own.
-
-    Most fans have no request or vote here: their `shared` parts are the same
-    for all of them, rendered once per change of the event (its live
-    position) and cached (services/common/cache.py) with a hole for the CSRF
-    token. A fan with marks of their own (asked for with one query when the
-    browser has a device cookie: a payment just started has published
-    nothing yet) gets the parts rendered for them."""
-    shared = cache.get_or_make(
+def page_shared(event: PublicEvent, position: Position) -> dict:
+    """The event page's parts every fan without marks of their own sees alike
+    (the header, now playing and the queue as HTML, and the set's terms),
+    rendered once per change of the event (its live position) and cached
+    (services/common/cache.py) with a hole for the CSRF token."""
+    return cache.get_or_make(
         "event-page", (event.public_id, position.seq, position.epoch),
         lambda: _page_parts(live.load_state(events.get_event(event.public_id)), None, csrf_hole=True),
         ttl=PAGE_PARTS_TTL)
+
+
+def page_context(event: PublicEvent, shared: dict, device_token: str | None) -> dict:
+    """The event page's live parts for this fan: `shared` (page_shared) and
+    the fan's own. A fan with marks of their own (asked for with one query
+    when the browser has a device cookie: a payment just started has
+    published nothing yet) gets the parts rendered for them."""
     device_id = (live.active_devices(tuple(shared["set_ids"]), shared["request_ids"], device_token).get(device_token)
                  if device_token else None)
     if device_id is None:
