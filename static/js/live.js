@@ -93,6 +93,8 @@
     markViewer();
     syncRequests();
     syncBar();
+    // The position this page shows (read by people debugging, and by tests waiting for a change to land).
+    if (!isNaN(seq)) document.documentElement.setAttribute('data-live-seq', String(seq));
     document.dispatchEvent(new CustomEvent('bmm:live-update', { detail: { seq: seq } }));
   }
 

@@ -79,3 +79,16 @@ def sign_in(page, base: str, email: str, next_path: str, password: str = PASSWOR
 
 def no_horizontal_scroll(page) -> None:
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "horizontal scroll"
+
+
+def live_settled(page, app, event_public_id: str) -> None:
+    """Until the page has applied the event's newest live message: every part
+    a message swaps (the queue, the tip prompt) is then the element that
+    stays, not one the next message replaces under a click."""
+    from playwright.sync_api import expect
+
+    from app.services.live import current_position
+
+    with app.app_context():
+        seq = current_position(event_public_id).seq
+    expect(page.locator("html")).to_have_attribute("data-live-seq", str(seq), timeout=15000)

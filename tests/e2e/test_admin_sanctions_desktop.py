@@ -13,7 +13,7 @@ from app.extensions import db
 from app.models import Ban, Payment, Report, SongRequest, utcnow
 from app.services import accounts
 from tests import factories
-from tests.e2e.conftest import PHONE, TABLET, screenshot, sign_in
+from tests.e2e.conftest import PHONE, TABLET, live_settled, screenshot, sign_in
 from tests.e2e.test_accessibility import _check as check_landmarks_and_names
 
 pytestmark = [pytest.mark.browser, pytest.mark.night(songs=["Heartless"])]
@@ -136,6 +136,7 @@ def test_a_suspended_phones_vote_says_why_in_a_toast(app, setting, live_server, 
                        expires_at=utcnow() + timedelta(hours=2)))
     db.session.commit()
     target = db.session.scalar(select(SongRequest).where(SongRequest.status == "pending").limit(1))
+    live_settled(phone, app, setting["event"])  # the socket's snapshot has replaced the page's queue
     phone.locator(f'.queue-item[data-request="{target.public_id}"] .vote-button').click()
     expect(phone.locator(".toast").last).to_contain_text("This device is suspended until")
     expect(phone.locator(".toast").last).to_contain_text("Vote stuffing.")

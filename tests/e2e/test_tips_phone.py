@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Payment, SongRequest, Track
 from app.services.requests import mark_played, start_playing
-from tests.e2e.conftest import PHONE, TABLET, screenshot
+from tests.e2e.conftest import PHONE, TABLET, live_settled, screenshot
 from tests.e2e.test_accessibility import UNNAMED_CONTROLS_JS
 from tests.factories import PASSWORD
 from tests.payment_support import wait_for
@@ -87,6 +87,7 @@ def test_a_fan_whose_song_played_is_prompted_and_tips_a_typed_amount(night, live
         mark_played(night.dj.id, request.public_id, key="e2e-played")
     prompt = page.locator("#tip-prompt")
     expect(prompt).to_contain_text("“Heartless” just played", timeout=15000)  # live, no reload
+    live_settled(page, app, night.event.public_id)  # the last message's prompt, not one about to be replaced
     prompt.scroll_into_view_if_needed()
     no_overflow(page)
     on_screen(page, "tip-prompt-small-phone")
