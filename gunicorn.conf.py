@@ -64,6 +64,12 @@ threads = int(os.environ.get("WEB_THREADS", "700"))
 # only bound (WEB_CONNECTIONS, default 3,000).
 worker_connections = int(os.environ.get("WEB_CONNECTIONS", "3000")) if GEVENT else threads + 200
 timeout = 60
+# How long an idle kept-alive connection stays open (gunicorn's default is 2 s).
+# Behind nginx it must outlast nginx's own idle timeout for its upstream
+# connections (deploy/nginx.conf: keepalive_timeout 4s): otherwise gunicorn may
+# close a connection at the instant nginx sends a request on it, and nginx
+# retries only idempotent requests, so a vote or a checkout would get a 502.
+keepalive = int(os.environ.get("WEB_KEEPALIVE", "5"))
 # The longest request line gunicorn takes (its maximum; the default is 4094):
 # a search URL with many genre filters fits. Longer lines get a bare 400.
 limit_request_line = 8190
@@ -229,13 +235,15 @@ def on_exit(server):
                 pass
 
 
-def _warm_static(static, app, native_id=threading.get_native_id):
-    """At the lowest CPU priority (on Linux a thread has its own nice value):
-    never in the way of the other workers' start or of a request."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, native_id(), 19)
-    except (AttributeError, OSError):
-        pass
+def _warm_static(static, app):
+    """Compress the static text (app/core/static.py) at the thread's normal
+    priority. Never renice it: the thread holds the worker's GIL between
+    files, and a thread at nice 19 on a busy machine held it while the
+    scheduler left it waiting, so every request of the worker stalled behind
+    it (measured with the machine's cores busy: the warm-up took 186 s instead
+    of 4 s, and a thread beside it paused up to 1 s at a time; a live socket's
+    handshake through nginx timed out after 10 s in CI). Brotli lets go of
+    the GIL while it compresses, so requests run beside it."""
     static.warm(app)
 
 
@@ -259,13 +267,11 @@ def post_worker_init(worker):
     app.config["WEB_THREADS"] = worker.cfg.worker_connections if GEVENT else worker.cfg.threads
     # The static text compressed before the first visitor asks (app/core/static.py): beside
     # the requests (brotli lets go of the GIL), so the worker is ready no later for it.
-    # (Under gevent a "thread" is a greenlet of the worker's one real thread,
-    # which must not be reniced: the work goes to a real thread of gevent's pool.)
+    # (Under gevent in a real thread of gevent's pool: a greenlet would block the worker's loop.)
     if GEVENT:
         import gevent
-        from gevent import monkey
 
-        gevent.get_hub().threadpool.spawn(_warm_static, static, app, monkey.get_original("threading", "get_native_id"))
+        gevent.get_hub().threadpool.spawn(_warm_static, static, app)
     else:
         threading.Thread(target=_warm_static, args=(static, app), name="static-warm", daemon=True).start()
     _write(_marker(worker.ppid, f"ready.{worker.age}"), str(os.getpid()))

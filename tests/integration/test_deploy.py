@@ -21,6 +21,7 @@ deploy/README.md, "Trying it with podman".
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -318,8 +319,9 @@ def nginx_in_front(tmp_path):
     """Debian's nginx with deploy/nginx.conf in front of a gunicorn that
     trusts one proxy and lets one live socket per client address."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    with gunicorn("gunicorn-behind-nginx", workers=1, threads=16,
-                  TRUSTED_PROXY_HOPS="1", LIVE_SOCKETS_PER_ADDRESS="1") as upstream:
+    logs = [ARTIFACTS / "nginx.log", ARTIFACTS / "gunicorn-behind-nginx.log"]
+    with _printed_on_failure(logs), gunicorn(logs[1], workers=1, threads=16,
+                                             TRUSTED_PROXY_HOPS="1", LIVE_SOCKETS_PER_ADDRESS="1") as upstream:
         http_port, https_port = free_port(), free_port()
         certificate = throwaway_certificate(tmp_path / "tls")
         (tmp_path / "acme").mkdir()
@@ -331,7 +333,7 @@ def nginx_in_front(tmp_path):
                    "-g", f"daemon off; pid {tmp_path / 'nginx.pid'}; user root;"]
         checked = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=20)
         assert checked.returncode == 0, checked.stderr
-        with open(ARTIFACTS / "nginx.log", "a") as log:
+        with open(logs[0], "a") as log:
             proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:
             https = f"https://127.0.0.1:{https_port}"
@@ -340,6 +342,22 @@ def nginx_in_front(tmp_path):
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def _printed_on_failure(logs: list[Path]):
+    """What these logs gained during the test, printed when it ends: pytest
+    shows a test's output only when it fails, and CI keeps no artifacts."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    offsets = {log: log.stat().st_size if log.exists() else 0 for log in logs}
+    try:
+        yield
+    finally:
+        for log, offset in offsets.items():
+            if log.exists():
+                with open(log, errors="replace") as text:
+                    text.seek(offset)
+                    print(f"--- {log.name} during the test ---\n{text.read()[-20000:]}")
 
 
 def _answers(url: str, certificate: Path) -> bool:
