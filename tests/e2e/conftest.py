@@ -81,6 +81,34 @@ def no_horizontal_scroll(page) -> None:
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "horizontal scroll"
 
 
+# Each visible <select> whose chosen option's text is wider than the box
+# leaves for it (its width less the padding and the arrow): the label it cuts.
+CLIPPED_SELECTS_JS = """() => {
+  const ctx = document.createElement('canvas').getContext('2d');
+  return [...document.querySelectorAll('select')].filter(s => s.offsetParent !== null).flatMap(s => {
+    const style = getComputedStyle(s), option = s.options[s.selectedIndex];
+    if (!option) return [];
+    ctx.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+    const room = s.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) - 16;
+    return ctx.measureText(option.text.trim()).width > room ? [`${s.name || s.id}: ${option.text.trim()}`] : [];
+  });
+}"""
+
+
+def no_clipped_selects(page) -> None:
+    """Every drop-down shows its whole chosen option (at this viewport, with each of its options chosen)."""
+    clipped = page.evaluate("""(js) => {
+      const find = eval(js), out = new Set();
+      for (const s of document.querySelectorAll('select')) {
+        const was = s.selectedIndex;
+        for (let i = 0; i < s.options.length; i++) { s.selectedIndex = i; find().forEach(x => out.add(x)); }
+        s.selectedIndex = was;
+      }
+      return [...out];
+    }""", CLIPPED_SELECTS_JS)
+    assert clipped == [], f"drop-downs cut their label: {clipped}"
+
+
 def live_settled(page, app, event_public_id: str) -> None:
     """Until the page has applied the event's newest live message: every part
     a message swaps (the queue, the tip prompt) is then the element that

@@ -2,7 +2,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import PHONE, TABLET, screenshot
+from tests.e2e.conftest import PHONE, TABLET, no_clipped_selects, screenshot
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -28,6 +28,7 @@ def _check(page):
     assert page.locator("h1").count() == 1
     assert page.evaluate(UNNAMED_CONTROLS_JS) == []
     assert page.evaluate("document.documentElement.lang") == "en"
+    no_clipped_selects(page)
 
 
 def _sign_in(page, base, email):

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from app.extensions import db
 from tests import factories
 from tests.booking_support import bookable_dj, next_saturday
-from tests.e2e.conftest import PHONE, TABLET, no_horizontal_scroll, screenshot, sign_in
+from tests.e2e.conftest import PHONE, TABLET, no_clipped_selects, no_horizontal_scroll, screenshot, sign_in
 from tests.e2e.test_accessibility import UNNAMED_CONTROLS_JS
 
 pytestmark = pytest.mark.browser
@@ -36,6 +36,7 @@ def test_a_venue_books_a_dj_and_the_dj_accepts_on_the_tablet(app, live_server, r
         page.goto(f"{live_server}/venue/djs?genre=House&date={day}&start=21:00&duration=300&sort=distance")
         expect(page.get_by_role("link", name="DJ Lerato")).to_be_visible()
         no_horizontal_scroll(page)
+        no_clipped_selects(page)
         screenshot(page, f"bookings-search-{name}")
         assert page.evaluate(UNNAMED_CONTROLS_JS) == []
         page.get_by_role("link", name="DJ Lerato").click()
