@@ -3,6 +3,7 @@ fall back to each process when Redis is down, and unchanged pages and
 fragments are answered 304 (app/services/common/cache.py, app/core/conditional.py)."""
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
@@ -106,6 +107,66 @@ def test_with_redis_down_the_pages_answer_from_each_process(app, night, app_on_o
     assert client.get("/").status_code == 200
     queue_a_request(other, night, "cache-fan-2")
     assert queue_count(client.get(page).get_data(as_text=True)) == before + 1
+
+
+def _in_threads(app, count: int, work) -> list:
+    import threading
+
+    results, start = [None] * count, threading.Barrier(count)
+
+    def run(i):
+        with app.app_context():
+            start.wait()
+            results[i] = work()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    return results
+
+
+def test_a_part_many_threads_ask_for_at_once_is_made_once(app):
+    made = []
+
+    def make():
+        made.append(1)
+        import time
+        time.sleep(0.05)  # a render: long enough for every other asker to arrive meanwhile
+        return {"html": "<p>queue</p>"}
+
+    results = _in_threads(app, 8, lambda: cache.get_or_make("test-part", ("e1", 7), make, ttl=30))
+    assert made == [1]
+    assert results == [{"html": "<p>queue</p>"}] * 8
+
+
+def test_a_part_another_process_is_making_is_read_from_its_copy(app):
+    import threading
+
+    from app.extensions import redis_store
+
+    key = cache.key_for("test-part", ("e1", 8))
+
+    def make():
+        raise AssertionError("made a second time")
+
+    with app.app_context():
+        client = redis_store.client
+        client.set(f"{key}:making", 1, px=2000)  # another process claimed it
+        threading.Timer(0.05, lambda: client.set(key, json.dumps({"html": "theirs"}), ex=30)).start()
+        assert cache.get_or_make("test-part", ("e1", 8), make, ttl=30) == {"html": "theirs"}
+
+
+def test_a_maker_that_never_delivers_is_waited_for_only_briefly(app, monkeypatch):
+    from app.extensions import redis_store
+
+    monkeypatch.setattr(cache, "MAKE_WAIT_SECONDS", 0.05)
+    key = cache.key_for("test-part", ("e1", 9))
+    with app.app_context():
+        redis_store.client.set(f"{key}:making", 1, px=2000)  # claimed by a process that died
+        assert cache.get_or_make("test-part", ("e1", 9), lambda: {"html": "mine"}, ttl=30) == {"html": "mine"}
+        assert json.loads(redis_store.client.get(key)) == {"html": "mine"}  # shared with the others
 
 
 # -- 304s ------------------------------------------------------------------------------------------------------

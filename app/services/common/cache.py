@@ -23,6 +23,14 @@ time can tell that it changed.
 
 Values are JSON (strings, numbers, lists, dicts): whatever is cached is
 plain data a template can use, never an ORM object bound to a session.
+
+A missing part is made once, not once per asker: every web process's live
+hub renders the same change at the same instant, beside the vote that made
+it and the fans polling. Threads of one process wait for the one making it
+(`_making`); processes and nodes claim the making in Redis (SET NX on the
+key's `:making` twin) and the others read the maker's copy from Redis as
+soon as it is there (polled every `POLL_SECONDS`). Whoever waits longer than
+`MAKE_WAIT_SECONDS` (the maker died or is starved) makes the part itself.
 """
 from __future__ import annotations
 
@@ -42,6 +50,9 @@ PREFIX = "bmm:cache:"
 LOCAL_ENTRIES = 512
 FALLBACK_TTL = 2.0
 RETRY_REDIS_SECONDS = 1.0
+MAKE_WAIT_SECONDS = 0.5
+POLL_SECONDS = 0.005
+MAKING_CLAIM_MS = 2000
 
 
 class _Local:
@@ -77,6 +88,8 @@ class _Local:
 
 _local = _Local(LOCAL_ENTRIES)
 _redis_down_until = 0.0
+_making: dict[str, threading.Event] = {}  # key -> set when this process's making of it ends
+_making_lock = threading.Lock()
 
 
 def key_for(name: str, version: tuple) -> str:
@@ -108,12 +121,34 @@ def get_or_make(name: str, version: tuple, make: Callable[[], Any], *, ttl: floa
     """The cached value of part `name` at `version`, made by `make()` (once
     per version, cluster-wide while Redis answers) when no layer has it.
     Hits and misses are counted per part (metrics: bmm_cache_lookups_total,
-    cache `fragment:<name>`)."""
+    cache `fragment:<name>`; a part another thread or process made while
+    this one waited counts as a hit)."""
     key = key_for(name, version)
     found, value = _local.get(key)
     if found:
         metrics.cache_lookup(f"fragment:{name}", True)
         return value
+    with _making_lock:
+        making = _making.get(key)
+        leader = making is None
+        if leader:
+            making = _making[key] = threading.Event()
+    if not leader:  # another thread of this process is making it
+        making.wait(MAKE_WAIT_SECONDS)
+        found, value = _local.get(key)
+        if found:
+            metrics.cache_lookup(f"fragment:{name}", True)
+            return value
+        return _fetch_or_make(key, name, make, ttl)
+    try:
+        return _fetch_or_make(key, name, make, ttl)
+    finally:
+        with _making_lock:
+            _making.pop(key, None)
+        making.set()
+
+
+def _fetch_or_make(key: str, name: str, make: Callable[[], Any], ttl: float) -> Any:
     keep = ttl
     try:
         found, value = _redis_get(key)
@@ -121,15 +156,54 @@ def get_or_make(name: str, version: tuple, make: Callable[[], Any], *, ttl: floa
         found, keep = False, min(ttl, FALLBACK_TTL)
     if not found and time.monotonic() < _redis_down_until:
         keep = min(ttl, FALLBACK_TTL)
+    claimed = False
+    if not found and keep == ttl:
+        claimed = _claim(key)
+        if not claimed:
+            found, value = _await_maker(key)  # another process makes it: its copy, soon
     metrics.cache_lookup(f"fragment:{name}", found)
     if not found:
-        value = make()
-        if keep == ttl:
-            _redis_put(key, value, ttl)
+        try:
+            value = make()
+            if keep == ttl:
+                _redis_put(key, value, ttl)
+        finally:
+            if claimed:
+                _unclaim(key)
     # A copy found in Redis lives `ttl` here too: a part is at most twice
     # `ttl` old when its version did not change.
     _local.put(key, value, keep)
     return value
+
+
+def _claim(key: str) -> bool:
+    """True when this process is to make the part (it claimed the making, or
+    Redis cannot tell: then every process makes its own, as when Redis is down)."""
+    try:
+        return bool(redis_store.client.set(f"{key}:making", 1, nx=True, px=MAKING_CLAIM_MS))
+    except redis.RedisError:
+        return True
+
+
+def _unclaim(key: str) -> None:
+    try:
+        redis_store.client.delete(f"{key}:making")
+    except redis.RedisError:
+        pass
+
+
+def _await_maker(key: str) -> tuple[bool, Any]:
+    """The copy the claiming process puts in Redis, if it does within MAKE_WAIT_SECONDS."""
+    deadline = time.monotonic() + MAKE_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+        try:
+            found, value = _redis_get(key)
+        except redis.RedisError:
+            return False, None
+        if found:
+            return True, value
+    return False, None
 
 
 def clear_local() -> None:
