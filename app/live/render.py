@@ -24,6 +24,7 @@ dashboard gets the whole view in its snapshot and then only what changed
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
@@ -179,6 +180,10 @@ def public_at(event_public_id: str, position: Position) -> tuple[str, QueueIndex
     it too. NotFound when the event is gone."""
     def make() -> dict:
         state = live.load_state(events.get_event(event_public_id))
+        # The event page's shared parts of the same change, from the same
+        # state (one load per change, not one for each): every change comes
+        # here first (the hub renders it), the page asks for them after.
+        _page_shared_of(event_public_id, position, lambda: state)
         return {"html": public_parts(state), "index": state.index().to_data()}
 
     value = cache.get_or_make("live-public", (event_public_id, position.seq, position.epoch), make,
@@ -223,10 +228,12 @@ def page_shared(event: PublicEvent, position: Position) -> dict:
     (the header, now playing and the queue as HTML, and the set's terms),
     rendered once per change of the event (its live position) and cached
     (services/common/cache.py) with a hole for the CSRF token."""
-    return cache.get_or_make(
-        "event-page", (event.public_id, position.seq, position.epoch),
-        lambda: _page_parts(live.load_state(events.get_event(event.public_id)), None, csrf_hole=True),
-        ttl=PAGE_PARTS_TTL)
+    return _page_shared_of(event.public_id, position, lambda: live.load_state(events.get_event(event.public_id)))
+
+
+def _page_shared_of(event_public_id: str, position: Position, state: Callable[[], LiveState]) -> dict:
+    return cache.get_or_make("event-page", (event_public_id, position.seq, position.epoch),
+                             lambda: _page_parts(state(), None, csrf_hole=True), ttl=PAGE_PARTS_TTL)
 
 
 def page_context(event: PublicEvent, shared: dict, device_token: str | None) -> dict:
