@@ -151,6 +151,40 @@ def test_a_refunded_deposit_mails_the_venue_once_the_refund_went_through(mailing
     assert "refunded to your card" in text_of(message) and "Booking: cancelled" in text_of(message)
 
 
+def test_a_venue_cancelling_a_request_mails_the_dj_once(mailing, inbox, rq_worker):
+    dj, venue = bookable_dj("DJ Told"), factories.create_venue("The Loft")
+    requested = requested_booking(mailing, dj, venue)
+    bookings.cancel(requested.id, venue)
+    with pytest.raises(DomainError):
+        bookings.cancel(requested.id, venue)  # a second tap changes nothing
+    [message] = mails_to(inbox, rq_worker, dj.user.email, "The Loft cancelled a booking")
+    text = " ".join(text_of(message).split())
+    assert "The Loft cancelled its booking request" in text and "is being refunded to the venue" in text
+    assert "/dj/bookings" in text and "The Loft" in html_of(message)
+    assert message["Message-ID"] == f"<booking.{requested.public_id}.cancelled@beatmatchme.local>"
+
+
+def test_a_late_cancellation_of_an_accepted_gig_tells_the_dj_the_deposit_is_theirs(mailing, inbox, rq_worker):
+    dj, venue = bookable_dj("DJ Kept"), factories.create_venue("The Pier")
+    started = request_booking(venue, dj, (utcnow() + timedelta(days=2)).replace(minute=0, second=0, microsecond=0),
+                              message="Soon")
+    pay(mailing, started.booking_public_id)
+    requested = booking(started.booking_public_id)
+    bookings.accept(requested.id, dj)
+    bookings.cancel(requested.id, venue)
+    [message] = mails_to(inbox, rq_worker, dj.user.email, "The Pier cancelled a booking")
+    text = " ".join(text_of(message).split())
+    assert "cancelled the booking you accepted" in text and "you keep the deposit" in text
+    assert "draft event" in text
+
+
+def test_a_hold_the_venue_never_paid_for_is_cancelled_without_a_mail(mailing, inbox, rq_worker):
+    dj, venue = bookable_dj("DJ Unaware"), factories.create_venue("The Attic")
+    started = request_booking(venue, dj, next_saturday(21))
+    bookings.cancel(booking(started.booking_public_id).id, venue)
+    assert mails_to(inbox, rq_worker, dj.user.email) == []
+
+
 @pytest.mark.parametrize("fault", ["refuse", "disconnect"])
 def test_a_mail_the_server_will_not_take_is_retried_then_kept_in_the_dead_letter_and_requeued_once(
         mailing, inbox, rq_worker, fault):

@@ -35,7 +35,7 @@ from ..payments.refunds import begin_refund
 from .availability import is_available
 from .checkout import ANSWER_HOURS, CANCEL_FREE_DAYS
 from .holds import release_lapsed_holds, release_slots
-from .mails import booking_answered
+from .mails import booking_answered, booking_cancelled
 
 REPLY_MAX = 500
 NO_LONGER_AVAILABLE = "The DJ is no longer available at that time."
@@ -131,10 +131,13 @@ def cancel(booking_id: int, venue: VenueProfile) -> tuple[Booking, bool]:
     if booking.status not in ("pending", "requested", "accepted"):
         db.session.rollback()
         raise BookingActionRefused("NOT_CANCELLABLE", f"This booking is already {booking.status}.")
-    refund = booking.status != "accepted" or booking.starts_at - utcnow() >= timedelta(days=CANCEL_FREE_DAYS)
+    was = booking.status
+    refund = was != "accepted" or booking.starts_at - utcnow() >= timedelta(days=CANCEL_FREE_DAYS)
     booking.status, booking.decided_at = "cancelled", utcnow()
     release_slots(booking)
     refunded = refund and _refund_deposit(booking, "booking cancelled by the venue", actor=f"venue:{venue.id}")
+    if was != "pending":  # a hold before payment: the DJ was never told of it
+        booking_cancelled(booking, was_accepted=was == "accepted", deposit_refunded=bool(refunded))
     db.session.commit()
     return booking, refunded
 

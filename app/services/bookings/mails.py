@@ -2,6 +2,7 @@
 
     requested (deposit paid)  -> the DJ: a request to answer within ANSWER_HOURS
     accepted / declined       -> the venue, with the DJ's message
+    cancelled by the venue    -> the DJ (a request the DJ was told of, or an accepted gig)
     expired (unanswered)      -> the venue
     deposit refunded          -> the venue, when the refund is settled (REFUNDED)
 
@@ -19,13 +20,14 @@ from ...models import Booking, Payment
 from ..common import mail
 from ..common.text import rands
 from ..payments.refunds import on_refunded
-from .checkout import ANSWER_HOURS, CANCELLATION_RULE
+from .checkout import ANSWER_HOURS, CANCEL_FREE_DAYS, CANCELLATION_RULE
 
 SUBJECTS = {
     "requested": "New booking request from {venue}",
     "accepted": "{dj} accepted your booking",
     "declined": "{dj} declined your booking",
     "expired": "Your booking request to {dj} expired",
+    "cancelled": "{venue} cancelled a booking",
 }
 
 
@@ -46,6 +48,12 @@ def booking_answered(booking: Booking) -> None:
     """To the venue: accepted, declined or expired (the booking's status says which)."""
     _send(booking, booking.status, booking.venue.user.email, answer_hours=ANSWER_HOURS,
           cancellation_rule=CANCELLATION_RULE, link=mail.absolute_url(f"/venue/bookings/{booking.public_id}"))
+
+
+def booking_cancelled(booking: Booking, *, was_accepted: bool, deposit_refunded: bool) -> None:
+    """To the DJ: the venue cancelled a request the DJ was mailed about, or an accepted gig."""
+    _send(booking, "cancelled", booking.dj.user.email, was_accepted=was_accepted,
+          deposit_refunded=deposit_refunded, free_days=CANCEL_FREE_DAYS, link=mail.absolute_url("/dj/bookings"))
 
 
 @on_refunded("deposit")
