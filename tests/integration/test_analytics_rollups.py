@@ -133,3 +133,58 @@ def test_a_burst_of_commits_makes_one_waiting_job_per_kind_and_it_takes_every_ch
     add_item(dj_set, tracks, fans, Item("tip", datetime(2026, 2, 1, 3, 0, tzinfo=SP), 500, fan=1))
     db.session.commit()
     assert [job.func_name for job in tasks.queue().get_jobs()] == ["jobs.analytics.refresh_payments"]
+
+
+def test_a_rebuild_racing_a_refresh_waits_for_it_and_keeps_the_same_numbers(app, app_ctx, monkeypatch):
+    """A refresh of a day nobody had rolled up yet holds that bucket (its first write) while it
+    computes; a rebuild started meanwhile waits for it, then writes over it: no collision (on
+    PostgreSQL the rebuild's rows collided with the refresh's once it committed), the rollups a
+    plain rebuild gives."""
+    import threading
+
+    from sqlalchemy import text
+
+    from app.services.analytics import rollup
+    from tests.process_support import wait_until
+
+    dj, event, dj_set = _world()
+    day, set_id, dj_id = date(2026, 1, 31), dj_set.id, dj.id
+    db.session.commit()
+    holding, go_on = threading.Event(), threading.Event()
+    real_compute = rollup.compute
+
+    def compute(info, window=None, money_only=False):
+        if threading.current_thread().name == "refresh":
+            holding.set()  # the bucket's row is written (locked) by now
+            go_on.wait(20)
+        return real_compute(info, window, money_only)
+
+    monkeypatch.setattr(rollup, "compute", compute)
+    errors = []
+
+    def run(work):
+        with app.app_context():
+            try:
+                work()
+            except Exception as error:  # noqa: BLE001 - reported by the test
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    refresh = threading.Thread(target=run, args=(lambda: rollup.refresh_bucket(set_id, day),), name="refresh")
+    refresh.start()
+    assert holding.wait(20)
+    rebuild = threading.Thread(target=run, args=(lambda: analytics.rebuild(dj_id),), name="rebuild")
+    rebuild.start()
+    if db.engine.dialect.name == "postgresql":  # the rebuild is waiting for the refresh's bucket
+        wait_until(lambda: db.session.execute(text(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar() > 0, 20, "the rebuild never waited")
+        db.session.rollback()
+    go_on.set()
+    refresh.join(30)
+    rebuild.join(30)
+    assert errors == []
+    raced = analytics.rollup_counts(dj_id)
+    assert raced["analytics_hours"]
+    analytics.rebuild(dj_id)
+    assert analytics.rollup_counts(dj_id) == raced

@@ -354,16 +354,39 @@ def rebuild(dj_id: int | None = None) -> int:
     dj_ids = list(db.session.scalars(djs.order_by(DJProfile.id)))
     for set_id in set_ids:
         info = set_info(set_id)
+        # The set's buckets locked first, as refresh_bucket takes them (its first write): a refresh
+        # in flight finishes before the raw rows are read here, and a later one waits for this
+        # commit. (Without it a refresh that made a new bucket meanwhile collided with these rows.)
+        locked = _days_of(info)
+        _upsert_bucket(info, locked, utcnow())
         rows = compute(info)
         days = {row["day"] for row in rows[AnalyticsHour]}
-        for model in (*ROLLUPS, AnalyticsBucket):
+        for model in ROLLUPS:
             db.session.execute(delete(model).where(model.set_id == set_id))
-        _upsert_bucket(info, days, utcnow())
-        _write(rows)
+        db.session.execute(delete(AnalyticsBucket).where(AnalyticsBucket.set_id == set_id,
+                                                         AnalyticsBucket.day.not_in(days)))
+        _upsert_bucket(info, days - locked, utcnow())
+        _write_over(rows)  # over what a refresh of a day nobody had yet may have written since
         db.session.commit()
     for one in dj_ids:
         rebuild_months(one)
     return len(set_ids)
+
+
+def _days_of(info: SetInfo) -> set[date]:
+    """The local days the set has buckets for, or raw rows on (what a rebuild of it writes)."""
+    moments = db.session.scalars(union_all(select(SongRequest.created_at).where(SongRequest.set_id == info.set_id),
+                                           select(Tip.created_at).where(Tip.set_id == info.set_id)))
+    days = {local_day(moment, info.zone) for moment in moments}
+    return days | set(db.session.scalars(select(AnalyticsBucket.day).where(AnalyticsBucket.set_id == info.set_id)))
+
+
+def _write_over(rows: dict[type, list[dict]]) -> None:
+    for model, values in rows.items():
+        if values:
+            table = model.__table__
+            keys = [column.name for column in table.primary_key.columns]
+            _upsert(model, values, keys, replace=tuple(c.name for c in table.columns if c.name not in keys))
 
 
 def rebuild_months(dj_id: int) -> None:
