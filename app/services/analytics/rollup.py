@@ -366,7 +366,9 @@ def rebuild(dj_id: int | None = None) -> int:
         db.session.execute(delete(AnalyticsBucket).where(AnalyticsBucket.set_id == set_id,
                                                          AnalyticsBucket.day.not_in(days)))
         _upsert_bucket(info, days - locked, utcnow())
-        _write_over(rows)  # over what a refresh of a day nobody had yet may have written since
+        _write({model: [row for row in values if row["day"] in locked] for model, values in rows.items()})
+        # A day with no raw row at the lock (a request made since): a refresh of it may have written its rows.
+        _write_over({model: [row for row in values if row["day"] not in locked] for model, values in rows.items()})
         db.session.commit()
     for one in dj_ids:
         rebuild_months(one)
