@@ -127,13 +127,25 @@ def _in_threads(app, count: int, work) -> list:
     return results
 
 
-def test_a_part_many_threads_ask_for_at_once_is_made_once(app):
-    made = []
+def test_a_part_many_threads_ask_for_at_once_is_made_once(app, monkeypatch):
+    import threading
+
+    made, looked, arrived = [], [0], threading.Condition()
+    local_get = cache._local.get
+
+    def counting_get(key):
+        with arrived:
+            looked[0] += 1
+            arrived.notify_all()
+        return local_get(key)
+
+    monkeypatch.setattr(cache._local, "get", counting_get)
+    monkeypatch.setattr(cache, "MAKE_WAIT_SECONDS", 30.0)
 
     def make():
         made.append(1)
-        import time
-        time.sleep(0.05)  # a render: long enough for every other asker to arrive meanwhile
+        with arrived:  # the render lasts until every asker has looked and missed
+            arrived.wait_for(lambda: looked[0] >= 8, timeout=20)
         return {"html": "<p>queue</p>"}
 
     results = _in_threads(app, 8, lambda: cache.get_or_make("test-part", ("e1", 7), make, ttl=30))

@@ -238,7 +238,7 @@ def _replace_rows(model, set_id: int, day: date, fresh: list[dict]) -> list[dict
                                                table.c[keys[2]].in_(gone)))
     changed = [row for key, row in sorted(after.items()) if before.get(key) != row]
     if changed:
-        _upsert(model, changed, keys, replace=tuple(c.name for c in table.columns if c.name not in keys))
+        _upsert_replacing(model, changed)
     return old
 
 
@@ -249,6 +249,13 @@ def _upsert(model, values: list[dict], keys: list[str], add: tuple[str, ...] = (
     db.session.execute(statement.on_conflict_do_update(index_elements=keys, set_={
         **{name: table.c[name] + statement.excluded[name] for name in add},
         **{name: statement.excluded[name] for name in replace}}))
+
+
+def _upsert_replacing(model, values: list[dict]) -> None:
+    """Insert the rows, or replace every other column of those whose primary key is there."""
+    table = model.__table__
+    keys = [column.name for column in table.primary_key.columns]
+    _upsert(model, values, keys, replace=tuple(c.name for c in table.columns if c.name not in keys))
 
 
 def _changes(old: list[dict], new: list[dict], key: str, count: str) -> dict[int, int]:
@@ -386,9 +393,7 @@ def _days_of(info: SetInfo) -> set[date]:
 def _write_over(rows: dict[type, list[dict]]) -> None:
     for model, values in rows.items():
         if values:
-            table = model.__table__
-            keys = [column.name for column in table.primary_key.columns]
-            _upsert(model, values, keys, replace=tuple(c.name for c in table.columns if c.name not in keys))
+            _upsert_replacing(model, values)
 
 
 def rebuild_months(dj_id: int) -> None:
