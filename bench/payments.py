@@ -38,6 +38,7 @@ def main() -> None:
 
         from app.extensions import db
         from app.models import DJSet, Payment
+        from app.services.common.tasks import QUEUES
         from app.services.live import channel
         from app.services.payments.signing import sign_headers
         from _support import live_event, tracks
@@ -54,7 +55,7 @@ def main() -> None:
         env = {**os.environ, "SANDBOX_BASE_URL": base, "SECRET_KEY": app.config["SECRET_KEY"]}
         worker = subprocess.Popen(
             [sys.executable, "-m", "rq.cli", "worker", "-c", "jobs.settings", "--worker-class", "jobs.worker.AppWorker",
-             "--with-scheduler", "--url", app.config["REDIS_URL"], "--path", str(ROOT), "default"],
+             "--with-scheduler", "--url", app.config["REDIS_URL"], "--path", str(ROOT), *QUEUES],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             with app.app_context():

@@ -31,10 +31,11 @@ def vote(public_id: str, request_id: str):
         raise DomainError("BAD_VOTE", "That vote could not be read. Reload the page and try again.", status=400)
     device = current_device()
     refuse_if_sanctioned(device)
+    device_id = device.id  # the vote commits: read now, not reloaded after
     set_vote(event, request_id, device, vote=form["vote"])
     if not is_htmx():
         return redirect(url_for("fan.event_page", public_id=public_id) + "#queue", code=303)
-    body = live_render.for_device(event, device.id, current_position(event.public_id))
+    body = live_render.for_device(public_id, device_id, current_position(public_id))
     return Response(body.split("\n", 1)[1], mimetype="text/html")
 
 
@@ -44,5 +45,5 @@ def live_fragment(public_id: str):
     """The same message the socket sends, for clients that fell back to polling."""
     event = event_service.get_public_event(public_id)
     device = current_device(create=False)
-    body = live_render.for_device(event, device.id if device else None, current_position(event.public_id))
+    body = live_render.for_device(event.public_id, device.id if device else None, current_position(event.public_id))
     return Response(body, mimetype="text/plain")

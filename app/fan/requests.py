@@ -90,13 +90,13 @@ def request_sheet(public_id: str, track_id: str):
         started = start_request_checkout(
             event, dj_set, track, current_device(), shoutout=form["shoutout"].strip() or None,
             idempotency_key=form["idempotency_key"], client_ip=client_ip(),
-            return_url=lambda payment_id: url_for("fan.checkout_return", public_id=event.public_id,
+            return_url=lambda payment_id: url_for("fan.checkout_return", public_id=public_id,
                                                   payment_id=payment_id, _external=True),
         )
     except RequestRefused as refusal:
         return _sheet(event, dj_set, track, refusal=refusal, values=request.form, status=refusal.status)
-    return redirect(url_for("fan.pay_hand_off", public_id=event.public_id, payment_id=started.payment_public_id),
-                    code=303)
+    # `public_id`, not event.public_id: the checkout committed, and the event would be read again.
+    return redirect(url_for("fan.pay_hand_off", public_id=public_id, payment_id=started.payment_public_id), code=303)
 
 
 def _pay_with_voucher(event, dj_set, track, form):

@@ -32,7 +32,7 @@ from html import escape
 from flask import render_template
 
 from ..core.htmx import toasts_html
-from ..models import DJSet, Event
+from ..models import DJSet
 from ..services import events, live, tips
 from ..services.common import cache
 from ..services.events import PublicEvent
@@ -191,9 +191,9 @@ def public_at(event_public_id: str, position: Position) -> tuple[str, QueueIndex
     return value["html"], QueueIndex.from_data(value["index"])
 
 
-def for_device(event: Event, device_id: int | None, position: Position) -> str:
+def for_device(event_public_id: str, device_id: int | None, position: Position) -> str:
     """A whole message for one fan: the snapshot on (re)connect, and what polling gets."""
-    public, index = public_at(event.public_id, position)
+    public, index = public_at(event_public_id, position)
     return message(position, public, personal(own_parts(index, {device_id}) if device_id else {}, device_id))
 
 

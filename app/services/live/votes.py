@@ -64,7 +64,6 @@ def set_vote(event: Event, request_public_id: str, device: GuestDevice, *, vote:
         )
         publish_after_commit(event.public_id, "vote", request=song_request.public_id)
     db.session.commit()
-    db.session.refresh(song_request)
     return song_request
 
 

@@ -72,15 +72,16 @@ def start_request_checkout(
     of the set (rules.holds_per_address); asking for more raises a fraud alert.
     """
     refuse_if_sanctioned(device, client_ip, RequestRefused)
-    scope, set_id = f"device:{device.id}", dj_set.id
+    # What the steps below need of the rows, read before the key's claim commits (and expires them).
+    scope, set_id, event_public_id = f"device:{device.id}", dj_set.id, event.public_id
     claimed = _claim_checkout_key(scope, idempotency_key, idempotency.fingerprint(set_id, track.id, shoutout))
     if isinstance(claimed, CheckoutStarted):
         return claimed
     key_row = claimed
     client_key = address_key(client_ip)
     try:
-        payment = _hold_a_slot(event, dj_set, track, device, shoutout, client_ip, client_key, key_row, scope)
-        payment_id, payment_public_id, amount_cents = payment.id, payment.public_id, payment.amount_cents
+        payment_id, payment_public_id, amount_cents = _hold_a_slot(
+            event_public_id, set_id, dj_set, track, device, shoutout, client_ip, client_key, key_row, scope)
     except TooManyHolds as refusal:
         db.session.rollback()
         _raise_fraud_alert(event, dj_set, device, client_ip, client_key, refusal)
@@ -98,16 +99,18 @@ def start_request_checkout(
 
     redirect_url = open_checkout(payment_id, payment_public_id, key_row, amount_cents=amount_cents,
                                  back_url=return_url(payment_public_id),
-                                 metadata={"purpose": "request", "eventId": event.public_id}, refusal=RequestRefused)
+                                 metadata={"purpose": "request", "eventId": event_public_id}, refusal=RequestRefused)
     return CheckoutStarted(payment_public_id, redirect_url)
 
 
-def _hold_a_slot(event: Event, dj_set: DJSet, track: Track, device: GuestDevice, shoutout: str | None,
-                 client_ip: str | None, client_key: str | None, key_row: IdempotencyKey, scope: str) -> Payment:
-    """Run the rules under the set's lock and commit the PENDING payment with its short first hold."""
-    check_attempt_rate(device, event.public_id)
-    lock_set(dj_set.id)
-    db.session.refresh(dj_set)
+def _hold_a_slot(event_public_id: str, set_id: int, dj_set: DJSet, track: Track, device: GuestDevice,
+                 shoutout: str | None, client_ip: str | None, client_key: str | None, key_row: IdempotencyKey,
+                 scope: str) -> tuple[int, str, int]:
+    """Run the rules under the set's lock and commit the PENDING payment with
+    its short first hold; its id, public id and amount."""
+    check_attempt_rate(device, event_public_id)
+    lock_set(set_id)
+    db.session.refresh(dj_set)  # read once, under the lock
     check_open(dj_set, track)
     check_capacity_and_duplicates(dj_set, track, device, client_key=client_key)
     config = current_app.config
@@ -120,8 +123,10 @@ def _hold_a_slot(event: Event, dj_set: DJSet, track: Track, device: GuestDevice,
     )
     record_transition(payment, "PENDING", "checkout started", actor=scope)
     key_row.resource_id = payment.public_id
+    db.session.flush()
+    made = payment.id, payment.public_id, payment.amount_cents  # read before the commit expires them
     db.session.commit()
-    return payment
+    return made
 
 
 def _raise_fraud_alert(event: Event, dj_set: DJSet, device: GuestDevice, client_ip: str | None,
