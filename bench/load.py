@@ -378,8 +378,8 @@ def drop_postgres(db_name: str) -> None:
                    check=False, capture_output=True)
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time of a process and its descendants still alive (utime + stime)."""
+def cpu_seconds(pid: int, descendants: bool = True) -> float:
+    """CPU time of a process and (unless told not to) its descendants still alive (utime + stime)."""
     ticks = os.sysconf("SC_CLK_TCK")
     total, pending = 0.0, [pid]
     while pending:
@@ -389,15 +389,17 @@ def cpu_seconds(pid: int) -> float:
             total += (int(fields[11]) + int(fields[12])) / ticks
         except (OSError, IndexError):
             continue
-        pending += [int(c) for c in subprocess.run(["pgrep", "-P", str(p)], capture_output=True,
-                                                    text=True).stdout.split()]
+        if descendants:
+            pending += [int(c) for c in subprocess.run(["pgrep", "-P", str(p)], capture_output=True,
+                                                        text=True).stdout.split()]
     return total
 
 
 def postgres_cpu() -> float:
-    """CPU time of every PostgreSQL process now alive (the cluster is the machine's: others' work counts too)."""
+    """CPU time of every PostgreSQL process now alive (the cluster is the machine's: others' work counts too).
+    Each process on its own: pgrep lists the backends as well as the postmaster they descend from."""
     pids = subprocess.run(["pgrep", "-u", "postgres"], capture_output=True, text=True).stdout.split()
-    return sum(cpu_seconds(int(p)) for p in pids)
+    return sum(cpu_seconds(int(p), descendants=False) for p in pids)
 
 
 def redis_pid(url: str) -> int | None:
