@@ -14,6 +14,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -366,6 +367,11 @@ class ProductionConfig(BaseConfig):
         if not (self.VAPID_PRIVATE_KEY and self.VAPID_PUBLIC_KEY and os.environ.get("VAPID_SUBJECT")):
             raise ConfigError("VAPID_PRIVATE_KEY, VAPID_PUBLIC_KEY and VAPID_SUBJECT must be set in production "
                               "(`flask vapid-keys` makes a pair)")
+        # Links in mails sent by jobs (no request to take a host from) and in printed QR codes.
+        base = urlsplit(self.PUBLIC_BASE_URL.strip())
+        if base.scheme != "https" or not base.hostname or base.path not in ("", "/") or base.query or base.fragment:
+            raise ConfigError("PUBLIC_BASE_URL must be set in production to the site's https address, e.g. "
+                              "https://beatmatch.example (the links in mails and printed QR codes)")
         super().validate()
 
 

@@ -18,6 +18,7 @@ def prod_env(monkeypatch):
     for name, value in new_vapid_keys().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("VAPID_SUBJECT", "mailto:ops@example.com")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://beatmatch.example")
     return monkeypatch
 
 
@@ -58,6 +59,23 @@ def test_production_needs_the_web_push_keys(prod_env, name):
     prod_env.delenv(name)
     with pytest.raises(ConfigError, match=name):
         create_app(ProductionConfig)
+
+
+@pytest.mark.parametrize("base", [None, "", "http://beatmatch.example", "beatmatch.example", "https://",
+                                  "https://beatmatch.example/fan", "https://beatmatch.example/?x=1"])
+def test_production_needs_its_public_https_address_for_links_in_mails_and_qr_codes(prod_env, base):
+    if base is None:
+        prod_env.delenv("PUBLIC_BASE_URL")
+    else:
+        prod_env.setenv("PUBLIC_BASE_URL", base)
+    with pytest.raises(ConfigError, match="PUBLIC_BASE_URL"):
+        create_app(ProductionConfig)
+
+
+def test_production_takes_its_public_address_with_or_without_a_final_slash(prod_env):
+    for base in ("https://beatmatch.example/", "https://beatmatch.example:8443"):
+        prod_env.setenv("PUBLIC_BASE_URL", base)
+        assert create_app(ProductionConfig).config["PUBLIC_BASE_URL"] == base
 
 
 def test_development_keeps_its_vapid_keys_in_instance(monkeypatch, tmp_path):
