@@ -5,6 +5,7 @@ from jobs.admin import refresh_platform_metrics
 from jobs.analytics import catch_up as analytics_catch_up
 from jobs.bookings import sweep_bookings
 from jobs.imports import reconcile_imports
+from jobs.mail import requeue_stranded_mail
 from jobs.maintenance import purge_expired_idempotency_keys
 from jobs.payments import reconcile_payments
 from jobs.requests import close_ended_sets
@@ -18,3 +19,4 @@ cron.register(scan_for_fraud, "default", cron="*/2 * * * *", name="scan-for-frau
 cron.register(refresh_platform_metrics, "default", cron="* * * * *", name="refresh-platform-metrics")
 cron.register(analytics_catch_up, "default", cron="*/5 * * * *", name="analytics-catch-up")
 cron.register(sweep_bookings, "default", cron="* * * * *", name="sweep-bookings")
+cron.register(requeue_stranded_mail, "default", cron="* * * * *", name="requeue-stranded-mail")

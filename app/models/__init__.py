@@ -6,7 +6,7 @@ from .bookings import AvailabilityException, AvailabilityRule, AvailabilityWeek,
 from .events import DJSet, Event
 from .imports import LibraryImport
 from .library import Track
-from .notifications import Notification, PushSubscription
+from .notifications import Notification, OutgoingMail, PushSubscription
 from .payments import IdempotencyKey, Payment, PaymentTransition, Tip, WebhookEvent
 from .profiles import DJ_GENRES, DJProfile, VenueProfile
 from .refunds import RefundRequest
@@ -20,7 +20,7 @@ __all__ = [
     "AnalyticsTotalMonth", "AnalyticsTrack", "AnalyticsTrackTotal", "AnalyticsWait", "AnalyticsWaitMonth",
     "AuditLog", "AvailabilityException", "AvailabilityRule", "AvailabilityWeek", "Ban", "BlockedKeyword", "Booking",
     "BookingSlot", "DJ_GENRES", "DJProfile", "DJSet", "Dispute", "Event", "FraudAlert", "GuestDevice",
-    "IdempotencyKey", "LibraryImport", "Notification", "Payment", "PaymentTransition", "PushSubscription",
+    "IdempotencyKey", "LibraryImport", "Notification", "OutgoingMail", "Payment", "PaymentTransition", "PushSubscription",
     "RefundRequest", "Report",
     "SongRequest", "Tip", "Track", "User", "UserSession", "VenueProfile", "Vote", "Voucher", "VoucherBatch",
     "WebhookEvent",

@@ -1,4 +1,4 @@
-"""Web Push subscriptions and the notifications sent to a fan's device."""
+"""Web Push subscriptions, the notifications sent to a fan's device, and the mail outbox."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -40,3 +40,23 @@ class Notification(db.Model):
     created_at: Mapped[datetime] = created_at_column()
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class OutgoingMail(db.Model):
+    """One mail, written in the transaction of the change it reports
+    (services/common/mail.py): a commit that stands has its mail, even when
+    Redis refused the job at that moment (the sweep queues it again)."""
+
+    __tablename__ = "outgoing_mails"
+    # The sweep's question: which mails has no job tried yet, oldest first.
+    __table_args__ = (sa.Index("ix_outgoing_mails_attempted_created", "attempted_at", "created_at"),)
+
+    id: Mapped[int] = id_column()
+    recipient: Mapped[str] = mapped_column(sa.String(320))
+    subject: Mapped[str] = mapped_column(sa.String(500))
+    body: Mapped[str] = mapped_column(sa.Text)
+    html: Mapped[str | None] = mapped_column(sa.Text)
+    message_id: Mapped[str | None] = mapped_column(sa.String(300))
+    created_at: Mapped[datetime] = created_at_column()
+    attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # a job first began to send it
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)

@@ -17,9 +17,15 @@ backend that MAIL_BACKEND names:
   reads them back.
 
 Once per change: a mail is queued in the transaction that makes the change
-it reports (after_commit: a rollback drops it), by the code that won that
-change under its lock, so a duplicate webhook or a re-run job, which finds
-the change made, queues nothing. A mail about one change carries a Message-ID
+it reports, by the code that won that change under its lock, so a duplicate
+webhook or a re-run job, which finds the change made, queues nothing. It is
+a row of the outbox (`outgoing_mails`) written in that transaction, and its
+job (named after the row: `mail-<id>`) is enqueued after the commit: a
+rollback drops both. When Redis refuses the job at the commit, or loses it
+before a worker takes it (a restart), the row stays untried and the
+every-minute sweep (`requeue_stranded`) enqueues it again; a mail is never
+lost with the commit standing. The job marks the row tried when it starts
+and sent when the backend took it. A mail about one change carries a Message-ID
 named after it (`message_key`); the job records in Redis that this id was
 delivered and does not send it again, so a job run twice (a requeue after a
 worker died mid-send) is one mail. The job's retries (MAIL_RETRY_SECONDS,
@@ -31,7 +37,7 @@ from __future__ import annotations
 
 import secrets
 import smtplib
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
@@ -43,7 +49,11 @@ from jinja2 import TemplateNotFound
 from redis.exceptions import RedisError
 from rq import Retry
 
-from ...extensions import redis_store
+from sqlalchemy import delete, select, update
+
+from ...extensions import db, redis_store
+from ...models import OutgoingMail, utcnow
+from . import tasks
 from .tasks import enqueue
 
 BACKENDS = ("file", "smtp")
@@ -59,10 +69,57 @@ def mail_retry() -> Retry:
     return Retry(max=3, interval=[int(base * factor) for factor in (1, 6, 30)])
 
 
+# An outbox row no job has tried this long after its commit had its job refused or lost.
+STRANDED_AFTER = timedelta(minutes=1)
+# Sent mails are kept this long (what was sent, when), then deleted by the sweep.
+KEEP_SENT = timedelta(days=30)
+SWEEP_BATCH = 500
+
+
 def queue_mail(to: str, subject: str, body: str, *, html: str | None = None, message_id: str | None = None) -> None:
-    """Send after the commit, through the mail queue (retried, then the failed registry). The subject is
-    one line (a name with a line break in it must not make a header the job cannot write)."""
-    enqueue(MAIL_JOB, to, " ".join(subject.split()), body, html, message_id, retry=mail_retry())
+    """Send after the commit, through the mail queue (retried, then the failed registry): an outbox row in
+    this transaction, its job after the commit. The subject is one line (a name with a line break in it
+    must not make a header the job cannot write)."""
+    row = OutgoingMail(recipient=to, subject=" ".join(subject.split()), body=body, html=html, message_id=message_id)
+    db.session.add(row)
+    db.session.flush()  # its id names the job
+    enqueue(MAIL_JOB, *_job_args(row), outbox_id=row.id, job_id=job_id(row.id), retry=mail_retry())
+
+
+def job_id(outbox_id: int) -> str:
+    return f"mail-{outbox_id}"
+
+
+def _job_args(row: OutgoingMail) -> tuple:
+    return row.recipient, row.subject, row.body, row.html, row.message_id
+
+
+def requeue_stranded(now: datetime | None = None) -> int:
+    """Enqueue again every mail whose job Redis refused or lost before any
+    worker tried it (the row untried STRANDED_AFTER after its commit, and no
+    job of its name in Redis); delete sent mails older than KEEP_SENT.
+    Returns how many were queued again."""
+    now = now or utcnow()
+    rows = db.session.scalars(
+        select(OutgoingMail).where(OutgoingMail.attempted_at.is_(None), OutgoingMail.created_at < now - STRANDED_AFTER)
+        .order_by(OutgoingMail.created_at).limit(SWEEP_BATCH)).all()
+    known = tasks.jobs_known([job_id(row.id) for row in rows])
+    stranded = [row for row in rows if job_id(row.id) not in known]
+    for row in stranded:
+        tasks.enqueue_now(MAIL_JOB, *_job_args(row), outbox_id=row.id, job_id=job_id(row.id), retry=mail_retry())
+        current_app.logger.warning("mail %s (outbox %s) had no job: queued again", row.message_id or "-", row.id,
+                                   extra={"outbox_id": row.id})
+    db.session.execute(delete(OutgoingMail).where(OutgoingMail.sent_at < now - KEEP_SENT))
+    db.session.commit()
+    return len(stranded)
+
+
+def _mark(outbox_id: int, **values) -> None:
+    """Record a step of the row's sending, committed at once (the job's own transaction)."""
+    column = OutgoingMail.attempted_at if "attempted_at" in values else OutgoingMail.sent_at
+    db.session.execute(update(OutgoingMail).where(OutgoingMail.id == outbox_id, column.is_(None)).values(**values)
+                       .execution_options(synchronize_session=False))
+    db.session.commit()
 
 
 def message_key(*parts: object) -> str:
@@ -104,16 +161,23 @@ def build_message(to: str, subject: str, body: str, html: str | None = None,
     return message
 
 
-def deliver(to: str, subject: str, body: str, html: str | None = None, message_id: str | None = None) -> str:
+def deliver(to: str, subject: str, body: str, html: str | None = None, message_id: str | None = None,
+            outbox_id: int | None = None) -> str:
     """Hand one message to the configured backend; returns where it went. A message whose
-    Message-ID was delivered already is not sent again (a job run twice)."""
+    Message-ID was delivered already is not sent again (a job run twice). `outbox_id`:
+    the message's outbox row, marked tried first and sent after."""
+    if outbox_id is not None:
+        _mark(outbox_id, attempted_at=utcnow())
     if message_id and _already_sent(message_id):
-        return "already sent"
-    message = build_message(to, subject, body, html, message_id)
-    backend = current_app.config["MAIL_BACKEND"]
-    where = _send_smtp(message) if backend == "smtp" else _store_file(message)
-    if message_id:
-        _mark_sent(message_id)
+        where = "already sent"
+    else:
+        message = build_message(to, subject, body, html, message_id)
+        backend = current_app.config["MAIL_BACKEND"]
+        where = _send_smtp(message) if backend == "smtp" else _store_file(message)
+        if message_id:
+            _mark_sent(message_id)
+    if outbox_id is not None:
+        _mark(outbox_id, sent_at=utcnow())
     return where
 
 

@@ -147,6 +147,16 @@ def jobs_waiting(job_ids: list[str]) -> set[str]:
     return {job.id for job in jobs if job is not None and job.get_status(refresh=False) in WAITING}
 
 
+def jobs_known(job_ids: list[str]) -> set[str]:
+    """Which of these jobs Redis holds in any state (waiting, running, failed,
+    finished and not yet expired), in one round trip: a job not among them was
+    never enqueued, or Redis lost it."""
+    ids = [job_id for job_id in job_ids if job_id]
+    if not ids:
+        return set()
+    return {job.id for job in Job.fetch_many(ids, connection=redis_store.client) if job is not None}
+
+
 def queue_depths() -> dict[str, int]:
     """Jobs waiting in each queue (QUEUES), in one round trip to Redis."""
     with redis_store.client.pipeline(transaction=False) as pipe:
