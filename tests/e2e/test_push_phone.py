@@ -101,7 +101,9 @@ def test_a_push_is_shown_by_the_service_worker(open_page, app, live_server, nigh
                                                   "data": json.dumps(message)})
     shown = page.evaluate("""async () => {
       const registration = await navigator.serviceWorker.ready;
-      for (let i = 0; i < 100; i++) {
+      // Up to 15 s: in a full parallel run the worker once had shown it (it fetched the icon)
+      // and the browser did not list it within 5 s.
+      for (let i = 0; i < 300; i++) {
         const found = await registration.getNotifications();
         if (found.length) return found.map((n) => ({ title: n.title, body: n.body, tag: n.tag, url: n.data.url }));
         await new Promise((resolve) => setTimeout(resolve, 50));
