@@ -48,13 +48,11 @@ from flask import current_app, has_request_context, render_template, request
 from jinja2 import TemplateNotFound
 from redis.exceptions import RedisError
 from rq import Retry
-
 from sqlalchemy import delete, select, update
 
 from ...extensions import db, redis_store
 from ...models import OutgoingMail, utcnow
 from . import tasks
-from .tasks import enqueue
 
 BACKENDS = ("file", "smtp")
 MAIL_JOB = "jobs.mail.send_mail"
@@ -83,7 +81,7 @@ def queue_mail(to: str, subject: str, body: str, *, html: str | None = None, mes
     row = OutgoingMail(recipient=to, subject=" ".join(subject.split()), body=body, html=html, message_id=message_id)
     db.session.add(row)
     db.session.flush()  # its id names the job
-    enqueue(MAIL_JOB, *_job_args(row), outbox_id=row.id, job_id=job_id(row.id), retry=mail_retry())
+    tasks.enqueue(MAIL_JOB, *_job_args(row), outbox_id=row.id, job_id=job_id(row.id), retry=mail_retry())
 
 
 def job_id(outbox_id: int) -> str:
