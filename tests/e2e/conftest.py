@@ -109,6 +109,25 @@ def no_clipped_selects(page) -> None:
     assert clipped == [], f"drop-downs cut their label: {clipped}"
 
 
+# Each row of the fan's queue: position | the song | its vote button, side by side and apart.
+QUEUE_ROWS_OUT_OF_LINE_JS = """
+() => [...document.querySelectorAll('#queue .queue-item')].filter((li) => {
+  const box = (sel) => { const el = li.querySelector(sel); return el && el.getBoundingClientRect(); };
+  const pos = box('.queue-pos'), track = box('.queue-track'), vote = box('.vote-button');
+  if (!pos || !track || !vote) return true;
+  const apart = pos.right <= track.left + 0.5 && track.right <= vote.left + 0.5;
+  const level = pos.top < track.bottom && vote.top < track.bottom && track.top < vote.bottom;
+  return !(apart && level);
+}).map((li) => li.dataset.request)
+"""
+
+
+def queue_rows_in_line(page) -> None:
+    """The queue reads as a list of rows: no position over a title, no vote button below its song."""
+    assert page.locator("#queue .queue-item").count() > 0, "no queue to look at"
+    assert page.evaluate(QUEUE_ROWS_OUT_OF_LINE_JS) == [], "queue rows out of line"
+
+
 def live_settled(page, app, event_public_id: str) -> None:
     """Until the page has applied the event's newest live message: every part
     a message swaps (the queue, the tip prompt) is then the element that

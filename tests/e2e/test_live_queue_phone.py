@@ -10,7 +10,7 @@ from app.extensions import db
 from app.live.hub import hub_for
 from app.models import SongRequest
 from app.services.live import publish_after_commit
-from tests.e2e.conftest import PHONE, screenshot
+from tests.e2e.conftest import PHONE, TABLET, queue_rows_in_line, screenshot
 from tests.factories import device, paid_request
 
 pytestmark = pytest.mark.browser
@@ -123,3 +123,15 @@ def test_a_vote_that_cannot_be_sent_or_fails_says_so(event, live_server, open_pa
     # htmx and the browser log the failures we caused; nothing else may go wrong.
     caused = ("htmx:afterRequest", "htmx:sendError", "Failed to load resource", "Response Status Error Code 500")
     assert [e for e in offline_errors + failing_errors if not e.startswith(caused)] == []
+
+
+@pytest.mark.parametrize("viewport", [PHONE, TABLET, {"width": 1440, "height": 900}], ids=["phone", "tablet", "desktop"])
+def test_the_queue_reads_position_song_and_vote_on_one_row(event, live_server, open_page, viewport):
+    """(The admin's refund and dispute queues once restyled every .queue-item: the
+    position sat over the title on a tablet, and the vote button fell below the song.)"""
+    page, errors = open_page(viewport, mobile=viewport is PHONE)
+    page.goto(f"{live_server}/e/{event.public_id}")
+    queue_rows_in_line(page)
+    page.locator("#queue").scroll_into_view_if_needed()
+    screenshot(page, f"queue-rows-{viewport['width']}", full_page=False)
+    assert errors == []
