@@ -66,7 +66,14 @@ def test_a_dj_prints_vouchers_and_fans_redeem_them_on_their_phones(app, night, l
     phone.get_by_role("button", name="Request with voucher").click()
     expect(phone.get_by_text("Your voucher paid for Heartless")).to_be_visible()
     expect(phone.locator(".queue-item--mine .queue-title")).to_contain_text(["Heartless"])
+    mine = phone.locator("#my-requests")  # beside paid requests, with its place in the queue
+    expect(mine).to_contain_text("Heartless")
+    expect(mine.locator(".mine")).to_contain_text(["voucher"])
+    expect(mine.locator(".mine .badge")).to_contain_text(["#"])
     screenshot(phone, "voucher-redeemed-phone")
+    assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    phone.set_viewport_size(TABLET)
+    screenshot(phone, "voucher-redeemed-tablet")
     assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert [e for e in errors if "status of 4" not in e] == [], errors
 

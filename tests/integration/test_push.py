@@ -29,7 +29,7 @@ from app.config import new_vapid_keys
 from app.extensions import db, redis_store
 from app.models import Notification, PushSubscription
 from app.services.live import push
-from app.services.requests import actions
+from app.services.requests import actions, lifecycle
 from tests.conftest import RQWorker, csrf_token_from
 from tests.live_support import signed_device_cookie
 from tests.payment_support import wait_for
@@ -294,3 +294,18 @@ def test_nothing_is_scheduled_without_vapid_keys(app_ctx, night, service):
     play_bad_guy(night)
     assert not redis_store.client.keys("bmm:push:*")
     assert notifications() == []
+
+
+def test_a_request_the_set_ended_before_playing_is_pushed_as_its_refund(app_ctx, night, vapid, service, push_worker):
+    """The set ends with the fan's songs unplayed: the scan records no kind the
+    notifications cannot hold ("expired"); the fan is pushed the refund."""
+    night.attach()
+    browser = subscribed(night, service)
+    push.scan_event(night.event.public_id)  # what the fan has seen so far
+    lifecycle.end_set_now(night.dj.id, night.set.public_id)
+    push.scan_event(night.event.public_id)
+    push_worker.wait_until_idle()
+    kinds = [n.kind for n in notifications()]
+    assert kinds and set(kinds) <= {"refunded"}, kinds
+    received = service.to(browser.path)
+    assert received and all(browser.read(r)["title"] == "Refunded" for r in received)

@@ -292,3 +292,30 @@ def test_a_voucher_redeemers_live_updates_mark_the_request_as_theirs(app, app_ct
     device = song_request.device
     # Live messages carry a fan's own parts only for the devices found here.
     assert active_devices((night.set.id,), [])[device.public_id] == device.id
+
+
+def test_a_voucher_request_is_among_the_fans_own_requests_with_its_notices(app, app_ctx, night):
+    """"Your requests" lists a voucher's request beside paid ones (position and wait),
+    and the fan is told when it plays, or that the voucher came back when it was vetoed."""
+    from app.services.requests import actions
+
+    first, second = make_batch(night, size=2)
+    fan = FanPhone(app, night)
+    assert fan.redeem(night.tracks[0], first).status_code == 303
+    assert fan.redeem(night.tracks[1], second).status_code == 303
+    played, vetoed = db.session.scalars(select(SongRequest).where(SongRequest.voucher_id.is_not(None))
+                                        .order_by(SongRequest.id)).all()
+    page = fan.client.get(f"/e/{night.event.public_id}").get_data(as_text=True)
+    mine = page[page.index('id="my-requests"'):page.index("</section>", page.index('id="my-requests"'))]
+    assert night.tracks[0].title in mine and night.tracks[1].title in mine and "voucher" in mine
+    assert re.search(r"#\d+ · ", mine)  # each one's place in the queue and its wait
+
+    actions.accept(night.dj.id, played.public_id, key="voucher-accept")
+    actions.start_playing(night.dj.id, played.public_id, key="voucher-play")
+    veto_request(vetoed.public_id, dj_id=night.dj.id, reason="not tonight")
+    live = fan.client.get(f"/e/{night.event.public_id}/live").get_data(as_text=True)
+    assert f"“{night.tracks[0].title}” is playing now." in live
+    assert f"play “{night.tracks[1].title}”. Your voucher can be used again." in live  # "The DJ couldn't play …"
+    assert "Voucher given back" in live and "Playing now" in live
+    again = fan.client.get(f"/e/{night.event.public_id}/live").get_data(as_text=True)
+    assert "Your voucher can be used again." not in again  # told once

@@ -60,18 +60,20 @@ class Toast:
     text: str
 
 
-def changes(title: str, amount_cents: int, before: Seen | None, now: Seen) -> list[tuple[str, str]]:
-    """The (kind, text) notifications due when a request goes from `before` to `now`."""
+def changes(title: str, amount_cents: int | None, before: Seen | None, now: Seen) -> list[tuple[str, str]]:
+    """The (kind, text) notifications due when a request goes from `before` to `now`
+    (`amount_cents` None: a voucher paid for it, and is given back instead of a refund)."""
     if before is None or before == now:
         return []
     song = f"“{title}”"
+    back = "Your voucher can be used again." if amount_cents is None else f"Your {rands(amount_cents)} is being refunded."
     notes: list[tuple[str, str]] = []
     if now.status == "playing" and before.status != "playing":
         notes.append(("playing", f"{song} is playing now. Enjoy!"))
     if now.status == "vetoed" and before.status != "vetoed":
-        notes.append(("vetoed", f"The DJ couldn't play {song}. Your {rands(amount_cents)} is being refunded."))
+        notes.append(("vetoed", f"The DJ couldn't play {song}. {back}"))
     if now.status == "expired" and before.status != "expired" and not now.refunded:
-        notes.append(("expired", f"The set ended before {song} played. Your {rands(amount_cents)} is being refunded."))
+        notes.append(("expired", f"The set ended before {song} played. {back}"))
     if now.refunded and not before.refunded:
         if now.status == "expired":
             notes.append(("refunded", f"The set ended before {song} played. Your {rands(amount_cents)} "
@@ -89,7 +91,7 @@ def changes(title: str, amount_cents: int, before: Seen | None, now: Seen) -> li
 def due_toasts(device_id: int, items: list[tuple[str, str, int, Seen]], channel: str = "notify") -> list[Toast]:
     """Record what this device now sees and return what it has not been told.
 
-    `items`: (request public id, title, amount in cents, Seen) per request.
+    `items`: (the request's key, title, amount in cents or None for a voucher, Seen) per request.
     `channel`: "notify" for the page, "push" for Web Push (each keeps its own record).
     """
     if not items:

@@ -29,7 +29,7 @@ import requests
 from flask import current_app
 from pywebpush import WebPushException, webpush
 from rq import Retry
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, union
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db, redis_store
@@ -52,6 +52,10 @@ PUSH_TTL_SECONDS = 15 * 60  # a push older than this is no news any more
 GONE = (404, 410)
 MAX_SUBSCRIPTIONS_PER_DEVICE = 5
 
+# The in-page notices that are pushed too (PRODUCT.md capability 7's rules). Not "expired"
+# (the set ended first): the page says so, and the refund's push follows; a voucher
+# comes back at once, which the page says.
+PUSHED = ("position", "playing", "vetoed", "refunded")
 TITLES = {
     "position_first": "You're next up",
     "moved": "Your request moved",
@@ -153,22 +157,25 @@ def _scan(event_public_id: str) -> int:
     set_ids = [s.id for s in event.sets]
     if not set_ids:
         return 0
+    payers = select(Payment.device_id).where(Payment.set_id.in_(set_ids), Payment.purpose == "request")
+    redeemers = select(SongRequest.device_id).where(SongRequest.set_id.in_(set_ids), SongRequest.voucher_id.is_not(None))
     device_ids = set(db.session.scalars(
         select(PushSubscription.device_id).distinct()
-        .join(Payment, Payment.device_id == PushSubscription.device_id)
-        .where(Payment.set_id.in_(set_ids), Payment.purpose == "request")))
+        .where(PushSubscription.device_id.in_(union(payers, redeemers)))))
     if not device_ids:
         return 0
     entries = load_state(event).index().by_request
     created: list[Notification] = []
     for device_id, mine in requests_by_device(None, device_ids, set_ids=set_ids).items():
         items = _toast_items(mine, entries)
-        by_public_id = {item.payment.public_id: (item, seen) for item, (_p, _t, _a, seen) in zip(mine, items)}
+        by_key = {item.key: (item, seen) for item, (_k, _t, _a, seen) in zip(mine, items)}
         for toast in notify.due_toasts(device_id, items, channel="push"):
-            public_id = toast.key.split(":", 1)[0]
-            item, seen = by_public_id[public_id]
+            if toast.kind not in PUSHED:
+                continue
+            key = toast.key.split(":", 1)[0]
+            item, seen = by_key[key]
             kind = toast.kind if toast.kind != "position" else ("position_first" if seen.position == 1 else "moved")
-            note = _record(device_id, item, kind, toast.text, f"push:{public_id}:{kind}:{seen.encode()}")
+            note = _record(device_id, item, kind, toast.text, f"push:{key}:{kind}:{seen.encode()}")
             if note is not None:
                 created.append(note)
     for note in created:

@@ -77,29 +77,59 @@ def entries_with_waits(playing: SongRequest | None, waiting: list[SongRequest],
 
 @dataclass(frozen=True)
 class DeviceRequest:
-    payment: Payment
+    """One of a fan's requests at an event: a request payment (and the request
+    it became, once it did), or a request a voucher paid for (`payment` None)."""
+
+    payment: Payment | None
     track: Track
     song_request: SongRequest | None
+
+    @property
+    def by_voucher(self) -> bool:
+        return self.payment is None
+
+    @property
+    def key(self) -> str:
+        """What names it to the fan's notifications: the payment's public id, or the voucher request's."""
+        return self.payment.public_id if self.payment is not None else self.song_request.public_id
+
+    @property
+    def amount_cents(self) -> int:
+        return self.payment.amount_cents if self.payment is not None else self.song_request.amount_cents
+
+    @property
+    def created_at(self) -> datetime:
+        return self.payment.created_at if self.payment is not None else self.song_request.created_at
 
 
 def requests_by_device(event: Event | None, device_ids: set[int], per_device: int = 20,
                        set_ids: list[int] | None = None) -> dict[int, list[DeviceRequest]]:
-    """The request payments of several devices at this event (or these sets)
-    in one query, newest first, at most `per_device` each."""
+    """The requests of several devices at this event (or these sets), newest
+    first, at most `per_device` each: their request payments (one query) and
+    the requests their vouchers paid for (one more)."""
     if set_ids is None:
         set_ids = [s.id for s in event.sets]
     if not set_ids or not device_ids:
         return {}
-    rows = db.session.execute(
+    paid = db.session.execute(
         select(Payment, Track, SongRequest)
         .join(Track, Track.id == Payment.track_id)
         .outerjoin(SongRequest, SongRequest.payment_id == Payment.id)
         .where(Payment.device_id.in_(device_ids), Payment.purpose == "request", Payment.set_id.in_(set_ids))
-        .order_by(Payment.created_at.desc(), Payment.id.desc())
     ).all()
+    by_voucher = db.session.execute(
+        select(SongRequest, Track)
+        .join(Track, Track.id == SongRequest.track_id)
+        .where(SongRequest.device_id.in_(device_ids), SongRequest.set_id.in_(set_ids),
+               SongRequest.voucher_id.is_not(None))
+    ).all()
+    items = ([(payment.device_id, DeviceRequest(payment, track, song_request)) for payment, track, song_request in paid]
+             + [(song_request.device_id, DeviceRequest(None, track, song_request))
+                for song_request, track in by_voucher])
+    items.sort(key=lambda pair: (pair[1].created_at, pair[1].payment.id if pair[1].payment else 0), reverse=True)
     found: dict[int, list[DeviceRequest]] = {}
-    for payment, track, song_request in rows:
-        mine = found.setdefault(payment.device_id, [])
+    for device_id, item in items:
+        mine = found.setdefault(device_id, [])
         if len(mine) < per_device:
-            mine.append(DeviceRequest(payment, track, song_request))
+            mine.append(item)
     return found

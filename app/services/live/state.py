@@ -125,9 +125,11 @@ def _toast_items(my_requests: list[DeviceRequest], entries: dict[int, Entry]) ->
         song_request = item.song_request
         entry = entries.get(song_request.id) if song_request else None
         status = song_request.status if song_request else item.payment.state.lower()
-        return notify.Seen(status, entry.position if entry else 0, item.payment.state == "REFUNDED")
+        refunded = item.payment is not None and item.payment.state == "REFUNDED"
+        return notify.Seen(status, entry.position if entry else 0, refunded)
 
-    return [(item.payment.public_id, item.track.title, item.payment.amount_cents, seen(item))
+    # A voucher's request has no amount to refund: None (notify.changes says the voucher comes back).
+    return [(item.key, item.track.title, None if item.by_voucher else item.amount_cents, seen(item))
             for item in my_requests]
 
 
