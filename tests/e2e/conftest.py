@@ -58,13 +58,17 @@ def open_page(browser):
 
 
 def screenshot(page, name: str, full_page: bool = True) -> Path | None:
-    """Save the whole page (or, full_page=False, what the screen shows now) as
-    artifacts/screenshots/<name>.png when screenshots are asked for."""
+    """Save the whole page (or, full_page=False, what the screen shows now; or,
+    given a locator, that element) as artifacts/screenshots/<name>.png when
+    screenshots are asked for."""
     if not TAKE_SCREENSHOTS:
         return None
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
+    if hasattr(page, "bounding_box"):  # a Locator
+        page.screenshot(path=str(path))
+    else:
+        page.screenshot(path=str(path), full_page=full_page)
     return path
 
 
