@@ -3,18 +3,17 @@ from __future__ import annotations
 
 import re
 
-from flask import Response, current_app, render_template, request, url_for
+from flask import Response, render_template, url_for
 from flask_login import current_user
 
+from ..services.common.links import absolute_url
 from ..services.events import own_event, qr
 from . import bp
 
 
 def join_url(event_public_id: str) -> str:
     """The absolute, signed link printed in the QR code (PUBLIC_BASE_URL, else this host)."""
-    path = url_for("fan.join", public_id=event_public_id, token=qr.sign(event_public_id))
-    base = current_app.config.get("PUBLIC_BASE_URL") or request.host_url
-    return base.rstrip("/") + path
+    return absolute_url(url_for("fan.join", public_id=event_public_id, token=qr.sign(event_public_id)))
 
 
 @bp.get("/events/<event_id>/qr.svg")

@@ -8,12 +8,13 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from marshmallow import ValidationError
 
 from ..models import utcnow
 from ..services import events
+from ..services.common.links import absolute_url
 from ..services.events import qr
 from ..services.requests import BatchRefused, batch_cards, create_batch, event_batches, most_a_voucher_can_be_worth
 from . import bp
@@ -64,9 +65,7 @@ def event_vouchers(event_id: str):
 
 def _voucher_url(event_public_id: str, code: str) -> str:
     """The absolute link in a card's QR code (PUBLIC_BASE_URL, else this host)."""
-    path = url_for("fan.voucher_link", public_id=event_public_id, code=code)
-    base = current_app.config.get("PUBLIC_BASE_URL") or request.host_url
-    return base.rstrip("/") + path
+    return absolute_url(url_for("fan.voucher_link", public_id=event_public_id, code=code))
 
 
 @bp.get("/vouchers/<batch_id>/cards")

@@ -7,13 +7,14 @@ form is a 404.
 """
 from __future__ import annotations
 
-from flask import current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from marshmallow import ValidationError
 
 from ..core.devices import current_device, device_token
 from ..extensions import limiter
 from ..services.common.errors import DomainError
+from ..services.common.links import absolute_url
 from ..services.payments.disputes import CATEGORY_LABELS, DETAILS_MAX, file_dispute
 from ..services.requests import history
 from ..services import events as event_service
@@ -43,11 +44,6 @@ def _form_data() -> dict:
     return {key: value.replace("\r\n", "\n") for key, value in request.form.items()}
 
 
-def _absolute(path: str) -> str:
-    base = current_app.config.get("PUBLIC_BASE_URL") or request.host_url
-    return base.rstrip("/") + path
-
-
 def _private(template: str, status: int = 200, **context):
     """A page of one fan's own: never kept by a shared cache or the service worker."""
     response = make_response(render_template(template, **context), status)
@@ -70,7 +66,7 @@ def my_requests():
     found = history.history(_owner(), page)
     signed_in_fan = current_user.is_authenticated and current_user.role == "fan"
     return _private("fan/me.html", found=found, signed_in_fan=signed_in_fan,
-                           share_url=lambda item: _absolute(url_for("fan.played", request_id=item.song_request.public_id)))
+                           share_url=lambda item: absolute_url(url_for("fan.played", request_id=item.song_request.public_id)))
 
 
 @bp.get("/me/receipts/<payment_id>")
@@ -158,5 +154,5 @@ def played(request_id: str):
     """The public "my song got played at …" card, with Open Graph tags for link previews."""
     song = history.played_song(request_id)
     return render_template("fan/played.html", song=song,
-                           page_url=_absolute(url_for("fan.played", request_id=song.public_id)),
-                           image_url=_absolute(url_for("static", filename="icons/icon-512.png")))
+                           page_url=absolute_url(url_for("fan.played", request_id=song.public_id)),
+                           image_url=absolute_url(url_for("static", filename="icons/icon-512.png")))

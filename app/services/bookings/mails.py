@@ -18,6 +18,7 @@ from __future__ import annotations
 from ...extensions import db
 from ...models import Booking, Payment
 from ..common import mail
+from ..common.links import absolute_url
 from ..common.text import rands
 from ..payments.refunds import on_refunded
 from .checkout import ANSWER_HOURS, CANCEL_FREE_DAYS, CANCELLATION_RULE
@@ -41,19 +42,19 @@ def _send(booking: Booking, change: str, to: str, **context) -> None:
 def booking_requested(booking: Booking) -> None:
     """To the DJ: a paid request to answer."""
     _send(booking, "requested", booking.dj.user.email, answer_hours=ANSWER_HOURS,
-          link=mail.absolute_url("/dj/bookings"))
+          link=absolute_url("/dj/bookings"))
 
 
 def booking_answered(booking: Booking) -> None:
     """To the venue: accepted, declined or expired (the booking's status says which)."""
     _send(booking, booking.status, booking.venue.user.email, answer_hours=ANSWER_HOURS,
-          cancellation_rule=CANCELLATION_RULE, link=mail.absolute_url(f"/venue/bookings/{booking.public_id}"))
+          cancellation_rule=CANCELLATION_RULE, link=absolute_url(f"/venue/bookings/{booking.public_id}"))
 
 
 def booking_cancelled(booking: Booking, *, was_accepted: bool, deposit_refunded: bool) -> None:
     """To the DJ: the venue cancelled a request the DJ was mailed about, or an accepted gig."""
     _send(booking, "cancelled", booking.dj.user.email, was_accepted=was_accepted,
-          deposit_refunded=deposit_refunded, free_days=CANCEL_FREE_DAYS, link=mail.absolute_url("/dj/bookings"))
+          deposit_refunded=deposit_refunded, free_days=CANCEL_FREE_DAYS, link=absolute_url("/dj/bookings"))
 
 
 @on_refunded("deposit")
@@ -64,5 +65,5 @@ def deposit_refunded(payment: Payment) -> None:
                         f"Your deposit of {rands(payment.amount_cents)} is refunded",
                         message_id=mail.message_key("payment", payment.public_id, "refunded"),
                         booking=booking, payment=payment, dj=booking.dj, venue=booking.venue,
-                        zone=booking.dj.timezone, link=mail.absolute_url(f"/venue/bookings/{booking.public_id}"))
+                        zone=booking.dj.timezone, link=absolute_url(f"/venue/bookings/{booking.public_id}"))
 

@@ -44,7 +44,7 @@ from email.policy import default as default_policy
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from flask import current_app, has_request_context, render_template, request
+from flask import current_app, render_template
 from jinja2 import TemplateNotFound
 from redis.exceptions import RedisError
 from rq import Retry
@@ -58,7 +58,6 @@ BACKENDS = ("file", "smtp")
 MAIL_JOB = "jobs.mail.send_mail"
 SENT_KEY = "bmm:mail:sent:{message_id}"
 SENT_TTL_SECONDS = 30 * 24 * 3600  # longer than any retry or requeue of the job
-DEVELOPMENT_BASE_URL = "http://127.0.0.1:5000"
 
 
 def mail_retry() -> Retry:
@@ -126,11 +125,6 @@ def message_key(*parts: object) -> str:
     return f"<{'.'.join(str(part) for part in parts)}@{domain}>"
 
 
-def absolute_url(path: str) -> str:
-    """A link for a mail: PUBLIC_BASE_URL, else this request's host, else the development server
-    (mails queued by jobs have no request: production sets PUBLIC_BASE_URL)."""
-    base = current_app.config.get("PUBLIC_BASE_URL") or (request.host_url if has_request_context() else "")
-    return (base or DEVELOPMENT_BASE_URL).rstrip("/") + path
 
 
 def send_templated(to: str, template: str, subject: str, *, message_id: str | None = None, **context) -> None:
