@@ -120,9 +120,12 @@
   }
 
   // Paused or ended (#set-status data-accepting="0"): Request buttons disabled, not gone.
+  // The set no longer live (data-tips="0"): the tip card goes (a tip would be refused).
   function syncRequests() {
     var status = document.getElementById('set-status');
     if (!status) return;
+    var tip = document.getElementById('tip');
+    if (tip) tip.hidden = status.getAttribute('data-tips') === '0';
     var open = status.getAttribute('data-accepting') === '1';
     document.querySelectorAll('a.request-link').forEach(function (link) {
       if (open) {

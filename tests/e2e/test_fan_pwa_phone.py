@@ -148,6 +148,7 @@ def test_pausing_resuming_and_ending_the_set_change_the_open_page(night, live_se
     expect(page.locator(".notice--ended")).to_contain_text("This event has ended")
     expect(page.locator("#queue")).to_contain_text("The set has ended")
     expect(page.locator("a.request-link").first).to_have_attribute("aria-disabled", "true")
+    expect(page.locator("#tip")).to_be_hidden()  # a tip for a set that ended would be refused
     screenshot(page, "fan-set-ended-phone")
     assert errors == [], errors
 
