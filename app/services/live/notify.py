@@ -88,7 +88,7 @@ def changes(title: str, amount_cents: int | None, before: Seen | None, now: Seen
     return notes
 
 
-def due_toasts(device_id: int, items: list[tuple[str, str, int, Seen]], channel: str = "notify") -> list[Toast]:
+def due_toasts(device_id: int, items: list[tuple[str, str, int | None, Seen]], channel: str = "notify") -> list[Toast]:
     """Record what this device now sees and return what it has not been told.
 
     `items`: (the request's key, title, amount in cents or None for a voucher, Seen) per request.
