@@ -111,11 +111,11 @@ def requeue_stranded(now: datetime | None = None) -> int:
     return len(stranded)
 
 
-def _mark(outbox_id: int, **values) -> None:
-    """Record a step of the row's sending, committed at once (the job's own transaction)."""
-    column = OutgoingMail.attempted_at if "attempted_at" in values else OutgoingMail.sent_at
-    db.session.execute(update(OutgoingMail).where(OutgoingMail.id == outbox_id, column.is_(None)).values(**values)
-                       .execution_options(synchronize_session=False))
+def _mark(outbox_id: int, step) -> None:
+    """Record when the row reached `step` (its attempted_at or sent_at column), once, committed at
+    once (the job's own transaction)."""
+    db.session.execute(update(OutgoingMail).where(OutgoingMail.id == outbox_id, step.is_(None))
+                       .values({step: utcnow()}).execution_options(synchronize_session=False))
     db.session.commit()
 
 
@@ -159,7 +159,7 @@ def deliver(to: str, subject: str, body: str, html: str | None = None, message_i
     Message-ID was delivered already is not sent again (a job run twice). `outbox_id`:
     the message's outbox row, marked tried first and sent after."""
     if outbox_id is not None:
-        _mark(outbox_id, attempted_at=utcnow())
+        _mark(outbox_id, OutgoingMail.attempted_at)
     if message_id and _already_sent(message_id):
         where = "already sent"
     else:
@@ -169,7 +169,7 @@ def deliver(to: str, subject: str, body: str, html: str | None = None, message_i
         if message_id:
             _mark_sent(message_id)
     if outbox_id is not None:
-        _mark(outbox_id, sent_at=utcnow())
+        _mark(outbox_id, OutgoingMail.sent_at)
     return where
 
 
